@@ -1,0 +1,213 @@
+use crate::engine::State;
+use crate::{Classify, Policy, RetryEvent};
+
+impl Policy {
+    /// Run `op` under this policy: call it until it succeeds, fails with an
+    /// error not worth retrying, or the policy gives up, sleeping between
+    /// attempts. Giving up returns the last error unchanged.
+    ///
+    /// This is the engine `#[retry]` runs on, for policies built at run time.
+    /// A deadline stops retrying but cannot interrupt a sync attempt.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// let policy = Policy::new().max_attempts(4).wait(Wait::fixed(Duration::from_millis(1)));
+    /// let mut calls = 0;
+    /// let result: Result<u32, std::io::Error> = policy.call(|| {
+    ///     calls += 1;
+    ///     if calls < 3 {
+    ///         Err(std::io::ErrorKind::TimedOut.into())
+    ///     } else {
+    ///         Ok(calls)
+    ///     }
+    /// });
+    /// assert_eq!(result.unwrap(), 3);
+    /// ```
+    pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        E: Classify,
+        F: FnMut() -> Result<T, E>,
+    {
+        self.hooks().call(op)
+    }
+
+    /// Run the future that `op` makes under this policy, as
+    /// [`call`](Policy::call) does for sync operations. Sleeps on tokio's
+    /// timer. With a deadline or attempt timeout, the attempt in flight is cut
+    /// off when either comes and reported as `E::from(Elapsed)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{Elapsed, Policy, Wait};
+    ///
+    /// #[derive(Debug)]
+    /// struct Down;
+    /// impl retry_core::Classify for Down {
+    ///     fn kind(&self) -> retry_core::ErrorKind {
+    ///         retry_core::ErrorKind::Overloaded
+    ///     }
+    /// }
+    /// impl From<Elapsed> for Down {
+    ///     fn from(_: Elapsed) -> Self {
+    ///         Down
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let policy = Policy::new().wait(Wait::fixed(Duration::from_millis(1)));
+    /// let result: Result<(), Down> = policy.call_async(|| async { Err(Down) }).await;
+    /// assert!(result.is_err());
+    /// # }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    where
+        E: Classify + From<crate::Elapsed>,
+        F: FnMut() -> Fut,
+        Fut: core::future::Future<Output = Result<T, E>>,
+    {
+        self.hooks().call_async(op).await
+    }
+
+    /// Add a predicate that must also hold for an error to be retried.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{KindSet, ErrorKind, Policy};
+    ///
+    /// let policy = Policy::new().retry_on(KindSet::transient().with(ErrorKind::Other));
+    /// let result: Result<(), io::Error> = policy
+    ///     .when(|e: &io::Error| e.kind() != io::ErrorKind::PermissionDenied)
+    ///     .call(|| Err(io::ErrorKind::PermissionDenied.into()));
+    /// assert!(result.is_err());
+    /// ```
+    pub fn when<E, W>(&self, when: W) -> Hooks<'_, W, NoHook<E>>
+    where
+        W: Fn(&E) -> bool,
+    {
+        Hooks {
+            policy: self,
+            when,
+            on_retry: |_| {},
+        }
+    }
+
+    /// Add a hook called before each sleep, with what failed and how long the
+    /// call will wait.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// let policy = Policy::new().wait(Wait::none());
+    /// let result: Result<(), io::Error> = policy
+    ///     .on_retry(|event| eprintln!("attempt {} failed: {}", event.attempt(), event.error()))
+    ///     .call(|| Err(io::ErrorKind::TimedOut.into()));
+    /// assert!(result.is_err());
+    /// ```
+    pub fn on_retry<E, H>(&self, on_retry: H) -> Hooks<'_, RetryAll<E>, H>
+    where
+        H: Fn(&RetryEvent<'_, E>),
+    {
+        Hooks {
+            policy: self,
+            when: |_| true,
+            on_retry,
+        }
+    }
+
+    fn hooks<E>(&self) -> Hooks<'_, RetryAll<E>, NoHook<E>> {
+        Hooks {
+            policy: self,
+            when: |_| true,
+            on_retry: |_| {},
+        }
+    }
+}
+
+/// The predicate of a [`Hooks`] that was given none: every error of a
+/// retried kind is retried.
+pub type RetryAll<E> = fn(&E) -> bool;
+
+/// The `on_retry` hook of a [`Hooks`] that was given none.
+pub type NoHook<E> = fn(&RetryEvent<'_, E>);
+
+/// A [`Policy`] with a `when` predicate or an `on_retry` hook attached, made
+/// by [`Policy::when`] and [`Policy::on_retry`].
+#[derive(Clone, Copy, Debug)]
+pub struct Hooks<'p, W, H> {
+    policy: &'p Policy,
+    when: W,
+    on_retry: H,
+}
+
+impl<'p, W, H> Hooks<'p, W, H> {
+    /// Replace the predicate that must also hold for an error to be retried.
+    pub fn when<E, W2: Fn(&E) -> bool>(self, when: W2) -> Hooks<'p, W2, H> {
+        Hooks {
+            policy: self.policy,
+            when,
+            on_retry: self.on_retry,
+        }
+    }
+
+    /// Replace the hook called before each sleep.
+    pub fn on_retry<E, H2: Fn(&RetryEvent<'_, E>)>(self, on_retry: H2) -> Hooks<'p, W, H2> {
+        Hooks {
+            policy: self.policy,
+            when: self.when,
+            on_retry,
+        }
+    }
+
+    /// Run `op` as [`Policy::call`] does, with these hooks.
+    pub fn call<T, E, F>(&self, mut op: F) -> Result<T, E>
+    where
+        E: Classify,
+        F: FnMut() -> Result<T, E>,
+        W: Fn(&E) -> bool,
+        H: Fn(&RetryEvent<'_, E>),
+    {
+        let mut state = State::new_sync(self.policy);
+        loop {
+            let error = match state.current().enter(&mut op) {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            match state.failed(&error, &self.when, &self.on_retry) {
+                Some(delay) => State::sleep_sync(delay),
+                None => return Err(error),
+            }
+        }
+    }
+
+    /// Run the future that `op` makes as [`Policy::call_async`] does, with
+    /// these hooks.
+    #[cfg(feature = "tokio")]
+    pub async fn call_async<T, E, F, Fut>(&self, mut op: F) -> Result<T, E>
+    where
+        E: Classify + From<crate::Elapsed>,
+        F: FnMut() -> Fut,
+        Fut: core::future::Future<Output = Result<T, E>>,
+        W: Fn(&E) -> bool,
+        H: Fn(&RetryEvent<'_, E>),
+    {
+        let mut state = State::new_async(self.policy);
+        loop {
+            let outcome =
+                crate::__private::run_async_timed(&state, state.current().enter(&mut op)).await;
+            let error = match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => error,
+                Err(elapsed) => state.cut_off(elapsed),
+            };
+            match state.failed(&error, &self.when, &self.on_retry) {
+                Some(delay) => State::sleep_async(delay).await,
+                None => return Err(error),
+            }
+        }
+    }
+}

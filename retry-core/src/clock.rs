@@ -1,0 +1,22 @@
+use std::time::Instant;
+
+/// Where a call reads the time: the system clock for sync calls, tokio's
+/// clock (which a paused test runtime controls) for async ones. Both move on
+/// by the sleeps skipped under [`testing`](crate::testing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Clock {
+    Std,
+    #[cfg(feature = "tokio")]
+    Tokio,
+}
+
+impl Clock {
+    pub(crate) fn now(self) -> Instant {
+        let now = match self {
+            Clock::Std => Instant::now(),
+            #[cfg(feature = "tokio")]
+            Clock::Tokio => tokio::time::Instant::now().into_std(),
+        };
+        crate::testing::skipped_time(now)
+    }
+}

@@ -1,0 +1,98 @@
+//! Retries for LLM API calls, checked by the compiler.
+//!
+//! Put `#[retry(...)]` on a sync or async function that returns a `Result`
+//! whose error implements [`Classify`]. Each failure is classified into an
+//! [`ErrorKind`]; transient kinds (rate limits, overload, server errors,
+//! timeouts, network failures) are tried again after an exponential backoff
+//! with jitter, honouring the server's `Retry-After`, within an optional
+//! deadline. Requests that are wrong, unauthorised or out of credit fail at
+//! once. A bad policy is a compile error that points at the offending token.
+//!
+//! ```
+//! use std::time::Duration;
+//! use retry_core::{retry, Classify, ErrorKind};
+//!
+//! #[derive(Debug)]
+//! enum ApiError {
+//!     RateLimited { retry_after: Option<Duration> },
+//!     BadRequest,
+//! }
+//!
+//! impl Classify for ApiError {
+//!     fn kind(&self) -> ErrorKind {
+//!         match self {
+//!             ApiError::RateLimited { .. } => ErrorKind::RateLimit,
+//!             ApiError::BadRequest => ErrorKind::Client,
+//!         }
+//!     }
+//!     fn retry_after(&self) -> Option<Duration> {
+//!         match self {
+//!             ApiError::RateLimited { retry_after } => *retry_after,
+//!             ApiError::BadRequest => None,
+//!         }
+//!     }
+//! }
+//!
+//! struct Client {
+//!     calls: u32,
+//! }
+//!
+//! impl Client {
+//!     #[retry(max_attempts = 5, wait = exponential(10ms, 1s), on = [RateLimit, Timeout])]
+//!     fn complete(&mut self, prompt: &str) -> Result<String, ApiError> {
+//!         self.calls += 1;
+//!         if self.calls < 3 {
+//!             return Err(ApiError::RateLimited { retry_after: Some(Duration::from_millis(5)) });
+//!         }
+//!         Ok(format!("echo: {prompt}"))
+//!     }
+//! }
+//!
+//! let mut client = Client { calls: 0 };
+//! assert_eq!(client.complete("hi").unwrap(), "echo: hi");
+//! assert_eq!(client.calls, 3);
+//! ```
+//!
+//! The same engine runs without the macro through [`Policy::call`] and
+//! [`Policy::call_async`], for policies read from configuration, and
+//! [`testing::skip_sleeps`] makes your own tests of retried code instant.
+//!
+//! # Features
+//!
+//! - `macros` (default): the `#[retry]` attribute.
+//! - `tokio` (default): async functions, which sleep on tokio's timer and
+//!   support `attempt_timeout` and in-flight deadlines.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod attempt;
+mod call;
+mod classify;
+mod clock;
+mod elapsed;
+mod engine;
+mod kind;
+mod policy;
+mod wait;
+
+pub mod testing;
+
+pub use attempt::{attempt, Attempt};
+pub use call::{Hooks, NoHook, RetryAll};
+pub use classify::Classify;
+pub use elapsed::Elapsed;
+pub use engine::{DelaySource, RetryEvent};
+pub use kind::{ErrorKind, KindSet};
+pub use policy::{Policy, PolicyError};
+pub use wait::{Jitter, Wait};
+
+/// Retry a function under a policy checked at compile time.
+///
+/// See the crate documentation and README for every argument.
+#[cfg(feature = "macros")]
+pub use retry_macros::retry;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;

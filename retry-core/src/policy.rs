@@ -1,0 +1,263 @@
+use core::fmt;
+use std::time::Duration;
+
+use crate::{ErrorKind, Jitter, KindSet, Wait};
+
+/// A retry policy: how many attempts, how long to wait between them, which
+/// errors to retry, and how long the whole call may take.
+///
+/// `#[retry(...)]` builds one of these in a `const` from its arguments. Build
+/// one yourself for policies read from configuration, and run calls through
+/// it with [`Policy::call`] or [`Policy::call_async`]. Every builder is a
+/// `const fn`, so a policy can live in a `static` or `const`.
+///
+/// | builder | default |
+/// |---|---|
+/// | [`max_attempts`](Policy::max_attempts) | 3 |
+/// | [`wait`](Policy::wait) | [`Wait::exponential(1s, 60s)`](Wait::exponential) |
+/// | [`jitter`](Policy::jitter) | [`Jitter::Full`] |
+/// | [`retry_on`](Policy::retry_on) | [`KindSet::transient()`] |
+/// | [`kind_max_attempts`](Policy::kind_max_attempts) | no per-kind cap |
+/// | [`retry_after_cap`](Policy::retry_after_cap) | 60 s |
+/// | [`deadline`](Policy::deadline) | none |
+/// | [`attempt_timeout`](Policy::attempt_timeout) | none |
+///
+/// ```
+/// use std::time::Duration;
+/// use retry_core::{ErrorKind, Jitter, KindSet, Policy, Wait};
+///
+/// const CHAT: Policy = Policy::new()
+///     .max_attempts(5)
+///     .wait(Wait::exponential(Duration::from_millis(500), Duration::from_secs(8)))
+///     .jitter(Jitter::Equal)
+///     .retry_on(KindSet::transient())
+///     .kind_max_attempts(ErrorKind::Timeout, 2)
+///     .deadline(Duration::from_secs(30));
+///
+/// assert!(CHAT.validate().is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    pub(crate) max_attempts: u32,
+    pub(crate) wait: Wait,
+    pub(crate) jitter: Jitter,
+    pub(crate) on: KindSet,
+    /// Per-kind caps on failed attempts; 0 means no cap.
+    pub(crate) kind_caps: [u32; ErrorKind::COUNT],
+    pub(crate) retry_after_cap: Duration,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) attempt_timeout: Option<Duration>,
+}
+
+impl Policy {
+    /// The default policy: 3 attempts, `exponential(1s, 60s)` with full
+    /// jitter, the five transient kinds, Retry-After honoured up to 60 s, no
+    /// deadline.
+    pub const fn new() -> Self {
+        Policy {
+            max_attempts: 3,
+            wait: Wait::exponential(Duration::from_secs(1), Duration::from_secs(60)),
+            jitter: Jitter::Full,
+            on: KindSet::transient(),
+            kind_caps: [0; ErrorKind::COUNT],
+            retry_after_cap: Duration::from_secs(60),
+            deadline: None,
+            attempt_timeout: None,
+        }
+    }
+
+    /// Total attempts, the first one included. `1` means no retry; `0` is
+    /// taken as `1`.
+    pub const fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The delay before each retry, before jitter.
+    pub const fn wait(mut self, wait: Wait) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// How the delays are randomised.
+    pub const fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The kinds of error worth another attempt. `Client`, `Auth` and `Quota`
+    /// are never retried even when in the set.
+    pub const fn retry_on(mut self, kinds: KindSet) -> Self {
+        self.on = kinds;
+        self
+    }
+
+    /// Give up once `attempts` attempts of a call have failed with `kind`,
+    /// even if `max_attempts` allows more. `0` removes the cap.
+    pub const fn kind_max_attempts(mut self, kind: ErrorKind, attempts: u32) -> Self {
+        self.kind_caps[kind.index()] = attempts;
+        self
+    }
+
+    /// The longest server-requested wait (`Retry-After`) the call honours. A
+    /// server asking for more makes the call give up at once with that error,
+    /// instead of sleeping to no purpose.
+    pub const fn retry_after_cap(mut self, cap: Duration) -> Self {
+        self.retry_after_cap = cap;
+        self
+    }
+
+    /// A ceiling on the whole call, attempts and sleeps included. No sleep
+    /// starts that would end past it. Async calls also cut the attempt in
+    /// flight off when it comes; sync calls cannot be interrupted and only
+    /// stop retrying.
+    pub const fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Cut off each async attempt after `timeout`; it then counts as a
+    /// [`Timeout`](ErrorKind::Timeout). Sync calls cannot be interrupted and
+    /// ignore it ([`validate`](Policy::validate) reports nothing for it, since
+    /// the same policy may serve async calls).
+    pub const fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Checks a policy built at run time, from configuration say, for the
+    /// mistakes that `#[retry]` rejects at compile time.
+    ///
+    /// A policy that fails this check still runs without panicking (zero
+    /// attempts act as one, a factor below 1 as 1, a base above the cap as the
+    /// cap), but it probably does not do what its author meant.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{ErrorKind, KindSet, Policy, PolicyError};
+    ///
+    /// let p = Policy::new().max_attempts(0);
+    /// assert_eq!(p.validate(), Err(PolicyError::ZeroAttempts));
+    ///
+    /// let p = Policy::new().retry_on(KindSet::empty().with(ErrorKind::Auth));
+    /// assert_eq!(p.validate(), Err(PolicyError::NeverRetried(ErrorKind::Auth)));
+    /// ```
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.max_attempts == 0 {
+            return Err(PolicyError::ZeroAttempts);
+        }
+        if let Some((base, cap, factor)) = self.wait.exponential_parts() {
+            if cap.is_zero() {
+                return Err(PolicyError::ZeroCap);
+            }
+            if base > cap {
+                return Err(PolicyError::BaseAboveCap);
+            }
+            if !(1.0..f64::INFINITY).contains(&factor) {
+                return Err(PolicyError::FactorBelowOne(factor));
+            }
+        }
+        if let Some(kind) = self.on.iter().find(|k| k.is_never_retried()) {
+            return Err(PolicyError::NeverRetried(kind));
+        }
+        for kind in ErrorKind::ALL {
+            let cap = self.kind_caps[kind.index()];
+            if cap > self.max_attempts {
+                return Err(PolicyError::KindCapAboveMax {
+                    kind,
+                    cap,
+                    max_attempts: self.max_attempts,
+                });
+            }
+        }
+        if self.deadline == Some(Duration::ZERO) {
+            return Err(PolicyError::ZeroDeadline);
+        }
+        if self.attempt_timeout == Some(Duration::ZERO) {
+            return Err(PolicyError::ZeroAttemptTimeout);
+        }
+        Ok(())
+    }
+
+    pub(crate) const fn attempts_allowed(&self) -> u32 {
+        if self.max_attempts == 0 {
+            1
+        } else {
+            self.max_attempts
+        }
+    }
+}
+
+impl Default for Policy {
+    /// [`Policy::new`].
+    fn default() -> Self {
+        Policy::new()
+    }
+}
+
+/// A mistake in a [`Policy`], reported by [`Policy::validate`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// `max_attempts` is 0.
+    ZeroAttempts,
+    /// The exponential wait's cap is zero.
+    ZeroCap,
+    /// The exponential wait's base is larger than its cap.
+    BaseAboveCap,
+    /// The exponential wait's factor is below 1, NaN or infinite.
+    FactorBelowOne(f64),
+    /// A kind that is never retried was listed in `retry_on`.
+    NeverRetried(ErrorKind),
+    /// A per-kind cap is larger than `max_attempts`, so it never applies.
+    KindCapAboveMax {
+        /// The kind whose cap is too large.
+        kind: ErrorKind,
+        /// Its cap.
+        cap: u32,
+        /// The policy's `max_attempts`.
+        max_attempts: u32,
+    },
+    /// The deadline is zero: no attempt could ever finish.
+    ZeroDeadline,
+    /// The attempt timeout is zero: every attempt would be cut off at once.
+    ZeroAttemptTimeout,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::ZeroAttempts => f.write_str(
+                "max_attempts is 0; it counts the first attempt too, so use 1 for no retries",
+            ),
+            PolicyError::ZeroCap => f.write_str(
+                "the exponential wait's cap is zero; use Wait::none() to retry without waiting",
+            ),
+            PolicyError::BaseAboveCap => f.write_str(
+                "the exponential wait's base is larger than its cap; every delay would be the cap",
+            ),
+            PolicyError::FactorBelowOne(factor) => write!(
+                f,
+                "the exponential wait's factor is {factor}; it must be a finite number of at least 1"
+            ),
+            PolicyError::NeverRetried(kind) => write!(
+                f,
+                "{kind} errors are never retried (the same request fails the same way every time); remove it from retry_on"
+            ),
+            PolicyError::KindCapAboveMax {
+                kind,
+                cap,
+                max_attempts,
+            } => write!(
+                f,
+                "the cap of {cap} attempts for {kind} errors is larger than max_attempts ({max_attempts}), so it never applies"
+            ),
+            PolicyError::ZeroDeadline => f.write_str("the deadline is zero; no attempt could finish"),
+            PolicyError::ZeroAttemptTimeout => {
+                f.write_str("the attempt timeout is zero; every attempt would be cut off at once")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}

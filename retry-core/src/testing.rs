@@ -1,0 +1,120 @@
+//! Test support: make retries skip their sleeps and record them.
+//!
+//! In your own test suite, a retried call that fails a few times would
+//! otherwise sleep for real. [`skip_sleeps`] returns a guard; while it lives,
+//! every retry on the current thread records its delay instead of sleeping,
+//! and the clock that deadlines are measured on moves on by the skipped time,
+//! so deadlines behave as if the sleeps had happened.
+//!
+//! ```
+//! use std::time::Duration;
+//! use retry_core::{retry, testing};
+//!
+//! #[retry(max_attempts = 4, wait = exponential(1s, 60s), jitter = none)]
+//! fn always_down() -> Result<(), std::io::Error> {
+//!     Err(std::io::ErrorKind::ConnectionRefused.into())
+//! }
+//!
+//! let sleeps = testing::skip_sleeps();
+//! assert!(always_down().is_err());
+//! assert_eq!(sleeps.delays(), [1, 2, 4].map(Duration::from_secs));
+//! ```
+//!
+//! The guard acts on the thread that made it: sync code, and async code on a
+//! current-thread runtime (the default of `#[tokio::test]`). For async code,
+//! tokio's paused clock (`#[tokio::test(start_paused = true)]`) is the other
+//! way to test without waiting; retries sleep on tokio's timer, so they honour
+//! it.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    static SKIPPED: RefCell<Option<Record>> = const { RefCell::new(None) };
+}
+
+#[derive(Default)]
+struct Record {
+    delays: Vec<Duration>,
+    total: Duration,
+}
+
+/// Make retries on this thread skip their sleeps and record them, until the
+/// returned guard is dropped. See the [module docs](self).
+///
+/// Guards nest: dropping an inner one restores the outer one.
+#[must_use = "sleeps are skipped only while the guard lives"]
+pub fn skip_sleeps() -> SkippedSleeps {
+    let outer = SKIPPED.with(|s| s.replace(Some(Record::default())));
+    SkippedSleeps {
+        outer,
+        _not_send: PhantomData,
+    }
+}
+
+/// The guard of [`skip_sleeps`]: the delays that retries would have slept on
+/// this thread since it was made.
+pub struct SkippedSleeps {
+    outer: Option<Record>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl SkippedSleeps {
+    /// Every delay skipped so far, in order.
+    pub fn delays(&self) -> Vec<Duration> {
+        SKIPPED.with(|s| {
+            s.borrow()
+                .as_ref()
+                .map(|r| r.delays.clone())
+                .unwrap_or_default()
+        })
+    }
+
+    /// The sum of the delays skipped so far.
+    pub fn total(&self) -> Duration {
+        SKIPPED.with(|s| s.borrow().as_ref().map(|r| r.total).unwrap_or_default())
+    }
+
+    /// Forget the delays recorded so far. The clock keeps the time skipped.
+    pub fn clear(&self) {
+        SKIPPED.with(|s| {
+            if let Some(r) = s.borrow_mut().as_mut() {
+                r.delays.clear();
+            }
+        });
+    }
+}
+
+impl Drop for SkippedSleeps {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        SKIPPED.with(|s| *s.borrow_mut() = outer);
+    }
+}
+
+impl core::fmt::Debug for SkippedSleeps {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SkippedSleeps")
+            .field("delays", &self.delays())
+            .finish()
+    }
+}
+
+/// Record `delay` instead of sleeping, if sleeps are skipped on this thread.
+pub(crate) fn skip(delay: Duration) -> bool {
+    SKIPPED.with(|s| match s.borrow_mut().as_mut() {
+        Some(r) => {
+            r.delays.push(delay);
+            r.total = r.total.saturating_add(delay);
+            true
+        }
+        None => false,
+    })
+}
+
+/// `now` moved on by the time skipped on this thread.
+pub(crate) fn skipped_time(now: Instant) -> Instant {
+    let total = SKIPPED.with(|s| s.borrow().as_ref().map_or(Duration::ZERO, |r| r.total));
+    now.checked_add(total).unwrap_or(now)
+}

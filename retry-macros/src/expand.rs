@@ -1,0 +1,391 @@
+//! Turning `#[retry(...)] fn` into the function with its retry loop.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
+
+use crate::args::{Args, Jitter, WaitArg};
+
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+pub(crate) fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut args = match <Args as syn::parse::Parse>::parse.parse2(args) {
+        Ok(args) => args,
+        Err(e) => Args {
+            errors: vec![e],
+            ..Args::default()
+        },
+    };
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let e =
+                syn::Error::new_spanned(&item, "#[retry] goes on a function or method with a body")
+                    .to_compile_error();
+            return quote! { #item #e };
+        }
+    };
+    check_against(&func, &mut args);
+    if !args.errors.is_empty() {
+        // Emit the function untouched beside the errors, so that the rest of
+        // the crate still sees it.
+        let errors = args.errors.iter().map(syn::Error::to_compile_error);
+        return quote! { #func #(#errors)* };
+    }
+    generate(&func, &args)
+}
+
+/// The checks that need the function as well as the arguments.
+fn check_against(func: &ItemFn, args: &mut Args) {
+    let sig = &func.sig;
+    let is_async = sig.asyncness.is_some();
+    if let Some(constness) = &sig.constness {
+        args.errors.push(syn::Error::new(
+            constness.span(),
+            "#[retry] cannot go on a `const fn`: retrying sleeps",
+        ));
+    }
+    if !is_async {
+        if let Some((_, key)) = &args.attempt_timeout {
+            args.errors.push(syn::Error::new(
+                *key,
+                "`attempt_timeout` needs an `async fn`: a sync attempt cannot be cut off; use `deadline` to stop retrying, or make the function async",
+            ));
+        }
+    }
+    match &sig.output {
+        ReturnType::Default => args.errors.push(syn::Error::new(
+            sig.ident.span(),
+            format!(
+                "#[retry] needs a function that returns a `Result`, to tell success from failure; `{}` returns `()`",
+                sig.ident
+            ),
+        )),
+        ReturnType::Type(_, ty) => {
+            if let Some(msg) = return_type_problem(ty, is_async) {
+                args.errors.push(syn::Error::new_spanned(ty, msg));
+            }
+        }
+    }
+    if let Some(clones) = &args.clone {
+        let names = argument_names(func);
+        for ident in clones {
+            if !names.iter().any(|n| n == ident) {
+                args.errors.push(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "`clone({ident})` names no argument of `{}`; its arguments are {}",
+                        sig.ident,
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    let max = args.max_attempts.map_or(DEFAULT_MAX_ATTEMPTS, |(n, _)| n);
+    for kind in args.on.iter().flatten() {
+        if let Some((cap, span)) = kind.cap {
+            if cap > max {
+                args.errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`{}(max_attempts = {cap})` can never apply: the call makes at most {max} attempts{}",
+                        kind.ident,
+                        if args.max_attempts.is_some() { "" } else { " (the default max_attempts)" }
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Why `ty` cannot be the return type of a retried function, if it cannot.
+fn return_type_problem(ty: &Type, is_async: bool) -> Option<String> {
+    match ty {
+        Type::Path(path) => {
+            let last = path.path.segments.last()?;
+            let name = last.ident.to_string();
+            if !is_async && matches!(name.as_str(), "Pin" | "BoxFuture" | "LocalBoxFuture") {
+                return Some(FUTURE_MESSAGE.to_owned());
+            }
+            None
+        }
+        Type::Paren(inner) => return_type_problem(&inner.elem, is_async),
+        Type::Group(inner) => return_type_problem(&inner.elem, is_async),
+        Type::ImplTrait(bounds) => {
+            let is_future = bounds.bounds.iter().any(|b| match b {
+                syn::TypeParamBound::Trait(t) => t
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "Future"),
+                _ => false,
+            });
+            Some(if is_future && !is_async {
+                FUTURE_MESSAGE.to_owned()
+            } else {
+                "#[retry] needs a function that returns a `Result`, to tell success from failure; an `impl Trait` return type hides it".to_owned()
+            })
+        }
+        _ => Some(format!(
+            "#[retry] needs a function that returns a `Result`, to tell success from failure, not `{}`",
+            ty.to_token_stream()
+        )),
+    }
+}
+
+const FUTURE_MESSAGE: &str = "#[retry] cannot retry a future built by hand (such as `#[async_trait]` output): write the function as an `async fn` (async fn in traits is stable since Rust 1.75), or put #[retry] on an async fn that this one calls";
+
+fn argument_names(func: &ItemFn) -> Vec<Ident> {
+    func.sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(p) => Some(p.ident.clone()),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
+/// The return type as the attempt's output type, with every `impl Trait`
+/// replaced by `_` for the compiler to infer.
+fn pinned_return_type(func: &ItemFn) -> Type {
+    match &func.sig.output {
+        ReturnType::Type(_, ty) => infer_impl_trait(ty),
+        ReturnType::Default => syn::parse_quote!(()),
+    }
+}
+
+fn infer_impl_trait(ty: &Type) -> Type {
+    let mut ty = ty.clone();
+    replace_impl_trait(&mut ty);
+    ty
+}
+
+fn replace_impl_trait(ty: &mut Type) {
+    match ty {
+        Type::ImplTrait(it) => {
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: syn::Token![_](it.span()),
+            });
+        }
+        Type::Path(p) => {
+            if let Some(q) = &mut p.qself {
+                replace_impl_trait(&mut q.ty);
+            }
+            for seg in &mut p.path.segments {
+                if let PathArguments::AngleBracketed(args) = &mut seg.arguments {
+                    for arg in &mut args.args {
+                        if let GenericArgument::Type(t) = arg {
+                            replace_impl_trait(t);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Reference(r) => replace_impl_trait(&mut r.elem),
+        Type::Ptr(p) => replace_impl_trait(&mut p.elem),
+        Type::Slice(s) => replace_impl_trait(&mut s.elem),
+        Type::Array(a) => replace_impl_trait(&mut a.elem),
+        Type::Paren(p) => replace_impl_trait(&mut p.elem),
+        Type::Group(g) => replace_impl_trait(&mut g.elem),
+        Type::Tuple(t) => t.elems.iter_mut().for_each(replace_impl_trait),
+        _ => {}
+    }
+}
+
+/// `tokens` with every span set to `span`, so that errors about them point
+/// at the user's code.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+fn duration_tokens(p: &TokenStream, d: crate::duration::Dur) -> TokenStream {
+    let (secs, nanos) = d.parts();
+    let secs = Literal::u64_unsuffixed(secs);
+    let nanos = Literal::u32_unsuffixed(nanos);
+    quote!(#p::duration(#secs, #nanos))
+}
+
+fn policy_tokens(p: &TokenStream, args: &Args) -> TokenStream {
+    let mut policy = quote!(#p::Policy::new());
+    if let Some((n, _)) = args.max_attempts {
+        let n = Literal::u32_unsuffixed(n);
+        policy.extend(quote!(.max_attempts(#n)));
+    }
+    if let Some(wait) = &args.wait {
+        let wait = match wait {
+            WaitArg::None => quote!(#p::Wait::none()),
+            WaitArg::Fixed(d) => {
+                let d = duration_tokens(p, *d);
+                quote!(#p::Wait::fixed(#d))
+            }
+            WaitArg::Exponential { base, cap, factor } => {
+                let base = duration_tokens(p, *base);
+                let cap = duration_tokens(p, *cap);
+                let factor = Literal::f64_suffixed(factor.map_or(2.0, |(f, _)| f));
+                quote!(#p::Wait::exponential_with_factor(#base, #cap, #factor))
+            }
+        };
+        policy.extend(quote!(.wait(#wait)));
+    }
+    if let Some((jitter, _)) = args.jitter {
+        let jitter = match jitter {
+            Jitter::Full => quote!(Full),
+            Jitter::Equal => quote!(Equal),
+            Jitter::Decorrelated => quote!(Decorrelated),
+            Jitter::None => quote!(None),
+        };
+        policy.extend(quote!(.jitter(#p::Jitter::#jitter)));
+    }
+    if let Some(kinds) = &args.on {
+        let idents = kinds.iter().map(|k| &k.ident);
+        policy.extend(quote!(.retry_on(#p::KindSet::empty() #(.with(#p::ErrorKind::#idents))*)));
+        for kind in kinds {
+            if let Some((cap, _)) = kind.cap {
+                let ident = &kind.ident;
+                let cap = Literal::u32_unsuffixed(cap);
+                policy.extend(quote!(.kind_max_attempts(#p::ErrorKind::#ident, #cap)));
+            }
+        }
+    }
+    if let Some(d) = args.retry_after_cap {
+        let d = duration_tokens(p, d);
+        policy.extend(quote!(.retry_after_cap(#d)));
+    }
+    if let Some((d, _)) = args.deadline {
+        let d = duration_tokens(p, d);
+        policy.extend(quote!(.deadline(#d)));
+    }
+    if let Some((d, _)) = args.attempt_timeout {
+        let d = duration_tokens(p, d);
+        policy.extend(quote!(.attempt_timeout(#d)));
+    }
+    policy
+}
+
+fn generate(func: &ItemFn, args: &Args) -> TokenStream {
+    let krate = args
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::retry_core), ToTokens::to_token_stream);
+    let p = quote!(#krate::__private);
+    let policy = policy_tokens(&p, args);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let ret = pinned_return_type(func);
+    let site = Span::mixed_site();
+    let state = Ident::new("__retry_state", site);
+    let outcome = Ident::new("__retry_outcome", site);
+    let value = Ident::new("__retry_value", site);
+    let error = Ident::new("__retry_error", site);
+    let delay = Ident::new("__retry_delay", site);
+    let elapsed = Ident::new("__retry_elapsed", site);
+    let clones = args
+        .clone
+        .iter()
+        .flatten()
+        .map(|ident| quote!(let #ident = ::core::clone::Clone::clone(&#ident);));
+    let when = args
+        .when
+        .as_ref()
+        .map_or_else(|| quote!(#p::always), ToTokens::to_token_stream);
+    let on_retry = args
+        .on_retry
+        .as_ref()
+        .map_or_else(|| quote!(#p::ignore), ToTokens::to_token_stream);
+
+    // Errors about the error type (a missing `Classify`) point at the return
+    // type.
+    let error_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => sig.ident.span(),
+    };
+    let failed = respan(quote!(#p::failed), error_span);
+    let error_arg = {
+        let ident = Ident::new("__retry_error", site.located_at(error_span));
+        quote_spanned!(error_span=> &#ident)
+    };
+
+    let (start, run, sleep) = if sig.asyncness.is_some() {
+        let limit_span = args
+            .deadline
+            .map(|(_, span)| span)
+            .or(args.attempt_timeout.map(|(_, span)| span));
+        let run = match limit_span {
+            None => quote! {
+                #p::attempt_async::<#ret, _>(&#state, async #block).await
+            },
+            Some(span) => {
+                let cut_off_fn = respan(quote!(#p::cut_off), span);
+                let cut_off = quote_spanned!(span=> #cut_off_fn(&mut #state, #elapsed));
+                quote! {
+                    match #p::attempt_async_timed::<#ret, _>(&#state, async #block).await {
+                        #p::Ok(#outcome) => #outcome,
+                        #p::Err(#elapsed) => #p::Err(#cut_off),
+                    }
+                }
+            }
+        };
+        (
+            quote!(#p::start_async),
+            run,
+            quote!(#p::sleep_async(#delay).await),
+        )
+    } else {
+        (
+            quote!(#p::start_sync),
+            quote!(#p::attempt_sync::<#ret, _>(&#state, || #block)),
+            quote!(#p::sleep_sync(#delay)),
+        )
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            const __RETRY_POLICY: #p::Policy = #policy;
+            let mut #state = #start(&__RETRY_POLICY);
+            loop {
+                #(#clones)*
+                let #outcome = #run;
+                let #error = match #outcome {
+                    #p::Ok(#value) => return #p::Ok(#value),
+                    #p::Err(#error) => #error,
+                };
+                match #failed(&mut #state, #error_arg, #when, #on_retry) {
+                    #p::Some(#delay) => #sleep,
+                    #p::None => return #p::Err(#error),
+                }
+            }
+        }
+    }
+}
