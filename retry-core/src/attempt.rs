@@ -1,4 +1,6 @@
 use std::cell::Cell;
+use std::fmt;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
@@ -10,9 +12,9 @@ thread_local! {
 /// The attempt the calling code is running in.
 ///
 /// Inside a function under `#[retry]` (or an operation run by
-/// [`Policy::call`](crate::Policy::call)), this says which attempt this is
-/// and how much time is left before the deadline. Outside of one, it
-/// describes a lone first attempt with no deadline.
+/// [`Policy::call`](crate::Policy::call)), this says which attempt this is,
+/// how much time is left before the deadline, and the call's idempotency key.
+/// Outside of one, it describes a lone first attempt with no deadline.
 ///
 /// ```
 /// use retry_core::{attempt, retry};
@@ -34,6 +36,7 @@ pub fn attempt() -> Attempt {
         number: 1,
         deadline: None,
         clock: Clock::Std,
+        key: None,
     })
 }
 
@@ -43,17 +46,10 @@ pub struct Attempt {
     number: u32,
     deadline: Option<Instant>,
     clock: Clock,
+    key: Option<IdempotencyKey>,
 }
 
 impl Attempt {
-    pub(crate) const fn new(number: u32, deadline: Option<Instant>, clock: Clock) -> Self {
-        Attempt {
-            number,
-            deadline,
-            clock,
-        }
-    }
-
     /// Which attempt this is, from 1.
     pub const fn number(&self) -> u32 {
         self.number
@@ -71,41 +67,158 @@ impl Attempt {
             .map(|deadline| deadline.saturating_duration_since(self.clock.now()))
     }
 
-    /// Run `f` with this attempt as the current one on this thread.
+    /// The idempotency key of the call: made on first use, then the same for
+    /// every attempt of the call, and different for every call.
+    ///
+    /// Send it with each attempt (as an `Idempotency-Key` header, say) so that
+    /// a provider that already processed a request whose answer was lost
+    /// returns the stored answer instead of doing, and billing, the work
+    /// twice. Outside a retried call, each use makes a new key.
+    ///
+    /// ```
+    /// use retry_core::{attempt, retry, IdempotencyKey};
+    ///
+    /// #[retry(max_attempts = 3, wait = none)]
+    /// fn post(seen: &mut Vec<IdempotencyKey>) -> Result<(), std::io::Error> {
+    ///     seen.push(attempt().idempotency_key());
+    ///     if seen.len() < 3 {
+    ///         return Err(std::io::ErrorKind::ConnectionReset.into());
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut first = Vec::new();
+    /// post(&mut first).unwrap();
+    /// assert!(first.iter().all(|k| *k == first[0]));
+    ///
+    /// let mut second = Vec::new();
+    /// post(&mut second).unwrap();
+    /// assert_ne!(first[0], second[0]);
+    /// ```
+    pub fn idempotency_key(&self) -> IdempotencyKey {
+        if let Some(key) = self.key {
+            return key;
+        }
+        CURRENT.with(|current| match current.get() {
+            Some(Attempt { key: Some(key), .. }) => key,
+            Some(mut inside) => {
+                let key = IdempotencyKey::random();
+                inside.key = Some(key);
+                current.set(Some(inside));
+                key
+            }
+            None => IdempotencyKey::random(),
+        })
+    }
+
+    /// Run `f` as this attempt of the call whose key lives in `home`: the
+    /// attempt is the current one on this thread while `f` runs, and a key
+    /// made during `f` is kept in `home` for the attempts that follow.
     #[inline]
-    pub(crate) fn enter<R>(self, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Attempt>);
-        impl Drop for Restore {
+    pub(crate) fn enter<R>(self, home: &OnceLock<IdempotencyKey>, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a> {
+            outer: Option<Attempt>,
+            home: &'a OnceLock<IdempotencyKey>,
+        }
+        impl Drop for Restore<'_> {
             #[inline]
             fn drop(&mut self) {
-                CURRENT.with(|c| c.set(self.0));
+                let inner = CURRENT.with(|c| c.replace(self.outer));
+                if let Some(Attempt { key: Some(key), .. }) = inner {
+                    let _ = self.home.set(key);
+                }
             }
         }
-        let _restore = Restore(CURRENT.with(|c| c.replace(Some(self))));
+        let attempt = Attempt {
+            key: home.get().copied(),
+            ..self
+        };
+        let _restore = Restore {
+            outer: CURRENT.with(|c| c.replace(Some(attempt))),
+            home,
+        };
         f()
+    }
+
+    pub(crate) const fn new(number: u32, deadline: Option<Instant>, clock: Clock) -> Self {
+        Attempt {
+            number,
+            deadline,
+            clock,
+            key: None,
+        }
+    }
+}
+
+/// The idempotency key of one logical call: 128 random bits, shown as a
+/// version-4 UUID (`8c0e3b5e-...`), the form providers accept in an
+/// `Idempotency-Key` header. See [`Attempt::idempotency_key`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(u128);
+
+impl IdempotencyKey {
+    fn random() -> Self {
+        // Version 4, RFC 4122 variant.
+        let bits = fastrand::u128(..);
+        IdempotencyKey((bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
+    }
+
+    /// The key as 36 ASCII bytes (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`),
+    /// without allocating.
+    pub fn to_bytes(&self) -> [u8; 36] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut nibble = 0;
+        for (i, byte) in out.iter_mut().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                continue;
+            }
+            *byte = HEX[((self.0 >> (124 - 4 * nibble)) & 0xf) as usize];
+            nibble += 1;
+        }
+        out
+    }
+
+    /// The 128 bits of the key.
+    pub const fn as_u128(&self) -> u128 {
+        self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.to_bytes();
+        // The bytes are ASCII hex digits and hyphens.
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey({self})")
     }
 }
 
 #[cfg(feature = "tokio")]
 pin_project_lite::pin_project! {
     /// A future that makes its attempt the current one while it is polled.
-    pub(crate) struct InAttempt<F> {
-        attempt: Attempt,
+    pub(crate) struct InAttempt<'s, 'p, F> {
+        state: &'s crate::engine::State<'p>,
         #[pin]
         fut: F,
     }
 }
 
 #[cfg(feature = "tokio")]
-impl<F> InAttempt<F> {
+impl<'s, 'p, F> InAttempt<'s, 'p, F> {
     #[inline]
-    pub(crate) fn new(attempt: Attempt, fut: F) -> Self {
-        InAttempt { attempt, fut }
+    pub(crate) fn new(state: &'s crate::engine::State<'p>, fut: F) -> Self {
+        InAttempt { state, fut }
     }
 }
 
 #[cfg(feature = "tokio")]
-impl<F: core::future::Future> core::future::Future for InAttempt<F> {
+impl<F: core::future::Future> core::future::Future for InAttempt<'_, '_, F> {
     type Output = F::Output;
 
     #[inline]
@@ -115,6 +228,21 @@ impl<F: core::future::Future> core::future::Future for InAttempt<F> {
     ) -> core::task::Poll<F::Output> {
         let this = self.project();
         let fut = this.fut;
-        this.attempt.enter(|| fut.poll(cx))
+        this.state.run_attempt(|| fut.poll(cx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_look_like_uuid_v4() {
+        let key = IdempotencyKey::random().to_string();
+        assert_eq!(key.len(), 36);
+        assert_eq!(&key[14..15], "4");
+        assert!(matches!(&key[19..20], "8" | "9" | "a" | "b"), "{key}");
+        assert_eq!(key.matches('-').count(), 4);
+        assert_ne!(IdempotencyKey::random(), IdempotencyKey::random());
     }
 }

@@ -1,4 +1,5 @@
 use crate::engine::State;
+use crate::trace::policy_span;
 use crate::{Classify, Policy, RetryEvent};
 
 impl Policy {
@@ -173,11 +174,14 @@ impl<'p, W, H> Hooks<'p, W, H> {
     {
         let mut state = State::new_sync(self.policy);
         loop {
-            let error = match state.current().enter(&mut op) {
-                Ok(value) => return Ok(value),
+            let error = match state.run_attempt(&mut op) {
+                Ok(value) => {
+                    state.succeeded();
+                    return Ok(value);
+                }
                 Err(error) => error,
             };
-            match state.failed(&error, &self.when, &self.on_retry) {
+            match state.failed(&error, &self.when, &self.on_retry, policy_span) {
                 Some(delay) => State::sleep_sync(delay),
                 None => return Err(error),
             }
@@ -198,13 +202,16 @@ impl<'p, W, H> Hooks<'p, W, H> {
         let mut state = State::new_async(self.policy);
         loop {
             let outcome =
-                crate::__private::run_async_timed(&state, state.current().enter(&mut op)).await;
+                crate::__private::run_async_timed(&state, state.run_attempt(&mut op)).await;
             let error = match outcome {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => {
+                    state.succeeded();
+                    return Ok(value);
+                }
                 Ok(Err(error)) => error,
                 Err(elapsed) => state.cut_off(elapsed),
             };
-            match state.failed(&error, &self.when, &self.on_retry) {
+            match state.failed(&error, &self.when, &self.on_retry, policy_span) {
                 Some(delay) => State::sleep_async(delay).await,
                 None => return Err(error),
             }

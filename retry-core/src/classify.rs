@@ -60,6 +60,12 @@ pub trait Classify {
     fn retry_after(&self) -> Option<Duration> {
         None
     }
+
+    /// The provider's id for the request that failed (an `x-request-id`
+    /// header, say), for the logs. The default says nothing.
+    fn request_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// `TimedOut` and `WouldBlock` are [`Timeout`](ErrorKind::Timeout);
@@ -116,6 +122,9 @@ impl<E: Classify + ?Sized> Classify for &E {
     fn retry_after(&self) -> Option<Duration> {
         (**self).retry_after()
     }
+    fn request_id(&self) -> Option<&str> {
+        (**self).request_id()
+    }
 }
 
 impl<E: Classify + ?Sized> Classify for Box<E> {
@@ -125,6 +134,9 @@ impl<E: Classify + ?Sized> Classify for Box<E> {
     fn retry_after(&self) -> Option<Duration> {
         (**self).retry_after()
     }
+    fn request_id(&self) -> Option<&str> {
+        (**self).request_id()
+    }
 }
 
 impl<E: Classify + ?Sized> Classify for Arc<E> {
@@ -133,5 +145,8 @@ impl<E: Classify + ?Sized> Classify for Arc<E> {
     }
     fn retry_after(&self) -> Option<Duration> {
         (**self).retry_after()
+    }
+    fn request_id(&self) -> Option<&str> {
+        (**self).request_id()
     }
 }

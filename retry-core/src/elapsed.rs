@@ -41,11 +41,13 @@ pub struct Elapsed {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 enum Limit {
     Attempt,
     Deadline,
 }
 
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 impl Elapsed {
     pub(crate) const fn attempt_timeout(after: Duration) -> Self {
         Elapsed {

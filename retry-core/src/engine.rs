@@ -1,9 +1,11 @@
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::attempt::Attempt;
 use crate::clock::Clock;
+use crate::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
 use crate::wait::uniform;
-use crate::{Classify, Elapsed, ErrorKind, Jitter, Policy};
+use crate::{Classify, Elapsed, ErrorKind, IdempotencyKey, Jitter, Policy};
 
 /// What a retry is about to do, handed to `on_retry` before each sleep.
 ///
@@ -88,6 +90,10 @@ pub struct State<'p> {
     previous: Option<Duration>,
     /// Set when the attempt in flight was cut off by a timeout.
     cut_off: Option<Elapsed>,
+    /// The call's idempotency key, once an attempt asked for it.
+    key: OnceLock<IdempotencyKey>,
+    /// The call's span, from its first failure on.
+    span: Option<CallSpan>,
 }
 
 impl<'p> State<'p> {
@@ -119,6 +125,8 @@ impl<'p> State<'p> {
             kind_failures: [0; ErrorKind::COUNT],
             previous: None,
             cut_off: None,
+            key: OnceLock::new(),
+            span: None,
         }
     }
 
@@ -131,6 +139,7 @@ impl<'p> State<'p> {
     /// How long the attempt about to start may run, and the error that
     /// reports running out: the earlier of the attempt timeout and the time
     /// left before the deadline. `None` when neither is set.
+    #[cfg(feature = "tokio")]
     pub(crate) fn attempt_limit(&self) -> Option<(Duration, Elapsed)> {
         let per_attempt = self
             .policy
@@ -151,53 +160,109 @@ impl<'p> State<'p> {
 
     /// Note that the attempt in flight was cut off, and turn that into the
     /// call's error type.
+    #[cfg(feature = "tokio")]
     pub(crate) fn cut_off<E: From<Elapsed>>(&mut self, elapsed: Elapsed) -> E {
         self.note_cut_off(elapsed);
         E::from(elapsed)
     }
 
     /// Note that the attempt in flight was cut off.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn note_cut_off(&mut self, elapsed: Elapsed) {
         self.cut_off = Some(elapsed);
     }
 
     /// Decide what to do after attempt `self.attempt` failed with `error`:
     /// `Some(delay)` to sleep and try again, `None` to give up and return the
-    /// error.
+    /// error. `make_span` opens the call's span, the first time anything is
+    /// worth reporting.
     #[cold]
-    pub(crate) fn failed<E, W, H>(&mut self, error: &E, when: W, on_retry: H) -> Option<Duration>
+    pub(crate) fn failed<E, W, H>(
+        &mut self,
+        error: &E,
+        when: W,
+        on_retry: H,
+        make_span: MakeSpan,
+    ) -> Option<Duration>
     where
         E: Classify,
         W: FnOnce(&E) -> bool,
         H: FnOnce(&RetryEvent<'_, E>),
     {
         let failed = self.attempt;
-        let cut_off = self.cut_off.take();
-        if cut_off.is_some_and(|e| e.is_deadline()) {
-            return None;
+        let decision = self.decide(error, when);
+        let span = self.span.get_or_insert_with(make_span);
+        let kind = match decision {
+            Ok((_, _, kind)) | Err((_, kind)) => kind,
+        };
+        let failure = Failure {
+            attempt: failed,
+            kind,
+            request_id: error.request_id(),
+            key: self.key.get().copied(),
+        };
+        match decision {
+            Ok((delay, source, kind)) => {
+                trace::retrying(span, &failure, delay, source);
+                on_retry(&RetryEvent {
+                    attempt: failed,
+                    error,
+                    kind,
+                    delay,
+                    source,
+                });
+                self.attempt = failed + 1;
+                Some(delay)
+            }
+            Err((why, _)) => {
+                trace::gave_up(span, &failure, why);
+                None
+            }
         }
+    }
+
+    /// The retry decision: the delay, where it came from and the error's
+    /// kind, or why the call gives up.
+    #[allow(clippy::type_complexity)]
+    fn decide<E, W>(
+        &mut self,
+        error: &E,
+        when: W,
+    ) -> Result<(Duration, DelaySource, ErrorKind), (GiveUp, ErrorKind)>
+    where
+        E: Classify,
+        W: FnOnce(&E) -> bool,
+    {
+        let failed = self.attempt;
+        let cut_off = self.cut_off.take();
         let kind = if cut_off.is_some() {
             ErrorKind::Timeout
         } else {
             error.kind()
         };
+        if cut_off.is_some_and(|e| e.is_deadline()) {
+            return Err((GiveUp::Deadline, kind));
+        }
         let policy = self.policy;
-        if kind.is_never_retried() || !policy.on.contains(kind) || !when(error) {
-            return None;
+        if kind.is_never_retried() || !policy.on.contains(kind) {
+            return Err((GiveUp::NotRetried(kind), kind));
+        }
+        if !when(error) {
+            return Err((GiveUp::Rejected, kind));
         }
         if failed >= policy.attempts_allowed() {
-            return None;
+            return Err((GiveUp::Exhausted, kind));
         }
         let count = &mut self.kind_failures[kind.index()];
         *count = count.saturating_add(1);
         let kind_cap = policy.kind_caps[kind.index()];
         if kind_cap != 0 && *count >= kind_cap {
-            return None;
+            return Err((GiveUp::KindCap(kind), kind));
         }
         let (delay, source) = match error.retry_after() {
             Some(asked) if !asked.is_zero() => {
                 if asked > policy.retry_after_cap {
-                    return None;
+                    return Err((GiveUp::RetryAfterTooLong(asked), kind));
                 }
                 let spread = if policy.jitter == Jitter::None {
                     Duration::ZERO
@@ -211,18 +276,33 @@ impl<'p> State<'p> {
         if let Some(deadline) = self.deadline {
             match self.clock.now().checked_add(delay) {
                 Some(wake) if wake < deadline => {}
-                _ => return None,
+                _ => return Err((GiveUp::Deadline, kind)),
             }
         }
-        on_retry(&RetryEvent {
-            attempt: failed,
-            error,
-            kind,
-            delay,
-            source,
-        });
-        self.attempt = failed + 1;
-        Some(delay)
+        Ok((delay, source, kind))
+    }
+
+    /// Run `f` as the attempt in flight: inside the call's span once it has
+    /// one, with [`attempt()`](crate::attempt()) describing it.
+    #[inline]
+    pub(crate) fn run_attempt<R>(&self, f: impl FnOnce() -> R) -> R {
+        let attempt = self.current();
+        trace::in_span(self.span.as_ref(), || attempt.enter(&self.key, f))
+    }
+
+    /// The attempt in flight succeeded.
+    #[inline]
+    pub(crate) fn succeeded(&self) {
+        if self.attempt > 1 {
+            self.succeeded_after_retries();
+        }
+    }
+
+    #[cold]
+    fn succeeded_after_retries(&self) {
+        if let Some(span) = &self.span {
+            trace::succeeded(span, self.attempt, self.key.get().copied());
+        }
     }
 
     fn backoff(&mut self, failed: u32) -> Duration {

@@ -62,6 +62,10 @@
 //! - `macros` (default): the `#[retry]` attribute.
 //! - `tokio` (default): async functions, which sleep on tokio's timer and
 //!   support `attempt_timeout` and in-flight deadlines.
+//! - `tracing` (default): a span per retried call, opened at its first
+//!   failure and named after the function, with an event per failed attempt
+//!   (attempt, kind, delay and why, request id, idempotency key) and one at
+//!   the end. A call that succeeds at once logs nothing.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -74,11 +78,12 @@ mod elapsed;
 mod engine;
 mod kind;
 mod policy;
+mod trace;
 mod wait;
 
 pub mod testing;
 
-pub use attempt::{attempt, Attempt};
+pub use attempt::{attempt, Attempt, IdempotencyKey};
 pub use call::{Hooks, NoHook, RetryAll};
 pub use classify::Classify;
 pub use elapsed::Elapsed;

@@ -2,6 +2,7 @@
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
@@ -336,6 +337,11 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         quote_spanned!(error_span=> &#ident)
     };
 
+    let span_name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
+
     let (start, run, sleep) = if sig.asyncness.is_some() {
         let limit_span = args
             .deadline
@@ -378,10 +384,13 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
                 #(#clones)*
                 let #outcome = #run;
                 let #error = match #outcome {
-                    #p::Ok(#value) => return #p::Ok(#value),
+                    #p::Ok(#value) => {
+                        #p::succeeded(&#state);
+                        return #p::Ok(#value);
+                    }
                     #p::Err(#error) => #error,
                 };
-                match #failed(&mut #state, #error_arg, #when, #on_retry) {
+                match #failed(&mut #state, #error_arg, #when, #on_retry, || #krate::__call_span!(#span_name)) {
                     #p::Some(#delay) => #sleep,
                     #p::None => return #p::Err(#error),
                 }
