@@ -66,6 +66,10 @@
 //!   failure and named after the function, with an event per failed attempt
 //!   (attempt, kind, delay and why, request id, idempotency key) and one at
 //!   the end. A call that succeeds at once logs nothing.
+//! - `http`: [`http`] classification of statuses, `Retry-After` and
+//!   rate-limit headers, and provider error bodies, with [`http::HttpError`].
+//! - `reqwest`: `http` plus reqwest support: [`http::check`],
+//!   `Classify for reqwest::Error` and [`http::RequestBuilderExt`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -82,6 +86,9 @@ mod trace;
 mod wait;
 
 pub mod testing;
+
+#[cfg(feature = "http")]
+pub mod http;
 
 pub use attempt::{attempt, Attempt, IdempotencyKey};
 pub use call::{Hooks, NoHook, RetryAll};

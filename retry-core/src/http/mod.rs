@@ -1,0 +1,284 @@
+//! Classifying HTTP responses from LLM providers (features `http` and
+//! `reqwest`).
+//!
+//! | response | kind |
+//! |---|---|
+//! | 408 | [`Timeout`](ErrorKind::Timeout) |
+//! | 409 | [`Server`](ErrorKind::Server): a transient conflict, retried by the official SDKs too |
+//! | 429 | [`RateLimit`](ErrorKind::RateLimit), or [`Quota`](ErrorKind::Quota) when the body says the account is out of credit |
+//! | 402 | [`Quota`](ErrorKind::Quota) |
+//! | 503, 529 | [`Overloaded`](ErrorKind::Overloaded) |
+//! | 500, 502, 504, other 5xx | [`Server`](ErrorKind::Server) |
+//! | 401, 403 | [`Auth`](ErrorKind::Auth) |
+//! | other 4xx | [`Client`](ErrorKind::Client) |
+//! | anything else that is not 2xx | [`Other`](ErrorKind::Other) |
+//!
+//! Quota errors are recognised by their code in a JSON error body
+//! (`error.code`, `error.type`, `code` or `type`): OpenAI's
+//! `insufficient_quota`, `billing_hard_limit_reached` and
+//! `billing_not_active`, and Anthropic's `enforced_spend_limit_reached`.
+//! A response header `x-should-retry: true` or `false` overrides the table,
+//! as the official SDKs do: `true` makes a non-transient status a
+//! [`Server`](ErrorKind::Server) error, `false` makes a transient one a
+//! [`Client`](ErrorKind::Client) error.
+//!
+//! How long to wait comes from `retry-after-ms`, then `retry-after` (seconds
+//! or an HTTP-date), then, for 429s, the providers' reset hints
+//! (`x-ratelimit-reset-requests`/`-tokens`, `anthropic-ratelimit-*-reset`).
+//!
+//! With the `reqwest` feature, [`check`] turns a non-2xx response into an
+//! [`HttpError`], `reqwest::Error` implements [`Classify`], and
+//! [`RequestBuilderExt::retry_headers`] sends the call's idempotency key.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
+use crate::{Classify, Elapsed, ErrorKind};
+
+mod hints;
+#[cfg(feature = "reqwest")]
+mod reqwest_support;
+
+#[cfg(feature = "reqwest")]
+pub use reqwest_support::{check, RequestBuilderExt, ATTEMPT_HEADER, IDEMPOTENCY_HEADER};
+
+/// The error codes that mean an account is out of credit or over a spend
+/// limit: waiting does not help.
+const QUOTA_CODES: &[&str] = &[
+    "insufficient_quota",
+    "billing_hard_limit_reached",
+    "billing_not_active",
+    "enforced_spend_limit_reached",
+];
+
+/// How much of an error body an [`HttpError`] keeps for its message.
+const BODY_KEPT: usize = 1024;
+
+/// The kind of failure a status code is, by the table in the
+/// [module docs](self), without looking at headers or body.
+///
+/// ```
+/// use http::StatusCode;
+/// use retry_core::{http::classify_status, ErrorKind};
+///
+/// assert_eq!(classify_status(StatusCode::TOO_MANY_REQUESTS), ErrorKind::RateLimit);
+/// assert_eq!(classify_status(StatusCode::from_u16(529).unwrap()), ErrorKind::Overloaded);
+/// assert_eq!(classify_status(StatusCode::UNAUTHORIZED), ErrorKind::Auth);
+/// ```
+pub fn classify_status(status: StatusCode) -> ErrorKind {
+    match status.as_u16() {
+        408 => ErrorKind::Timeout,
+        409 => ErrorKind::Server,
+        429 => ErrorKind::RateLimit,
+        402 => ErrorKind::Quota,
+        401 | 403 => ErrorKind::Auth,
+        503 | 529 => ErrorKind::Overloaded,
+        400..=499 => ErrorKind::Client,
+        500..=599 => ErrorKind::Server,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// The kind of failure a whole response is: the status, refined by a quota
+/// code in the body and overridden by `x-should-retry`.
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use retry_core::{http::classify_response, ErrorKind};
+///
+/// let body = br#"{"error": {"type": "insufficient_quota", "code": "insufficient_quota"}}"#;
+/// let kind = classify_response(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), body);
+/// assert_eq!(kind, ErrorKind::Quota);
+/// ```
+pub fn classify_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorKind {
+    let mut kind = classify_status(status);
+    if kind == ErrorKind::RateLimit && is_quota_body(body) {
+        kind = ErrorKind::Quota;
+    }
+    match hints::header_str(headers, "x-should-retry") {
+        Some(v) if v.eq_ignore_ascii_case("true") && !kind.is_transient() => ErrorKind::Server,
+        Some(v) if v.eq_ignore_ascii_case("false") && kind.is_transient() => ErrorKind::Client,
+        _ => kind,
+    }
+}
+
+/// Whether a JSON error body carries one of the quota codes.
+fn is_quota_body(body: &[u8]) -> bool {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    ["/error/code", "/error/type", "/code", "/type"]
+        .iter()
+        .any(|pointer| {
+            json.pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|code| QUOTA_CODES.contains(&code))
+        })
+}
+
+/// How long a response asks the caller to wait, read as the
+/// [module docs](self) say. `None` when it does not say, or says so in a form
+/// that cannot be read.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::{HeaderMap, HeaderValue, StatusCode};
+/// use retry_core::http::retry_after;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("retry-after-ms", HeaderValue::from_static("250"));
+/// assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &headers), Some(Duration::from_millis(250)));
+/// ```
+pub fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    hints::retry_after(
+        headers,
+        status == StatusCode::TOO_MANY_REQUESTS,
+        SystemTime::now(),
+    )
+}
+
+/// The provider's id for a request: `x-request-id` (OpenAI), else
+/// `request-id` (Anthropic).
+pub fn request_id(headers: &HeaderMap) -> Option<&str> {
+    hints::header_str(headers, "x-request-id")
+        .or_else(|| hints::header_str(headers, "request-id"))
+        .filter(|id| !id.is_empty())
+}
+
+/// A failed HTTP call to a provider: a non-2xx response, a transport error or
+/// a cut-off attempt, classified for retrying.
+///
+/// It implements [`Classify`] and `From<retry_core::Elapsed>` (and, with the
+/// `reqwest` feature, `From<reqwest::Error>`), so `Result<T, HttpError>` works
+/// as the return type of a `#[retry]` function as it is.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, StatusCode};
+/// use retry_core::{http::HttpError, Classify, ErrorKind};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("retry-after", HeaderValue::from_static("2"));
+/// headers.insert("x-request-id", HeaderValue::from_static("req_123"));
+/// let e = HttpError::from_response(StatusCode::SERVICE_UNAVAILABLE, &headers, b"busy");
+/// assert_eq!(e.kind(), ErrorKind::Overloaded);
+/// assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(2)));
+/// assert_eq!(e.request_id(), Some("req_123"));
+/// assert_eq!(e.to_string(), "HTTP 503 Service Unavailable (Overloaded, request req_123, retry after 2s): busy");
+/// ```
+#[derive(Debug)]
+pub struct HttpError {
+    kind: ErrorKind,
+    status: Option<StatusCode>,
+    retry_after: Option<Duration>,
+    request_id: Option<String>,
+    body: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl HttpError {
+    /// The error for a non-2xx response with these headers and (the start of)
+    /// this body.
+    pub fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
+        let kept = &body[..body.len().min(BODY_KEPT)];
+        HttpError {
+            kind: classify_response(status, headers, body),
+            status: Some(status),
+            retry_after: retry_after(status, headers),
+            request_id: request_id(headers).map(str::to_owned),
+            body: String::from_utf8_lossy(kept).trim().to_owned(),
+            source: None,
+        }
+    }
+
+    /// An error of `kind` caused by `source`, with no response: a transport
+    /// failure, for instance.
+    pub fn from_source(
+        kind: ErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        HttpError {
+            kind,
+            status: None,
+            retry_after: None,
+            request_id: None,
+            body: String::new(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The response's status, when there was a response.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
+
+    /// The provider's request id, when the response carried one.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The start of the error body (up to 1 KiB), lossily decoded.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// How long the response asked the caller to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl Classify for HttpError {
+    fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "HTTP {status} ({}", self.kind)?,
+            None => write!(f, "{} error", self.kind)?,
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, ", request {id}")?;
+        }
+        if let Some(wait) = self.retry_after {
+            write!(f, ", retry after {wait:?}")?;
+        }
+        if self.status.is_some() {
+            f.write_str(")")?;
+        }
+        if !self.body.is_empty() {
+            write!(f, ": {}", self.body)?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HttpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A cut-off attempt is a [`Timeout`](ErrorKind::Timeout).
+impl From<Elapsed> for HttpError {
+    fn from(elapsed: Elapsed) -> Self {
+        HttpError::from_source(ErrorKind::Timeout, elapsed)
+    }
+}
