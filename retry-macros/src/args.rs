@@ -103,9 +103,9 @@ impl Parse for Args {
             if input.is_empty() {
                 break;
             }
-            if let Err(e) = input.parse::<Token![,]>() {
-                args.errors.push(e);
-                break;
+            if input.parse::<Token![,]>().is_err() {
+                args.errors
+                    .push(input.error("expected `,` between the arguments of #[retry]"));
             }
         }
         Ok(args)
@@ -132,15 +132,24 @@ impl Args {
             "clone" => {
                 let content;
                 parenthesized!(content in input);
-                let idents = content.parse_terminated(Ident::parse_any, Token![,])?;
-                let idents: Vec<Ident> = idents.into_iter().collect();
-                if let Some(this) = idents.iter().find(|i| *i == "self") {
-                    return Err(syn::Error::new(
-                        this.span(),
-                        "`self` cannot be cloned per attempt; name owned arguments only",
-                    ));
+                let idents = inside(content, |c| c.parse_terminated(Ident::parse_any, Token![,]))?;
+                let mut unique: Vec<Ident> = Vec::new();
+                for ident in idents {
+                    if ident == "self" {
+                        return Err(syn::Error::new(
+                            ident.span(),
+                            "`self` cannot be cloned per attempt; name owned arguments only",
+                        ));
+                    }
+                    if unique.contains(&ident) {
+                        return Err(syn::Error::new(
+                            ident.span(),
+                            format!("`{ident}` is listed more than once in `clone(...)`"),
+                        ));
+                    }
+                    unique.push(ident);
                 }
-                return set_once(&mut self.clone, idents, &key);
+                return set_once(&mut self.clone, unique, &key);
             }
             _ if !ARGUMENTS.contains(&name.as_str()) => {
                 return Err(syn::Error::new(
@@ -246,9 +255,13 @@ impl Args {
         }
         let content;
         bracketed!(content in input);
+        inside(content, |content| self.parse_kind_list(content))
+    }
+
+    fn parse_kind_list(&mut self, content: ParseStream<'_>) -> syn::Result<Vec<KindArg>> {
         let mut kinds: Vec<KindArg> = Vec::new();
         while !content.is_empty() {
-            match parse_kind(&content) {
+            match parse_kind(content) {
                 Ok(kind) => {
                     if let Some(err) = check_kind(&kind.ident) {
                         self.errors.push(err);
@@ -283,20 +296,21 @@ fn parse_kind(input: ParseStream<'_>) -> syn::Result<KindArg> {
     if input.peek(syn::token::Paren) {
         let content;
         parenthesized!(content in input);
-        let key = Ident::parse_any(&content)?;
-        if key != "max_attempts" {
-            return Err(syn::Error::new(
-                key.span(),
-                format!(
-                    "a kind takes one setting, `max_attempts`: write `{ident}(max_attempts = 2)`"
-                ),
-            ));
-        }
-        content.parse::<Token![=]>()?;
-        cap = Some(parse_count(&content, "a per-kind max_attempts")?);
-        if !content.is_empty() {
-            return Err(content.error("expected `)` after the per-kind max_attempts"));
-        }
+        cap = Some(inside(content, |content| {
+            let key = Ident::parse_any(content)?;
+            if key != "max_attempts" {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("a kind takes one setting, `max_attempts`: write `{ident}(max_attempts = 2)`"),
+                ));
+            }
+            content.parse::<Token![=]>()?;
+            let cap = parse_count(content, "a per-kind max_attempts")?;
+            if !content.is_empty() {
+                return Err(content.error("a kind takes one setting, `max_attempts`; expected `)`"));
+            }
+            Ok(cap)
+        })?);
     }
     Ok(KindArg { ident, cap })
 }
@@ -373,25 +387,23 @@ fn parse_wait(input: ParseStream<'_>) -> syn::Result<WaitArg> {
     let ident = Ident::parse_any(input)?;
     match ident.to_string().as_str() {
         "none" => Ok(WaitArg::None),
-        "fixed" => {
-            let content = parens(input, &ident, "fixed(200ms)")?;
-            let d = duration::parse(&content, "the fixed wait")?;
-            end(&content, "fixed(D) takes one duration")?;
+        "fixed" => inside(parens(input, &ident, "fixed(200ms)")?, |content| {
+            let d = duration::parse(content, "the fixed wait")?;
+            end(content, "fixed(D) takes one duration")?;
             Ok(WaitArg::Fixed(d))
-        }
-        "exponential" => {
-            let content = parens(input, &ident, "exponential(1, 60)")?;
-            let base = duration::parse(&content, "the base")?;
+        }),
+        "exponential" => inside(parens(input, &ident, "exponential(1, 60)")?, |content| {
+            let base = duration::parse(content, "the base")?;
             content.parse::<Token![,]>()?;
-            let cap = duration::parse(&content, "the cap")?;
+            let cap = duration::parse(content, "the cap")?;
             let mut factor = None;
             if content.peek(Token![,]) {
                 content.parse::<Token![,]>()?;
                 if !content.is_empty() {
-                    factor = Some(parse_factor(&content)?);
+                    factor = Some(parse_factor(content)?);
                 }
             }
-            end(&content, "exponential takes BASE, CAP and an optional FACTOR")?;
+            end(content, "exponential takes BASE, CAP and an optional FACTOR")?;
             if base.is_zero() {
                 return Err(syn::Error::new(
                     base.span,
@@ -411,7 +423,7 @@ fn parse_wait(input: ParseStream<'_>) -> syn::Result<WaitArg> {
                 ));
             }
             Ok(WaitArg::Exponential { base, cap, factor })
-        }
+        }),
         other => Err(syn::Error::new(
             ident.span(),
             format!("unknown wait `{other}`; expected `exponential(BASE, CAP)`, `exponential(BASE, CAP, FACTOR)`, `fixed(D)` or `none`"),
@@ -433,6 +445,18 @@ fn parens<'a>(
     let content;
     parenthesized!(content in input);
     Ok(content)
+}
+
+/// Parse the inside of a group with `f`, then consume whatever is left of
+/// it, so that a mistake inside is reported as itself and not as syn's
+/// "unexpected token".
+fn inside<T>(
+    content: syn::parse::ParseBuffer<'_>,
+    f: impl FnOnce(ParseStream<'_>) -> syn::Result<T>,
+) -> syn::Result<T> {
+    let result = f(&content);
+    let _ = content.parse::<proc_macro2::TokenStream>();
+    result
 }
 
 fn end(content: ParseStream<'_>, msg: &str) -> syn::Result<()> {

@@ -119,6 +119,12 @@ fn return_type_problem(ty: &Type, is_async: bool) -> Option<String> {
             if !is_async && matches!(name.as_str(), "Pin" | "BoxFuture" | "LocalBoxFuture") {
                 return Some(FUTURE_MESSAGE.to_owned());
             }
+            if path.qself.is_none() && name == "Option" {
+                return Some(format!(
+                    "#[retry] needs a function that returns a `Result`, to tell success from failure, not `{}`: return `Result<T, E>` with an error type that implements `retry_core::Classify`",
+                    pretty(ty)
+                ));
+            }
             None
         }
         Type::Paren(inner) => return_type_problem(&inner.elem, is_async),
@@ -140,25 +146,87 @@ fn return_type_problem(ty: &Type, is_async: bool) -> Option<String> {
         }
         _ => Some(format!(
             "#[retry] needs a function that returns a `Result`, to tell success from failure, not `{}`",
-            ty.to_token_stream()
+            pretty(ty)
         )),
     }
+}
+
+/// A type as a person would write it: `&Result<u32, io::Error>`, not
+/// `& Result < u32 , io :: Error >`.
+fn pretty(ty: &Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split(' ').enumerate() {
+        let prev = out.chars().last();
+        let glue = i == 0
+            || matches!(part, "<" | ">" | "::" | "," | ")" | "]")
+            || matches!(prev, Some('<' | '&' | ':' | '(' | '['))
+            || part.starts_with("::");
+        if !glue {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
 }
 
 const FUTURE_MESSAGE: &str = "#[retry] cannot retry a future built by hand (such as `#[async_trait]` output): write the function as an `async fn` (async fn in traits is stable since Rust 1.75), or put #[retry] on an async fn that this one calls";
 
 fn argument_names(func: &ItemFn) -> Vec<Ident> {
-    func.sig
-        .inputs
-        .iter()
-        .filter_map(|arg| match arg {
-            FnArg::Typed(typed) => match &*typed.pat {
-                Pat::Ident(p) => Some(p.ident.clone()),
-                _ => None,
-            },
-            FnArg::Receiver(_) => None,
-        })
-        .collect()
+    let mut names = Vec::new();
+    for arg in &func.sig.inputs {
+        if let FnArg::Typed(typed) = arg {
+            bindings(&typed.pat, &mut names);
+        }
+    }
+    names
+}
+
+/// Every name a pattern binds.
+fn bindings(pat: &Pat, out: &mut Vec<Ident>) {
+    match pat {
+        Pat::Ident(p) => {
+            out.push(p.ident.clone());
+            if let Some((_, sub)) = &p.subpat {
+                bindings(sub, out);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::TupleStruct(t) => t.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Struct(s) => s.fields.iter().for_each(|f| bindings(&f.pat, out)),
+        Pat::Slice(s) => s.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Reference(r) => bindings(&r.pat, out),
+        Pat::Paren(p) => bindings(&p.pat, out),
+        Pat::Type(t) => bindings(&t.pat, out),
+        _ => {}
+    }
+}
+
+/// Take `mut` off the bindings named in `names`, returning those that had
+/// it: a cloned argument is never changed itself, only its per-attempt copy.
+fn take_mut(pat: &mut Pat, names: &[Ident], out: &mut Vec<Ident>) {
+    match pat {
+        Pat::Ident(p) => {
+            if p.mutability.is_some() && names.contains(&p.ident) {
+                p.mutability = None;
+                out.push(p.ident.clone());
+            }
+            if let Some((_, sub)) = &mut p.subpat {
+                take_mut(sub, names, out);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter_mut().for_each(|p| take_mut(p, names, out)),
+        Pat::TupleStruct(t) => t.elems.iter_mut().for_each(|p| take_mut(p, names, out)),
+        Pat::Struct(s) => s
+            .fields
+            .iter_mut()
+            .for_each(|f| take_mut(&mut f.pat, names, out)),
+        Pat::Slice(s) => s.elems.iter_mut().for_each(|p| take_mut(p, names, out)),
+        Pat::Reference(r) => take_mut(&mut r.pat, names, out),
+        Pat::Paren(p) => take_mut(&mut p.pat, names, out),
+        Pat::Type(t) => take_mut(&mut t.pat, names, out),
+        _ => {}
+    }
 }
 
 /// The return type as the attempt's output type, with every `impl Trait`
@@ -208,6 +276,20 @@ fn replace_impl_trait(ty: &mut Type) {
     }
 }
 
+/// The `E` of a return type written `...Result<T, E>`, if written so.
+fn error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let _ok = types.next()?;
+    types.next()
+}
+
 /// `tokens` with every span set to `span`, so that errors about them point
 /// at the user's code.
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
@@ -216,10 +298,10 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .map(|mut tt| {
             if let proc_macro2::TokenTree::Group(g) = &tt {
                 let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
-                group.set_span(span);
+                group.set_span(g.span().located_at(span));
                 tt = proc_macro2::TokenTree::Group(group);
             } else {
-                tt.set_span(span);
+                tt.set_span(tt.span().located_at(span));
             }
             tt
         })
@@ -298,11 +380,17 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     let p = quote!(#krate::__private);
     let policy = policy_tokens(&p, args);
     let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
+        attrs, vis, block, ..
     } = func;
+    let mut sig = func.sig.clone();
+    let mut mutable = Vec::new();
+    if let Some(names) = &args.clone {
+        for arg in &mut sig.inputs {
+            if let FnArg::Typed(typed) = arg {
+                take_mut(&mut typed.pat, names, &mut mutable);
+            }
+        }
+    }
     let ret = pinned_return_type(func);
     let site = Span::mixed_site();
     let state = Ident::new("__retry_state", site);
@@ -311,11 +399,15 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     let error = Ident::new("__retry_error", site);
     let delay = Ident::new("__retry_delay", site);
     let elapsed = Ident::new("__retry_elapsed", site);
-    let clones = args
-        .clone
-        .iter()
-        .flatten()
-        .map(|ident| quote!(let #ident = ::core::clone::Clone::clone(&#ident);));
+    let clones = args.clone.iter().flatten().map(|ident| {
+        let clone = respan(quote!(::core::clone::Clone::clone), ident.span());
+        let binding = if mutable.contains(ident) {
+            quote!(mut #ident)
+        } else {
+            quote!(#ident)
+        };
+        quote_spanned!(Span::call_site().located_at(ident.span())=> let #binding = #clone(&#ident);)
+    });
     let when = args
         .when
         .as_ref()
@@ -328,7 +420,7 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     // Errors about the error type (a missing `Classify`) point at the return
     // type.
     let error_span = match &sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Type(_, ty) => error_type(ty).map_or_else(|| ty.span(), Spanned::span),
         ReturnType::Default => sig.ident.span(),
     };
     let failed = respan(quote!(#p::failed), error_span);
