@@ -125,7 +125,7 @@ pub fn cut_off<E: FromElapsed>(state: &mut State<'_>, elapsed: Elapsed) -> E {
 /// `From<Elapsed>`, with a message that says what to write when it is missing.
 #[diagnostic::on_unimplemented(
     message = "`#[retry]` with `deadline` or `attempt_timeout` needs `{Self}: From<retry_core::Elapsed>`",
-    label = "an attempt cut off by this limit must become a `{Self}`",
+    label = "an attempt cut off by this limit is reported as `{Self}`, through `From<retry_core::Elapsed>`",
     note = "add `impl From<retry_core::Elapsed> for {Self}` (and classify it as `ErrorKind::Timeout`)"
 )]
 pub trait FromElapsed {

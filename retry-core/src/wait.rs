@@ -188,8 +188,8 @@ impl Jitter {
             }
             Jitter::Decorrelated => {
                 let (base, cap) = wait.bounds();
-                let hi = previous.saturating_mul(3).min(cap);
-                let next = uniform(base.min(hi), hi);
+                let hi = previous.saturating_mul(3).max(base);
+                let next = uniform(base, hi).min(cap);
                 *previous = next;
                 next
             }
