@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(attempt_timeout = 10s)]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(wait = exponential(2m, 60s))]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

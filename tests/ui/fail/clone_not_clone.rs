@@ -1,0 +1,9 @@
+use retry_core::retry;
+
+#[retry(clone(file))]
+fn call(file: std::fs::File) -> Result<(), std::io::Error> {
+    drop(file);
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use retry_core::retry;
+
+#[derive(Clone)]
+struct Client;
+
+impl Client {
+    #[retry(clone(self))]
+    fn call(self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(clone(promt))]
+fn call(prompt: String) -> Result<String, std::io::Error> {
+    Ok(prompt)
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(crate = "retry core")]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(retry_after_cap = "30s")]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(wait = exponential(5h, 60))]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

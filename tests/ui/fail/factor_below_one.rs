@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(wait = exponential(1, 60, 0.5))]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(max_attempts = -2)]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use retry_core::retry;
+
+#[derive(Debug)]
+struct ApiError;
+
+#[retry]
+fn call() -> Result<u32, ApiError> {
+    Err(ApiError)
+}
+
+fn main() {}

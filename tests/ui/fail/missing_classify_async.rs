@@ -1,0 +1,11 @@
+use retry_core::retry;
+
+#[derive(Debug)]
+struct ApiError;
+
+#[retry(wait = none)]
+async fn call(prompt: &str) -> Result<String, ApiError> {
+    Ok(prompt.to_owned())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(on = [RateLimit, Client])]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry]
+fn call() -> impl std::fmt::Debug {
+    Ok::<u32, std::io::Error>(1)
+}
+
+fn main() {}

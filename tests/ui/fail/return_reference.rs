@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry]
+fn call(r: &Result<u32, std::io::Error>) -> &Result<u32, std::io::Error> {
+    r
+}
+
+fn main() {}

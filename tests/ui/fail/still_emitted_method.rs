@@ -1,0 +1,16 @@
+// The same for a method: callers still find it, with its signature.
+use retry_core::retry;
+
+struct Client;
+
+impl Client {
+    #[retry(on = [Auth])]
+    async fn chat(&self, prompt: &str) -> Result<usize, std::io::Error> {
+        Ok(prompt.len())
+    }
+}
+
+fn main() {
+    let chat = Client.chat("hi");
+    drop(chat);
+}

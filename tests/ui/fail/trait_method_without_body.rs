@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+trait Provider {
+    #[retry]
+    fn complete(&self, prompt: &str) -> Result<String, std::io::Error>;
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(backoff = fixed(1s))]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use retry_core::retry;
+
+#[retry(when = |e: &u32| *e > 0)]
+fn call() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}
