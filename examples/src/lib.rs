@@ -1,1 +1,6 @@
-//! Runnable examples live under `src/bin/`.
+//! Runnable examples live under `src/bin/`; this library holds what they
+//! share, such as the [`flaky`] provider they call.
+
+#![deny(missing_docs)]
+
+pub mod flaky;

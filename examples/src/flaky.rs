@@ -1,0 +1,216 @@
+//! The flaky provider: a real OpenAI-compatible HTTP server on 127.0.0.1 that
+//! injects faults from a [`Scenario`].
+//!
+//! It serves `POST /v1/chat/completions` (an OpenAI-shaped completion echoing
+//! the last user message) and answers every other path or method with `404`.
+//! Depending on the scenario, an attempt instead gets a `429` with any of the
+//! wait hints providers send ([`RetryAfter`]), a quota `429`, a `5xx`/`529`,
+//! a `400`/`401`, an answer that comes too late, or a connection closed after
+//! the work was done.
+//!
+//! Like a provider that supports idempotency keys, it keeps the response of
+//! every *processed* (billed) request under its `Idempotency-Key` and replays
+//! it to a later request with the same key, whatever the scenario says. It
+//! records every request ([`FlakyProvider::requests`]) and counts, in
+//! [`Stats::billed_twice`], the logical requests that were processed more
+//! than once: what a client that retries a dropped connection without a key
+//! costs its owner.
+//!
+//! ```no_run
+//! use examples::flaky::{FlakyProvider, Scenario};
+//!
+//! let provider = FlakyProvider::spawn(Scenario::from_name("drop").unwrap())?;
+//! println!("point your client at {}", provider.base_url());
+//! // ... make calls ...
+//! println!("billed twice: {}", provider.stats().billed_twice);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+mod format;
+mod responses;
+mod scenario;
+mod server;
+mod state;
+
+pub use scenario::{Fault, QuotaStyle, RetryAfter, Scenario, UnknownScenario};
+
+use state::Shared;
+
+/// A running flaky provider. Dropping it stops the server.
+///
+/// The server runs on its own thread with its own tokio runtime, so it works
+/// the same from synchronous code and from inside any other runtime.
+pub struct FlakyProvider {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Counters of what the provider has seen so far (a snapshot).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// HTTP requests received, of any kind (including `404`s and bad bodies).
+    pub requests: u64,
+    /// Requests that were processed: the billable work was done (successes,
+    /// including slow ones and ones whose connection was then dropped).
+    pub processed: u64,
+    /// Requests answered from the idempotency store instead.
+    pub replayed: u64,
+    /// Logical requests processed more than once.
+    pub billed_twice: u64,
+    /// Injected faults by [`Fault::name`] (and `"token_bucket"` for refusals
+    /// by [`Scenario::TokenBucket`]).
+    pub faults: BTreeMap<String, u64>,
+    /// Requests refused with `409` because another request with the same
+    /// `Idempotency-Key` was still being processed.
+    pub in_progress_conflicts: u64,
+}
+
+/// One request, as the provider saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The `x-request-id` the provider answered with (`req_1`, `req_2`, ...).
+    pub request_id: String,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// The `x-retry-count` header.
+    pub retry_count: Option<String>,
+    /// The logical request it belongs to: the idempotency key, else the
+    /// body's `user`; `None` when it has neither (it is then alone).
+    pub logical_id: Option<String>,
+    /// What happened: the status sent (`"200"`, `"429"`, `"503"`, `"404"`,
+    /// `"400"`, `"409"`, ...), or `"replayed"` (stored response sent again),
+    /// `"slow"` (processed, answered late), `"dropped"` (processed,
+    /// connection closed unanswered), `"slow_processing"` (see
+    /// [`Fault::SlowProcessing`]).
+    pub outcome: String,
+    /// When it arrived, since the server started.
+    pub at: Duration,
+}
+
+impl FlakyProvider {
+    /// Starts a provider playing `scenario` on 127.0.0.1 at a free port, on
+    /// its own thread and tokio runtime; returns once it is listening.
+    ///
+    /// Safe to call from inside an async runtime: it never blocks on one.
+    pub fn spawn(scenario: Scenario) -> io::Result<FlakyProvider> {
+        let shared = Arc::new(Shared::new(scenario));
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<SocketAddr>>();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("flaky-provider".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("flaky-provider-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener =
+                        match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await {
+                            Ok(listener) => listener,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                    let addr = listener.local_addr();
+                    let ok = addr.is_ok();
+                    let _ = ready_tx.send(addr);
+                    if ok {
+                        server::serve(listener, thread_shared, shutdown_rx).await;
+                    }
+                });
+                // Drops every connection task, in flight or not.
+                runtime.shutdown_timeout(Duration::from_millis(500));
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(addr)) => Ok(FlakyProvider {
+                addr,
+                shared,
+                shutdown: Some(shutdown_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(io::Error::other(
+                    "flaky provider thread died while starting",
+                ))
+            }
+        }
+    }
+
+    /// The base URL to give an OpenAI client: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The full URL of the chat completions endpoint.
+    pub fn chat_completions_url(&self) -> String {
+        format!("{}/chat/completions", self.base_url())
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The scenario it plays.
+    pub fn scenario(&self) -> &Scenario {
+        &self.shared.scenario
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Every request so far, in the order they were decided.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests()
+    }
+}
+
+impl std::fmt::Debug for FlakyProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlakyProvider")
+            .field("addr", &self.addr)
+            .field("scenario", &self.shared.scenario)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FlakyProvider {
+    /// Stops accepting, drops every open connection (slow answers included)
+    /// and joins the server thread; takes well under a second.
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The bodies and headers the provider answers with, in real providers' shapes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::format::{go_duration, http_date_ceil, later, rfc3339};
+use super::scenario::{Fault, QuotaStyle, RetryAfter};
+
+/// A response as stored for idempotent replay: status, extra headers, body.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Stored {
+    fn json(status: u16, body: Value) -> Stored {
+        Stored {
+            status,
+            headers: Vec::new(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Stored {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The HTTP response, with `x-request-id` set to this request's id and,
+    /// for a replay, `idempotent-replayed: true`.
+    pub fn to_response(&self, request_id: &str, replayed: bool) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(self.body.clone()));
+        *resp.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = resp.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.append(HeaderName::from_static(name), value);
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            headers.insert(HeaderName::from_static("x-request-id"), value);
+        }
+        if replayed {
+            headers.insert(
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderValue::from_static("true"),
+            );
+        }
+        resp
+    }
+}
+
+/// An OpenAI-shaped error: `{"error": {"message", "type", "code"}}`.
+pub(crate) fn openai_error(status: u16, message: &str, kind: &str, code: Option<&str>) -> Stored {
+    Stored::json(
+        status,
+        json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+    )
+}
+
+/// An Anthropic-shaped error: `{"type": "error", "error": {"type", "message"}}`.
+fn anthropic_error(status: u16, kind: &str, message: &str) -> Stored {
+    Stored::json(
+        status,
+        json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
+}
+
+/// `404` for any other path or method.
+pub(crate) fn not_found(method: &str, path: &str) -> Stored {
+    openai_error(
+        404,
+        &format!("Unknown request URL: {method} {path}. Only POST /v1/chat/completions is served."),
+        "invalid_request_error",
+        Some("unknown_url"),
+    )
+}
+
+/// `400` for a body that is not a JSON object.
+pub(crate) fn bad_request(message: &str) -> Stored {
+    openai_error(400, message, "invalid_request_error", None)
+}
+
+/// `409` while another request with the same key is being processed.
+pub(crate) fn conflict() -> Stored {
+    Stored::json(
+        409,
+        json!({"error": {
+            "message": "a request with this Idempotency-Key is in progress",
+            "type": "conflict",
+            "code": null,
+        }}),
+    )
+}
+
+/// `429` from the token bucket.
+pub(crate) fn bucket_refusal(retry_after_secs: u64, burst: u32) -> Stored {
+    openai_error(
+        429,
+        "Rate limit reached for requests. Please try again later.",
+        "requests",
+        Some("rate_limit_exceeded"),
+    )
+    .header("retry-after", retry_after_secs.to_string())
+    .header("x-ratelimit-limit-requests", burst.to_string())
+    .header("x-ratelimit-remaining-requests", "0")
+}
+
+/// The answer for an error fault (anything but `Slow`, `DropAfterProcessing`
+/// and `SlowProcessing`, which are answered with a success).
+pub(crate) fn fault(fault: &Fault, now: SystemTime) -> Stored {
+    match *fault {
+        Fault::RateLimit(hint) => rate_limit(hint, now),
+        Fault::Quota(QuotaStyle::OpenAi) => openai_error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            Some("insufficient_quota"),
+        ),
+        Fault::Quota(QuotaStyle::Anthropic) => anthropic_error(
+            429,
+            "enforced_spend_limit_reached",
+            "Your organization has reached its spend limit.",
+        ),
+        Fault::Status(code) => status(code),
+        // Not error faults; answered as a success by the caller.
+        Fault::Slow(_) | Fault::DropAfterProcessing | Fault::SlowProcessing(_) => status(500),
+    }
+}
+
+fn rate_limit(hint: RetryAfter, now: SystemTime) -> Stored {
+    let openai = || {
+        openai_error(
+            429,
+            "Rate limit reached for requests. Please try again later.",
+            "requests",
+            Some("rate_limit_exceeded"),
+        )
+    };
+    match hint {
+        RetryAfter::None => openai(),
+        RetryAfter::Millis(ms) => openai().header("retry-after-ms", ms.to_string()),
+        RetryAfter::Seconds(s) => openai().header("retry-after", s.to_string()),
+        RetryAfter::HttpDate(d) => openai().header("retry-after", http_date_ceil(later(now, d))),
+        RetryAfter::OpenAiReset(d) => openai()
+            .header("x-ratelimit-limit-requests", "60")
+            .header("x-ratelimit-remaining-requests", "0")
+            .header("x-ratelimit-reset-requests", go_duration(d)),
+        RetryAfter::AnthropicReset(d) => anthropic_error(
+            429,
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit. Please try again later.",
+        )
+        .header("anthropic-ratelimit-requests-limit", "50")
+        .header("anthropic-ratelimit-requests-remaining", "0")
+        .header("anthropic-ratelimit-requests-reset", rfc3339(later(now, d))),
+    }
+}
+
+fn status(code: u16) -> Stored {
+    let (message, kind, error_code) = match code {
+        400 => (
+            "Invalid request: 'messages' must contain at least one message.",
+            "invalid_request_error",
+            None,
+        ),
+        401 => (
+            "Incorrect API key provided. You can find your API key in your account settings.",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ),
+        403 => (
+            "You are not allowed to use this model.",
+            "permission_error",
+            Some("permission_denied"),
+        ),
+        408 => ("Request timed out.", "timeout_error", None),
+        409 => (
+            "The request conflicts with another request.",
+            "conflict",
+            None,
+        ),
+        500 => (
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            None,
+        ),
+        502 => ("Bad gateway.", "server_error", None),
+        503 => (
+            "The engine is currently overloaded, please try again later.",
+            "server_error",
+            Some("service_unavailable"),
+        ),
+        504 => ("Gateway timeout.", "server_error", None),
+        529 => return anthropic_error(529, "overloaded_error", "Overloaded"),
+        _ => ("The server answered with an error.", "api_error", None),
+    };
+    openai_error(code, message, kind, error_code)
+}
+
+/// A chat completion echoing the last user message.
+pub(crate) fn completion(number: u64, request: &Value, now: SystemTime) -> Stored {
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("flaky-1");
+    let messages = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let prompt = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(|m| text_of(m.get("content")))
+        .unwrap_or_default();
+    let prompt_tokens: usize = messages
+        .iter()
+        .map(|m| words(&text_of(m.get("content"))) + 4)
+        .sum();
+    let completion_tokens = words(&prompt).max(1);
+    let created = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    Stored::json(
+        200,
+        json!({
+            "id": format!("chatcmpl-flaky{number}"),
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": prompt, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop",
+            }],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }),
+    )
+    .header("openai-processing-ms", "1")
+}
+
+/// The text of a message's `content`: a string, or the `text` of its parts.
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+fn words(s: &str) -> usize {
+    s.split_whitespace().count()
+}

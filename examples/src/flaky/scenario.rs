@@ -1,0 +1,320 @@
+//! What the flaky provider does wrong, and when.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long a client should wait, in one of the forms real providers use on a
+/// `429 Too Many Requests`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RetryAfter {
+    /// No hint at all: the client has to pick its own backoff.
+    None,
+    /// `retry-after-ms: 50` (OpenAI); may be fractional, e.g. `50.5`.
+    Millis(f64),
+    /// `retry-after: 1`, or with a fraction, `retry-after: 0.25`.
+    Seconds(f64),
+    /// `retry-after: <IMF-fixdate>` this far in the future. HTTP dates have a
+    /// one-second resolution: the date is rounded *up* to the next whole
+    /// second, so the client waits at least this long (and up to 1 s more).
+    HttpDate(Duration),
+    /// No `retry-after`; instead OpenAI's `x-ratelimit-reset-requests` as a Go
+    /// duration (`"20ms"`, `"1s"`, `"6m0s"`) with
+    /// `x-ratelimit-remaining-requests: 0`.
+    OpenAiReset(Duration),
+    /// No `retry-after`; instead Anthropic's
+    /// `anthropic-ratelimit-requests-reset: <RFC 3339 time>` (UTC, with
+    /// milliseconds when the instant is not a whole second, e.g.
+    /// `2025-01-01T12:00:00.250Z`) and `anthropic-ratelimit-requests-remaining: 0`.
+    /// The body is Anthropic's `rate_limit_error` shape.
+    AnthropicReset(Duration),
+}
+
+/// Which provider's "you are out of money" error a quota fault imitates.
+/// Both are HTTP 429 and must not be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaStyle {
+    /// OpenAI: `{"error": {"type": "insufficient_quota", "code": "insufficient_quota", ..}}`.
+    OpenAi,
+    /// Anthropic: `{"type": "error", "error": {"type": "enforced_spend_limit_reached", ..}}`.
+    Anthropic,
+}
+
+/// One way an attempt can go wrong.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// `429` rate limit, with the wait hint in the given form.
+    RateLimit(RetryAfter),
+    /// `429` out of quota (not retryable).
+    Quota(QuotaStyle),
+    /// An error status with the provider's body for it: 500, 502, 503, 504,
+    /// 529 (Anthropic `overloaded_error`), 400, 401, 403, 408, 409; any other
+    /// code gets a generic OpenAI-shaped body.
+    Status(u16),
+    /// The request is processed (billed, and its response stored under its
+    /// idempotency key) at once, but the answer is only sent after this
+    /// long, past the client's timeout.
+    Slow(Duration),
+    /// The request is processed (billed, response stored) and then the
+    /// connection is closed without any answer.
+    DropAfterProcessing,
+    /// The work itself takes this long: the request is billed at once, but
+    /// its idempotency key stays *in progress* until the work is done (a
+    /// request with the same key meanwhile gets `409`), then the response is
+    /// stored and sent. Unlike [`Fault::Slow`], a client that times out and
+    /// retries with the same key sees `409` until the work is finished.
+    SlowProcessing(Duration),
+}
+
+impl Fault {
+    /// The name the fault is counted under in [`Stats::faults`](super::Stats::faults):
+    /// `"429"`, `"429_retry_after_ms"`, `"429_retry_after_seconds"`,
+    /// `"429_retry_after_date"`, `"429_openai_reset"`, `"429_anthropic_reset"`,
+    /// `"quota_openai"`, `"quota_anthropic"`, the status code (`"503"`),
+    /// `"slow"`, `"drop"` or `"slow_processing"`. Refusals by a token bucket
+    /// are counted as `"token_bucket"`.
+    pub fn name(&self) -> String {
+        match self {
+            Fault::RateLimit(RetryAfter::None) => "429".into(),
+            Fault::RateLimit(RetryAfter::Millis(_)) => "429_retry_after_ms".into(),
+            Fault::RateLimit(RetryAfter::Seconds(_)) => "429_retry_after_seconds".into(),
+            Fault::RateLimit(RetryAfter::HttpDate(_)) => "429_retry_after_date".into(),
+            Fault::RateLimit(RetryAfter::OpenAiReset(_)) => "429_openai_reset".into(),
+            Fault::RateLimit(RetryAfter::AnthropicReset(_)) => "429_anthropic_reset".into(),
+            Fault::Quota(QuotaStyle::OpenAi) => "quota_openai".into(),
+            Fault::Quota(QuotaStyle::Anthropic) => "quota_anthropic".into(),
+            Fault::Status(code) => code.to_string(),
+            Fault::Slow(_) => "slow".into(),
+            Fault::DropAfterProcessing => "drop".into(),
+            Fault::SlowProcessing(_) => "slow_processing".into(),
+        }
+    }
+}
+
+/// When the provider fails, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scenario {
+    /// Never fails.
+    Healthy,
+    /// Each *logical* request fails its first `failures` attempts with
+    /// `fault`, then succeeds. A logical request is identified by its
+    /// `Idempotency-Key` header, else by the `user` field of the JSON body,
+    /// else every request is its own logical request.
+    FailFirst {
+        /// How many attempts of each logical request fail.
+        failures: u32,
+        /// How they fail.
+        fault: Fault,
+    },
+    /// Every attempt fails with this fault.
+    Always(Fault),
+    /// A token bucket: `rate` tokens per second, holding at most `burst`
+    /// (full at start). A request that finds no token gets `429` with
+    /// `retry-after: N`, N the whole seconds until the next token (at least
+    /// 1), and `x-ratelimit-remaining-requests: 0`.
+    TokenBucket {
+        /// Tokens added per second.
+        rate: f64,
+        /// Size of the bucket.
+        burst: u32,
+    },
+    /// Each attempt fails with probability `fault_rate`, with a fault drawn
+    /// from a mix: `429` in every wait-hint form (10–100 ms, or 1 s for an
+    /// HTTP date), 500, 502, 503, 529, a 3 s slow answer, a dropped
+    /// connection, and rarely (1 in 50 faults each) a 400 or a quota 429.
+    /// The same seed gives the same sequence of decisions.
+    Chaos {
+        /// Seed of the random number generator.
+        seed: u64,
+        /// Probability that an attempt fails, 0.0 to 1.0.
+        fault_rate: f64,
+    },
+}
+
+/// The names [`Scenario::from_name`] knows, in a sensible order for help text.
+const NAMES: &[&str] = &[
+    "healthy",
+    "chaos",
+    "rate-limit",
+    "retry-after-ms",
+    "retry-after-seconds",
+    "retry-after-date",
+    "reset-headers",
+    "quota",
+    "500",
+    "503",
+    "529",
+    "400",
+    "401",
+    "slow",
+    "drop",
+];
+
+impl Scenario {
+    /// The scenario with this name (see [`Scenario::names`]), as used by a
+    /// `--scenario` flag:
+    ///
+    /// | name | scenario |
+    /// | --- | --- |
+    /// | `healthy` | [`Scenario::Healthy`] |
+    /// | `chaos` | [`Scenario::Chaos`], seed 42, fault rate 0.3 |
+    /// | `rate-limit` | [`Scenario::TokenBucket`], 100/s, burst 20 |
+    /// | `retry-after-ms` | 2 × 429 `retry-after-ms: 50` |
+    /// | `retry-after-seconds` | 2 × 429 `retry-after: 1` |
+    /// | `retry-after-date` | 2 × 429 `retry-after: <HTTP date 1 s ahead>` |
+    /// | `reset-headers` | 2 × 429 `x-ratelimit-reset-requests: 20ms` |
+    /// | `quota` | 2 × OpenAI `insufficient_quota` 429 |
+    /// | `500`, `503`, `529`, `400`, `401` | 2 × that status |
+    /// | `slow` | 2 × answered after 3 s |
+    /// | `drop` | 2 × connection dropped after processing |
+    ///
+    /// "2 ×" means [`Scenario::FailFirst`] with `failures: 2`.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        let fail_twice = |fault| Scenario::FailFirst { failures: 2, fault };
+        Some(match name {
+            "healthy" => Scenario::Healthy,
+            "chaos" => Scenario::Chaos {
+                seed: 42,
+                fault_rate: 0.3,
+            },
+            "rate-limit" => Scenario::TokenBucket {
+                rate: 100.0,
+                burst: 20,
+            },
+            "retry-after-ms" => fail_twice(Fault::RateLimit(RetryAfter::Millis(50.0))),
+            "retry-after-seconds" => fail_twice(Fault::RateLimit(RetryAfter::Seconds(1.0))),
+            "retry-after-date" => fail_twice(Fault::RateLimit(RetryAfter::HttpDate(
+                Duration::from_secs(1),
+            ))),
+            "reset-headers" => fail_twice(Fault::RateLimit(RetryAfter::OpenAiReset(
+                Duration::from_millis(20),
+            ))),
+            "quota" => fail_twice(Fault::Quota(QuotaStyle::OpenAi)),
+            "500" => fail_twice(Fault::Status(500)),
+            "503" => fail_twice(Fault::Status(503)),
+            "529" => fail_twice(Fault::Status(529)),
+            "400" => fail_twice(Fault::Status(400)),
+            "401" => fail_twice(Fault::Status(401)),
+            "slow" => fail_twice(Fault::Slow(Duration::from_secs(3))),
+            "drop" => fail_twice(Fault::DropAfterProcessing),
+            _ => return None,
+        })
+    }
+
+    /// Every name [`Scenario::from_name`] accepts.
+    pub fn names() -> &'static [&'static str] {
+        NAMES
+    }
+}
+
+/// The error of parsing an unknown scenario name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownScenario(pub String);
+
+impl fmt::Display for UnknownScenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown scenario {:?}; expected one of: {}",
+            self.0,
+            NAMES.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownScenario {}
+
+impl FromStr for Scenario {
+    type Err = UnknownScenario;
+
+    /// Same as [`Scenario::from_name`], with an error that lists the names.
+    fn from_str(name: &str) -> Result<Scenario, UnknownScenario> {
+        Scenario::from_name(name).ok_or_else(|| UnknownScenario(name.to_owned()))
+    }
+}
+
+/// How long a chaos `Slow` fault holds its answer: past a typical client
+/// timeout.
+pub(crate) const CHAOS_SLOW: Duration = Duration::from_secs(3);
+
+/// One fault from the chaos mix.
+pub(crate) fn chaos_fault(rng: &mut fastrand::Rng) -> Fault {
+    // 1 in 50: a 400; 1 in 50: a quota 429; the rest spread evenly.
+    match rng.u32(0..50) {
+        0 => return Fault::Status(400),
+        1 => {
+            return Fault::Quota(if rng.bool() {
+                QuotaStyle::OpenAi
+            } else {
+                QuotaStyle::Anthropic
+            })
+        }
+        _ => {}
+    }
+    let small = |rng: &mut fastrand::Rng| Duration::from_millis(rng.u64(10..=100));
+    match rng.u32(0..12) {
+        0 => Fault::RateLimit(RetryAfter::None),
+        1 => {
+            // Sometimes fractional, as OpenAI sends it.
+            let ms = rng.u32(10..=100) as f64;
+            Fault::RateLimit(RetryAfter::Millis(if rng.bool() { ms } else { ms + 0.5 }))
+        }
+        2 => Fault::RateLimit(RetryAfter::Seconds(rng.u32(10..=100) as f64 / 1000.0)),
+        3 => Fault::RateLimit(RetryAfter::HttpDate(Duration::from_secs(1))),
+        4 => Fault::RateLimit(RetryAfter::OpenAiReset(small(rng))),
+        5 => Fault::RateLimit(RetryAfter::AnthropicReset(small(rng))),
+        6 => Fault::Status(500),
+        7 => Fault::Status(502),
+        8 => Fault::Status(503),
+        9 => Fault::Status(529),
+        10 => Fault::Slow(CHAOS_SLOW),
+        _ => Fault::DropAfterProcessing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_and_unknown_does_not() {
+        for name in Scenario::names() {
+            assert!(Scenario::from_name(name).is_some(), "{name}");
+            assert!(name.parse::<Scenario>().is_ok());
+        }
+        assert_eq!(Scenario::from_name("nope"), None);
+        let err = "nope".parse::<Scenario>().unwrap_err().to_string();
+        assert!(err.contains("rate-limit"), "{err}");
+    }
+
+    #[test]
+    fn chaos_is_deterministic_and_mixed() {
+        let draw = |seed| {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            (0..2000).map(|_| chaos_fault(&mut rng)).collect::<Vec<_>>()
+        };
+        let a = draw(7);
+        assert_eq!(a, draw(7));
+        let names: std::collections::BTreeSet<String> = a.iter().map(Fault::name).collect();
+        for want in [
+            "429",
+            "429_retry_after_ms",
+            "429_retry_after_seconds",
+            "429_retry_after_date",
+            "429_openai_reset",
+            "429_anthropic_reset",
+            "500",
+            "502",
+            "503",
+            "529",
+            "slow",
+            "drop",
+            "400",
+        ] {
+            assert!(names.contains(want), "{want} missing from {names:?}");
+        }
+        assert!(names.iter().any(|n| n.starts_with("quota_")));
+        let rare = a.iter().filter(|f| **f == Fault::Status(400)).count();
+        assert!(rare < 100, "400 should be rare, got {rare}/2000");
+    }
+}
