@@ -75,6 +75,7 @@ mod imp {
 
     pub(crate) fn retrying(span: &CallSpan, f: &Failure<'_>, delay: Duration, source: DelaySource) {
         tracing::info!(
+            target: "retry_core",
             parent: span,
             attempt = f.attempt,
             kind = f.kind.name(),
@@ -89,7 +90,8 @@ mod imp {
     pub(crate) fn gave_up(span: &CallSpan, f: &Failure<'_>, why: GiveUp) {
         if f.attempt > 1 {
             tracing::warn!(
-                parent: span,
+                target: "retry_core",
+            parent: span,
                 attempts = f.attempt,
                 kind = f.kind.name(),
                 request_id = f.request_id,
@@ -99,7 +101,8 @@ mod imp {
             );
         } else {
             tracing::debug!(
-                parent: span,
+                target: "retry_core",
+            parent: span,
                 attempts = f.attempt,
                 kind = f.kind.name(),
                 request_id = f.request_id,
@@ -112,6 +115,7 @@ mod imp {
 
     pub(crate) fn succeeded(span: &CallSpan, attempts: u32, key: Option<IdempotencyKey>) {
         tracing::info!(
+            target: "retry_core",
             parent: span,
             attempts,
             idempotency_key = key.map(display),
