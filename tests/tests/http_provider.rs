@@ -334,3 +334,57 @@ async fn chaos_run_bills_nothing_twice_and_classifies_every_failure() {
         "faults were injected: {stats:?}"
     );
 }
+
+#[tokio::test]
+async fn reqwest_errors_are_classified() {
+    // A client-side timeout.
+    let server = provider(Scenario::Always(Fault::Slow(Duration::from_secs(5))));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let error = client
+        .post(server.chat_completions_url())
+        .json(&json!({"messages": []}))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(Classify::kind(&error), ErrorKind::Timeout);
+    assert_eq!(HttpError::from(error).kind(), ErrorKind::Timeout);
+
+    // Nobody listening.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let error = reqwest::Client::new()
+        .get(format!("http://{closed}/v1/models"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(Classify::kind(&error), ErrorKind::Network);
+
+    // A status error from error_for_status.
+    let server = provider(Scenario::Always(Fault::Status(503)));
+    let error = reqwest::Client::new()
+        .post(server.chat_completions_url())
+        .json(&json!({"messages": []}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap_err();
+    assert_eq!(Classify::kind(&error), ErrorKind::Overloaded);
+    assert_eq!(
+        HttpError::from(error).status().map(|s| s.as_u16()),
+        Some(503)
+    );
+
+    // An invalid request never leaves the client.
+    let error = reqwest::Client::new()
+        .get("not a url")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(Classify::kind(&error), ErrorKind::Client);
+}
