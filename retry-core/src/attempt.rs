@@ -40,6 +40,14 @@ pub fn attempt() -> Attempt {
     })
 }
 
+/// The deadline of the call whose attempt is running on this thread, if any:
+/// a retried call made inside it (a nested call, or a fallback) ends no
+/// later.
+#[inline]
+pub(crate) fn inherited_deadline() -> Option<Instant> {
+    CURRENT.with(Cell::get).and_then(|a| a.deadline)
+}
+
 /// One attempt of a retried call, as seen from inside it. See [`attempt()`].
 #[derive(Clone, Copy, Debug)]
 pub struct Attempt {
@@ -229,6 +237,43 @@ impl<F: core::future::Future> core::future::Future for InAttempt<'_, '_, F> {
         let this = self.project();
         let fut = this.fut;
         this.state.run_attempt(|| fut.poll(cx))
+    }
+}
+
+#[cfg(feature = "tokio")]
+pin_project_lite::pin_project! {
+    /// A fallback's future: polled as a fresh call (attempt 1, its own
+    /// idempotency key) that ends no later than the deadline it inherits.
+    pub(crate) struct InFallback<F> {
+        attempt: Attempt,
+        home: OnceLock<IdempotencyKey>,
+        #[pin]
+        fut: F,
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<F> InFallback<F> {
+    pub(crate) fn new(deadline: Option<Instant>, clock: Clock, fut: F) -> Self {
+        InFallback {
+            attempt: Attempt::new(1, deadline, clock),
+            home: OnceLock::new(),
+            fut,
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<F: core::future::Future> core::future::Future for InFallback<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<F::Output> {
+        let this = self.project();
+        let fut = this.fut;
+        this.attempt.enter(this.home, || fut.poll(cx))
     }
 }
 

@@ -120,6 +120,53 @@ impl Policy {
         }
     }
 
+    /// Walk a list of providers or models with this policy: run `op` on the
+    /// first item, retried as [`call`](Policy::call) does; when that gives
+    /// up with an error whose kind is in [`fallback_on`](Policy::fallback_on),
+    /// go on to the next item, and so on. One deadline covers the whole
+    /// chain. Returns the first success or the last error; `None` when
+    /// `items` is empty.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// let models = ["gpt-4o", "claude-sonnet", "claude-haiku"];
+    /// let policy = Policy::new().max_attempts(2).wait(Wait::none());
+    /// let mut tried = Vec::new();
+    /// let reply = policy.call_each(models, |model| {
+    ///     tried.push(*model);
+    ///     if *model == "claude-haiku" {
+    ///         Ok(format!("answer from {model}"))
+    ///     } else {
+    ///         Err(io::Error::from(io::ErrorKind::ConnectionRefused))
+    ///     }
+    /// });
+    /// assert_eq!(reply.unwrap().unwrap(), "answer from claude-haiku");
+    /// assert_eq!(tried, ["gpt-4o", "gpt-4o", "claude-sonnet", "claude-sonnet", "claude-haiku"]);
+    /// ```
+    pub fn call_each<I, T, E, F>(&self, items: I, op: F) -> Option<Result<T, E>>
+    where
+        I: IntoIterator,
+        E: Classify,
+        F: FnMut(&I::Item) -> Result<T, E>,
+    {
+        self.hooks().call_each(items, op)
+    }
+
+    /// [`call_each`](Policy::call_each) for async operations, retried as
+    /// [`call_async`](Policy::call_async) does.
+    #[cfg(feature = "tokio")]
+    pub async fn call_each_async<I, T, E, F, Fut>(&self, items: I, op: F) -> Option<Result<T, E>>
+    where
+        I: IntoIterator,
+        E: Classify + From<crate::Elapsed>,
+        F: FnMut(&I::Item) -> Fut,
+        Fut: core::future::Future<Output = Result<T, E>>,
+    {
+        self.hooks().call_each_async(items, op).await
+    }
+
     fn hooks<E>(&self) -> Hooks<'_, RetryAll<E>, NoHook<E>> {
         Hooks {
             policy: self,
@@ -217,4 +264,73 @@ impl<'p, W, H> Hooks<'p, W, H> {
             }
         }
     }
+
+    /// Run the chain as [`Policy::call_each`] does, with these hooks.
+    pub fn call_each<I, T, E, F>(&self, items: I, mut op: F) -> Option<Result<T, E>>
+    where
+        I: IntoIterator,
+        E: Classify,
+        F: FnMut(&I::Item) -> Result<T, E>,
+        W: Fn(&E) -> bool,
+        H: Fn(&RetryEvent<'_, E>),
+    {
+        let state = State::new_sync(self.policy);
+        let mut last = None;
+        for item in items {
+            // Every item runs as a fallback of the chain: a fresh call that
+            // ends no later than the chain's deadline.
+            match state.run_fallback(|| self.call(|| op(&item))) {
+                Ok(value) => return Some(Ok(value)),
+                Err(error) => {
+                    let falls_back = fallback_kind(self.policy, &error);
+                    last = Some(error);
+                    if !falls_back {
+                        break;
+                    }
+                }
+            }
+        }
+        last.map(Err)
+    }
+
+    /// Run the chain as [`Policy::call_each_async`] does, with these hooks.
+    #[cfg(feature = "tokio")]
+    pub async fn call_each_async<I, T, E, F, Fut>(
+        &self,
+        items: I,
+        mut op: F,
+    ) -> Option<Result<T, E>>
+    where
+        I: IntoIterator,
+        E: Classify + From<crate::Elapsed>,
+        F: FnMut(&I::Item) -> Fut,
+        Fut: core::future::Future<Output = Result<T, E>>,
+        W: Fn(&E) -> bool,
+        H: Fn(&RetryEvent<'_, E>),
+    {
+        let state = State::new_async(self.policy);
+        let mut last = None;
+        for item in items {
+            // Every item runs as a fallback of the chain: a fresh call that
+            // ends no later than the chain's deadline.
+            let outcome = state.fallback_future(self.call_async(|| op(&item))).await;
+            match outcome {
+                Ok(value) => return Some(Ok(value)),
+                Err(error) => {
+                    let falls_back = fallback_kind(self.policy, &error);
+                    last = Some(error);
+                    if !falls_back {
+                        break;
+                    }
+                }
+            }
+        }
+        last.map(Err)
+    }
+}
+
+/// Whether a final error falls back, judged from the error alone (for calls
+/// whose retry state is gone).
+fn fallback_kind<E: Classify>(policy: &Policy, error: &E) -> bool {
+    policy.fallback_on.contains(error.kind())
 }

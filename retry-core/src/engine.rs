@@ -94,6 +94,8 @@ pub struct State<'p> {
     key: OnceLock<IdempotencyKey>,
     /// The call's span, from its first failure on.
     span: Option<CallSpan>,
+    /// The kind of the last failure.
+    last_kind: Option<ErrorKind>,
 }
 
 impl<'p> State<'p> {
@@ -113,9 +115,13 @@ impl<'p> State<'p> {
     /// Start a call. Reads the clock only when the policy has a deadline.
     #[inline]
     fn new(policy: &'p Policy, clock: Clock) -> Self {
-        let deadline = match policy.deadline {
+        let own = match policy.deadline {
             None => None,
             Some(limit) => clock.now().checked_add(limit),
+        };
+        let deadline = match (own, crate::attempt::inherited_deadline()) {
+            (Some(own), Some(outer)) => Some(own.min(outer)),
+            (own, outer) => own.or(outer),
         };
         State {
             policy,
@@ -127,7 +133,15 @@ impl<'p> State<'p> {
             cut_off: None,
             key: OnceLock::new(),
             span: None,
+            last_kind: None,
         }
+    }
+
+    /// Whether the call, having given up, should go on to its fallback: its
+    /// last error is of a kind in the policy's `fallback_on`.
+    pub(crate) fn falls_back(&self) -> bool {
+        self.last_kind
+            .is_some_and(|kind| self.policy.fallback_on.contains(kind))
     }
 
     /// The attempt in flight.
@@ -195,6 +209,7 @@ impl<'p> State<'p> {
         let kind = match decision {
             Ok((_, _, kind)) | Err((_, kind)) => kind,
         };
+        self.last_kind = Some(kind);
         let failure = Failure {
             attempt: failed,
             kind,
@@ -288,6 +303,20 @@ impl<'p> State<'p> {
     pub(crate) fn run_attempt<R>(&self, f: impl FnOnce() -> R) -> R {
         let attempt = self.current();
         trace::in_span(self.span.as_ref(), || attempt.enter(&self.key, f))
+    }
+
+    /// Run a fallback as a fresh call (attempt 1, its own idempotency key)
+    /// that ends no later than this call's deadline.
+    pub(crate) fn run_fallback<R>(&self, f: impl FnOnce() -> R) -> R {
+        let home = OnceLock::new();
+        Attempt::new(1, self.deadline, self.clock).enter(&home, f)
+    }
+
+    /// A fallback future, polled as [`run_fallback`](Self::run_fallback)
+    /// runs a sync one.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn fallback_future<F>(&self, fut: F) -> crate::attempt::InFallback<F> {
+        crate::attempt::InFallback::new(self.deadline, self.clock, fut)
     }
 
     /// The attempt in flight succeeded.

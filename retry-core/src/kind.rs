@@ -165,6 +165,11 @@ impl KindSet {
             .with(ErrorKind::Network)
     }
 
+    /// Every kind.
+    pub const fn all() -> Self {
+        KindSet((1 << ErrorKind::COUNT) - 1)
+    }
+
     /// This set with `kind` added.
     pub const fn with(self, kind: ErrorKind) -> Self {
         KindSet(self.0 | (1 << kind.index()))

@@ -21,6 +21,7 @@ use crate::{ErrorKind, Jitter, KindSet, Wait};
 /// | [`retry_after_cap`](Policy::retry_after_cap) | 60 s |
 /// | [`deadline`](Policy::deadline) | none |
 /// | [`attempt_timeout`](Policy::attempt_timeout) | none |
+/// | [`fallback_on`](Policy::fallback_on) | every kind but `Client` and `Auth` |
 ///
 /// ```
 /// use std::time::Duration;
@@ -47,6 +48,7 @@ pub struct Policy {
     pub(crate) retry_after_cap: Duration,
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) fallback_on: KindSet,
 }
 
 impl Policy {
@@ -63,6 +65,9 @@ impl Policy {
             retry_after_cap: Duration::from_secs(60),
             deadline: None,
             attempt_timeout: None,
+            fallback_on: KindSet::all()
+                .without(ErrorKind::Client)
+                .without(ErrorKind::Auth),
         }
     }
 
@@ -122,6 +127,17 @@ impl Policy {
     /// the same policy may serve async calls).
     pub const fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// The kinds of final error after which a fallback is tried (the
+    /// `fallback` of `#[retry]`, or the next item of
+    /// [`call_each`](Policy::call_each)). By default every kind but `Client`
+    /// and `Auth`: a request that is wrong, or credentials that are rejected,
+    /// fail the same way elsewhere, while an outage, a rate limit or an
+    /// exhausted quota on one provider is a reason to try the next.
+    pub const fn fallback_on(mut self, kinds: KindSet) -> Self {
+        self.fallback_on = kinds;
         self
     }
 

@@ -105,6 +105,25 @@ pub fn succeeded(state: &State<'_>) {
     state.succeeded();
 }
 
+/// Whether a call that gave up goes on to its fallback.
+#[inline]
+pub fn falls_back(state: &State<'_>) -> bool {
+    state.falls_back()
+}
+
+/// Call a sync fallback within the call's deadline.
+#[inline]
+pub fn fallback_sync<R, F: FnOnce() -> R>(state: &State<'_>, call: F) -> R {
+    state.run_fallback(call)
+}
+
+/// Call an async fallback within the call's deadline.
+#[cfg(feature = "tokio")]
+#[inline]
+pub fn fallback_async<F: Future>(state: &State<'_>, call: F) -> impl Future<Output = F::Output> {
+    state.fallback_future(call)
+}
+
 /// The default `when`: every error of a retried kind is retried.
 #[inline]
 pub fn always<E: ?Sized>(_: &E) -> bool {

@@ -23,6 +23,8 @@ pub(crate) struct Args {
     pub(crate) clone: Option<Vec<Ident>>,
     pub(crate) krate: Option<Path>,
     pub(crate) name: Option<LitStr>,
+    pub(crate) fallback: Option<syn::ExprPath>,
+    pub(crate) fallback_on: Option<Vec<Ident>>,
     /// Every mistake found, in order.
     pub(crate) errors: Vec<syn::Error>,
 }
@@ -63,6 +65,8 @@ const ARGUMENTS: &[&str] = &[
     "clone",
     "crate",
     "name",
+    "fallback",
+    "fallback_on",
 ];
 
 pub(crate) const RETRYABLE_KINDS: &[&str] = &[
@@ -71,6 +75,18 @@ pub(crate) const RETRYABLE_KINDS: &[&str] = &[
     "Server",
     "Timeout",
     "Network",
+    "Other",
+];
+
+const ALL_KINDS: &[&str] = &[
+    "RateLimit",
+    "Overloaded",
+    "Server",
+    "Timeout",
+    "Network",
+    "Client",
+    "Auth",
+    "Quota",
     "Other",
 ];
 
@@ -224,6 +240,19 @@ impl Args {
                 )?;
                 set_once(&mut self.attempt_timeout, (d, key.span()), &key)
             }
+            "fallback" => {
+                let path: syn::ExprPath = input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "expected the path of the function to call when this one gives up, such as `fallback = chat_claude` or `fallback = Self::chat_claude`",
+                    )
+                })?;
+                set_once(&mut self.fallback, path, &key)
+            }
+            "fallback_on" => {
+                let kinds = parse_fallback_kinds(input)?;
+                set_once(&mut self.fallback_on, kinds, &key)
+            }
             "name" => {
                 let lit: LitStr = input.parse()?;
                 if lit.value().is_empty() {
@@ -335,6 +364,42 @@ fn check_kind(ident: &Ident) -> Option<syn::Error> {
             list(RETRYABLE_KINDS)
         ),
     ))
+}
+
+/// `[Kind, ...]` for `fallback_on`: any kind, each once.
+fn parse_fallback_kinds(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
+    if !input.peek(syn::token::Bracket) {
+        return Err(input.error(
+            "expected a list of error kinds, such as `fallback_on = [Overloaded, Server, Quota]`",
+        ));
+    }
+    let content;
+    bracketed!(content in input);
+    inside(content, |content| {
+        let idents = content.parse_terminated(Ident::parse_any, Token![,])?;
+        let mut kinds: Vec<Ident> = Vec::new();
+        for ident in idents {
+            let name = ident.to_string();
+            if !ALL_KINDS.contains(&name.as_str()) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "unknown error kind `{name}`{}; the kinds are {}",
+                        suggest(&name, ALL_KINDS),
+                        list(ALL_KINDS)
+                    ),
+                ));
+            }
+            if kinds.contains(&ident) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!("`{ident}` is listed more than once"),
+                ));
+            }
+            kinds.push(ident);
+        }
+        Ok(kinds)
+    })
 }
 
 /// A whole number of at least 1 that fits in a `u32`.

@@ -93,6 +93,25 @@ fn check_against(func: &ItemFn, args: &mut Args) {
             }
         }
     }
+    if args.fallback.is_some() {
+        for arg in &sig.inputs {
+            if let FnArg::Typed(typed) = arg {
+                if !matches!(&*typed.pat, Pat::Ident(p) if p.subpat.is_none()) {
+                    args.errors.push(syn::Error::new_spanned(
+                        &typed.pat,
+                        "`fallback` passes the arguments on by name: give this argument a plain name and destructure it in the body",
+                    ));
+                }
+            }
+        }
+    } else if let Some(kinds) = &args.fallback_on {
+        if let Some(first) = kinds.first() {
+            args.errors.push(syn::Error::new(
+                first.span(),
+                "`fallback_on` has no effect without `fallback = path::to::function`",
+            ));
+        }
+    }
     let max = args.max_attempts.map_or(DEFAULT_MAX_ATTEMPTS, |(n, _)| n);
     for kind in args.on.iter().flatten() {
         if let Some((cap, span)) = kind.cap {
@@ -369,6 +388,9 @@ fn policy_tokens(p: &TokenStream, args: &Args) -> TokenStream {
         let d = duration_tokens(p, d);
         policy.extend(quote!(.attempt_timeout(#d)));
     }
+    if let Some(kinds) = &args.fallback_on {
+        policy.extend(quote!(.fallback_on(#p::KindSet::empty() #(.with(#p::ErrorKind::#kinds))*)));
+    }
     policy
 }
 
@@ -434,6 +456,31 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         .clone()
         .unwrap_or_else(|| syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
 
+    let give_up = match &args.fallback {
+        None => quote!(return #p::Err(#error);),
+        Some(path) => {
+            let forwarded = sig.inputs.iter().map(|arg| match arg {
+                FnArg::Receiver(r) => r.self_token.to_token_stream(),
+                FnArg::Typed(typed) => match &*typed.pat {
+                    Pat::Ident(p) => p.ident.to_token_stream(),
+                    other => other.to_token_stream(),
+                },
+            });
+            let call = quote_spanned!(path.span()=> #path(#(#forwarded),*));
+            let run = if sig.asyncness.is_some() {
+                quote!(#p::fallback_async(&#state, #call).await)
+            } else {
+                quote!(#p::fallback_sync(&#state, || #call))
+            };
+            quote! {
+                if #p::falls_back(&#state) {
+                    return #run;
+                }
+                return #p::Err(#error);
+            }
+        }
+    };
+
     let (start, run, sleep) = if sig.asyncness.is_some() {
         let limit_span = args
             .deadline
@@ -484,7 +531,9 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
                 };
                 match #failed(&mut #state, #error_arg, #when, #on_retry, || #krate::__call_span!(#span_name)) {
                     #p::Some(#delay) => #sleep,
-                    #p::None => return #p::Err(#error),
+                    #p::None => {
+                        #give_up
+                    }
                 }
             }
         }
