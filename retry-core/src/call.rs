@@ -219,7 +219,7 @@ impl<'p, W, H> Hooks<'p, W, H> {
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
     {
-        let mut state = State::new_sync(self.policy);
+        let mut state = State::new_sync(self.policy, &crate::metrics::POLICY_KEYS);
         loop {
             let error = match state.run_attempt(&mut op) {
                 Ok(value) => {
@@ -246,7 +246,7 @@ impl<'p, W, H> Hooks<'p, W, H> {
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
     {
-        let mut state = State::new_async(self.policy);
+        let mut state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
         loop {
             let outcome =
                 crate::__private::run_async_timed(&state, state.run_attempt(&mut op)).await;
@@ -274,7 +274,7 @@ impl<'p, W, H> Hooks<'p, W, H> {
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
     {
-        let state = State::new_sync(self.policy);
+        let state = State::new_sync(self.policy, &crate::metrics::POLICY_KEYS);
         let mut last = None;
         for item in items {
             // Every item runs as a fallback of the chain: a fresh call that
@@ -308,7 +308,7 @@ impl<'p, W, H> Hooks<'p, W, H> {
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
     {
-        let state = State::new_async(self.policy);
+        let state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
         let mut last = None;
         for item in items {
             // Every item runs as a fallback of the chain: a fresh call that

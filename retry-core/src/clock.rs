@@ -20,3 +20,4 @@ impl Clock {
         crate::testing::skipped_time(now)
     }
 }
+

@@ -2,6 +2,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::attempt::Attempt;
+use crate::metrics::{self, MetricKeys, Outcome};
 use crate::clock::Clock;
 use crate::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
 use crate::wait::uniform;
@@ -96,25 +97,32 @@ pub struct State<'p> {
     span: Option<CallSpan>,
     /// The kind of the last failure.
     last_kind: Option<ErrorKind>,
+    /// The call's metric keys.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    name: &'static MetricKeys,
+    /// When the call started, for metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    started: metrics::Started,
 }
 
 impl<'p> State<'p> {
     /// Start a sync call.
     #[inline]
-    pub(crate) fn new_sync(policy: &'p Policy) -> Self {
-        Self::new(policy, Clock::Std)
+    pub(crate) fn new_sync(policy: &'p Policy, name: &'static MetricKeys) -> Self {
+        Self::new(policy, Clock::Std, name)
     }
 
     /// Start an async call.
     #[cfg(feature = "tokio")]
     #[inline]
-    pub(crate) fn new_async(policy: &'p Policy) -> Self {
-        Self::new(policy, Clock::Tokio)
+    pub(crate) fn new_async(policy: &'p Policy, name: &'static MetricKeys) -> Self {
+        Self::new(policy, Clock::Tokio, name)
     }
 
-    /// Start a call. Reads the clock only when the policy has a deadline.
+    /// Start a call. Reads the clock only when the policy has a deadline (or
+    /// when the `metrics` feature times calls).
     #[inline]
-    fn new(policy: &'p Policy, clock: Clock) -> Self {
+    fn new(policy: &'p Policy, clock: Clock, name: &'static MetricKeys) -> Self {
         let own = match policy.deadline {
             None => None,
             Some(limit) => clock.now().checked_add(limit),
@@ -134,6 +142,8 @@ impl<'p> State<'p> {
             key: OnceLock::new(),
             span: None,
             last_kind: None,
+            name,
+            started: metrics::start(),
         }
     }
 
@@ -216,8 +226,10 @@ impl<'p> State<'p> {
             request_id: error.request_id(),
             key: self.key.get().copied(),
         };
+        metrics::attempt_failed(self.name, kind);
         match decision {
             Ok((delay, source, kind)) => {
+                metrics::retried(self.name);
                 trace::retrying(span, &failure, delay, source);
                 on_retry(&RetryEvent {
                     attempt: failed,
@@ -231,6 +243,7 @@ impl<'p> State<'p> {
             }
             Err((why, _)) => {
                 trace::gave_up(span, &failure, why);
+                metrics::call_finished(self.name, Outcome::GaveUp, self.started);
                 None
             }
         }
@@ -324,6 +337,8 @@ impl<'p> State<'p> {
     pub(crate) fn succeeded(&self) {
         if self.attempt > 1 {
             self.succeeded_after_retries();
+        } else {
+            metrics::call_finished(self.name, Outcome::FirstTrySuccess, self.started);
         }
     }
 
@@ -332,6 +347,7 @@ impl<'p> State<'p> {
         if let Some(span) = &self.span {
             trace::succeeded(span, self.attempt, self.key.get().copied());
         }
+        metrics::call_finished(self.name, Outcome::SuccessAfterRetry, self.started);
     }
 
     fn backoff(&mut self, failed: u32) -> Duration {

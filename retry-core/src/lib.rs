@@ -68,6 +68,8 @@
 //!   the end. A call that succeeds at once logs nothing.
 //! - `http`: [`http`] classification of statuses, `Retry-After` and
 //!   rate-limit headers, and provider error bodies, with [`http::HttpError`].
+//! - `metrics`: counters and histograms through the `metrics` facade; see
+//!   [`metrics`](mod@metrics) for the list.
 //! - `reqwest`: `http` plus reqwest support: [`http::check`],
 //!   `Classify for reqwest::Error` and [`http::RequestBuilderExt`].
 #![deny(missing_docs)]
@@ -81,6 +83,7 @@ mod clock;
 mod elapsed;
 mod engine;
 mod kind;
+pub mod metrics;
 mod policy;
 mod trace;
 mod wait;

@@ -9,6 +9,7 @@ pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
 pub use crate::engine::State;
+pub use crate::metrics::MetricKeys;
 pub use crate::trace::{CallSpan, MakeSpan};
 pub use crate::{Classify, Elapsed, ErrorKind, Jitter, KindSet, Policy, RetryEvent, Wait};
 #[cfg(feature = "tracing")]
@@ -21,15 +22,15 @@ pub const fn duration(secs: u64, nanos: u32) -> Duration {
 
 /// Start a sync call under `policy`.
 #[inline]
-pub fn start_sync(policy: &Policy) -> State<'_> {
-    State::new_sync(policy)
+pub fn start_sync<'p>(policy: &'p Policy, name: &'static MetricKeys) -> State<'p> {
+    State::new_sync(policy, name)
 }
 
 /// Start an async call under `policy`.
 #[cfg(feature = "tokio")]
 #[inline]
-pub fn start_async(policy: &Policy) -> State<'_> {
-    State::new_async(policy)
+pub fn start_async<'p>(policy: &'p Policy, name: &'static MetricKeys) -> State<'p> {
+    State::new_async(policy, name)
 }
 
 /// Implemented for `Result` alone: a retried function must return one.

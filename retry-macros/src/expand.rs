@@ -518,7 +518,8 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         #(#attrs)*
         #vis #sig {
             const __RETRY_POLICY: #p::Policy = #policy;
-            let mut #state = #start(&__RETRY_POLICY);
+            static __RETRY_METRICS: #p::MetricKeys = #p::MetricKeys::new(#span_name);
+            let mut #state = #start(&__RETRY_POLICY, &__RETRY_METRICS);
             loop {
                 #(#clones)*
                 let #outcome = #run;

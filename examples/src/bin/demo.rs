@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use examples::flaky::{FlakyProvider, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use retry_core::http::{check, HttpError, RequestBuilderExt};
 use retry_core::{retry, Classify, DelaySource, RetryEvent};
 use serde_json::{json, Value};
@@ -123,6 +124,34 @@ async fn chat(endpoint: &Endpoint, user: &str, prompt: &str) -> Result<String, H
         .to_owned())
 }
 
+/// The counters retry-core reported, one line each, and the mean call time.
+fn print_metrics(snapshotter: &Snapshotter) {
+    let mut lines = Vec::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let (_, key) = key.into_parts();
+        let labels: Vec<String> = key
+            .labels()
+            .filter(|l| l.key() != "function")
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        match value {
+            DebugValue::Counter(n) => lines.push(format!("{name:<60}{n}")),
+            DebugValue::Histogram(samples) if !samples.is_empty() => {
+                let mean = samples.iter().map(|s| s.into_inner()).sum::<f64>() / samples.len() as f64;
+                lines.push(format!("{name:<60}mean {:.1} ms over {}", mean * 1000.0, samples.len()));
+            }
+            _ => {}
+        }
+    }
+    lines.sort();
+    println!("\nmetrics (function=chat):");
+    for line in lines {
+        println!("  {line}");
+    }
+    println!();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = match parse_options() {
@@ -161,6 +190,14 @@ async fn main() -> ExitCode {
             }
         }
     };
+    // Collect what retry-core reports through the `metrics` facade, to
+    // print it at the end.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    if metrics::set_global_recorder(recorder).is_err() {
+        eprintln!("demo: a metrics recorder is already installed; the summary leaves metrics out");
+    }
+
     let client = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()
@@ -277,6 +314,7 @@ async fn main() -> ExitCode {
     println!("{:<38}{}", "latency p95", percentile(0.95));
     println!("{:<38}{}", "latency p99", percentile(0.99));
     println!("{:<38}{:.2} s", "wall time", wall.as_secs_f64());
+    print_metrics(&snapshotter);
     match &provider {
         Some(provider) => {
             let stats = provider.stats();

@@ -1,0 +1,89 @@
+//! What retried calls report through the `metrics` facade.
+#![deny(warnings, clippy::all, unused_qualifications)]
+
+use std::collections::HashMap;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::{CompositeKey, MetricKind};
+use retry_core::{retry, testing, Classify, ErrorKind};
+
+#[derive(Debug)]
+struct Failure(ErrorKind);
+
+impl Classify for Failure {
+    fn kind(&self) -> ErrorKind {
+        self.0
+    }
+}
+
+#[retry(max_attempts = 3, wait = none, name = "chat")]
+fn chat(script: &mut Vec<ErrorKind>) -> Result<(), Failure> {
+    match script.pop() {
+        Some(kind) => Err(Failure(kind)),
+        None => Ok(()),
+    }
+}
+
+/// Counters as `name{label=value,...}` → value.
+fn counters(recorder: &DebuggingRecorder) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        let key: CompositeKey = key;
+        if key.kind() != MetricKind::Counter {
+            continue;
+        }
+        let (_, key) = key.into_parts();
+        let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        labels.sort();
+        if let DebugValue::Counter(n) = value {
+            out.insert(format!("{}{{{}}}", key.name(), labels.join(",")), n);
+        }
+    }
+    out
+}
+
+#[test]
+fn calls_attempts_and_retries_are_counted_by_function() {
+    let recorder = DebuggingRecorder::new();
+    let _sleeps = testing::skip_sleeps();
+    metrics::with_local_recorder(&recorder, || {
+        chat(&mut vec![]).unwrap();
+        chat(&mut vec![]).unwrap();
+        chat(&mut vec![ErrorKind::Timeout, ErrorKind::Overloaded]).unwrap();
+        chat(&mut vec![ErrorKind::Server; 3]).unwrap_err();
+        chat(&mut vec![ErrorKind::Auth]).unwrap_err();
+    });
+    let c = counters(&recorder);
+    let get = |k: &str| c.get(k).copied().unwrap_or(0);
+    assert_eq!(get("retry_calls_total{function=chat,outcome=first_try_success}"), 2, "{c:?}");
+    assert_eq!(get("retry_calls_total{function=chat,outcome=success_after_retry}"), 1, "{c:?}");
+    assert_eq!(get("retry_calls_total{function=chat,outcome=gave_up}"), 2, "{c:?}");
+    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Server}"), 3, "{c:?}");
+    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Overloaded}"), 1, "{c:?}");
+    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Timeout}"), 1, "{c:?}");
+    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Auth}"), 1, "{c:?}");
+    assert_eq!(get("retry_retries_total{function=chat}"), 4, "{c:?}");
+}
+
+#[test]
+fn every_call_is_timed() {
+    let recorder = DebuggingRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        for _ in 0..5 {
+            chat(&mut vec![]).unwrap();
+        }
+    });
+    let histograms: Vec<usize> = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Histogram(samples) if key.key().name() == "retry_call_duration_seconds" => {
+                Some(samples.len())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(histograms, [5]);
+}
