@@ -26,7 +26,8 @@
 
 /// How a logical call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+// `FailedFast` is recorded once the circuit breaker is wired into the loop.
+#[allow(dead_code)]
 pub(crate) enum Outcome {
     FirstTrySuccess = 0,
     SuccessAfterRetry = 1,
@@ -68,6 +69,9 @@ impl std::fmt::Debug for MetricKeys {
 pub(crate) static POLICY_KEYS: MetricKeys = MetricKeys::new("policy");
 
 #[cfg(feature = "metrics")]
+// The breaker, budget and limiter series are recorded once those are wired
+// into the retry loop.
+#[allow(dead_code)]
 mod imp {
     use std::time::Instant;
 
@@ -76,9 +80,15 @@ mod imp {
     use super::{MetricKeys, Outcome};
     use crate::ErrorKind;
 
-    const METADATA: Metadata<'static> = Metadata::new("retry_core", Level::INFO, Some("retry_core"));
+    const METADATA: Metadata<'static> =
+        Metadata::new("retry_core", Level::INFO, Some("retry_core"));
 
-    const OUTCOMES: [&str; 4] = ["first_try_success", "success_after_retry", "gave_up", "failed_fast"];
+    const OUTCOMES: [&str; 4] = [
+        "first_try_success",
+        "success_after_retry",
+        "gave_up",
+        "failed_fast",
+    ];
     const TRANSITIONS: [&str; 3] = ["closed", "half_open", "open"];
 
     pub(crate) struct Keys {

@@ -33,7 +33,10 @@ fn counters(recorder: &DebuggingRecorder) -> HashMap<String, u64> {
             continue;
         }
         let (_, key) = key.into_parts();
-        let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
         labels.sort();
         if let DebugValue::Counter(n) = value {
             out.insert(format!("{}{{{}}}", key.name(), labels.join(",")), n);
@@ -55,13 +58,41 @@ fn calls_attempts_and_retries_are_counted_by_function() {
     });
     let c = counters(&recorder);
     let get = |k: &str| c.get(k).copied().unwrap_or(0);
-    assert_eq!(get("retry_calls_total{function=chat,outcome=first_try_success}"), 2, "{c:?}");
-    assert_eq!(get("retry_calls_total{function=chat,outcome=success_after_retry}"), 1, "{c:?}");
-    assert_eq!(get("retry_calls_total{function=chat,outcome=gave_up}"), 2, "{c:?}");
-    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Server}"), 3, "{c:?}");
-    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Overloaded}"), 1, "{c:?}");
-    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Timeout}"), 1, "{c:?}");
-    assert_eq!(get("retry_attempt_failures_total{function=chat,kind=Auth}"), 1, "{c:?}");
+    assert_eq!(
+        get("retry_calls_total{function=chat,outcome=first_try_success}"),
+        2,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_calls_total{function=chat,outcome=success_after_retry}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_calls_total{function=chat,outcome=gave_up}"),
+        2,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_attempt_failures_total{function=chat,kind=Server}"),
+        3,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_attempt_failures_total{function=chat,kind=Overloaded}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_attempt_failures_total{function=chat,kind=Timeout}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_attempt_failures_total{function=chat,kind=Auth}"),
+        1,
+        "{c:?}"
+    );
     assert_eq!(get("retry_retries_total{function=chat}"), 4, "{c:?}");
 }
 

@@ -138,8 +138,13 @@ fn print_metrics(snapshotter: &Snapshotter) {
         match value {
             DebugValue::Counter(n) => lines.push(format!("{name:<60}{n}")),
             DebugValue::Histogram(samples) if !samples.is_empty() => {
-                let mean = samples.iter().map(|s| s.into_inner()).sum::<f64>() / samples.len() as f64;
-                lines.push(format!("{name:<60}mean {:.1} ms over {}", mean * 1000.0, samples.len()));
+                let mean =
+                    samples.iter().map(|s| s.into_inner()).sum::<f64>() / samples.len() as f64;
+                lines.push(format!(
+                    "{name:<60}mean {:.1} ms over {}",
+                    mean * 1000.0,
+                    samples.len()
+                ));
             }
             _ => {}
         }
