@@ -21,3 +21,15 @@ impl Clock {
     }
 }
 
+/// The time for state shared between calls (breakers, budgets, limiters):
+/// tokio's clock when the `tokio` feature is on (so a paused test runtime
+/// controls it; outside a runtime it is the system clock), moved on by the
+/// sleeps skipped under [`testing`](crate::testing).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn shared_now() -> Instant {
+    #[cfg(feature = "tokio")]
+    let now = tokio::time::Instant::now().into_std();
+    #[cfg(not(feature = "tokio"))]
+    let now = Instant::now();
+    crate::testing::skipped_time(now)
+}

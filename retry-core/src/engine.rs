@@ -1,9 +1,10 @@
+#![cfg_attr(not(feature = "metrics"), allow(clippy::unit_arg))]
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::attempt::Attempt;
-use crate::metrics::{self, MetricKeys, Outcome};
 use crate::clock::Clock;
+use crate::metrics::{self, MetricKeys, Outcome};
 use crate::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
 use crate::wait::uniform;
 use crate::{Classify, Elapsed, ErrorKind, IdempotencyKey, Jitter, Policy};

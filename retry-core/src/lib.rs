@@ -77,16 +77,20 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod attempt;
+mod breaker;
+mod budget;
 mod call;
 mod classify;
 mod clock;
 mod elapsed;
 mod engine;
 mod kind;
+mod limiter;
 pub mod metrics;
 mod policy;
 mod trace;
 mod wait;
+mod window;
 
 pub mod testing;
 
@@ -94,11 +98,14 @@ pub mod testing;
 pub mod http;
 
 pub use attempt::{attempt, Attempt, IdempotencyKey};
+pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen};
+pub use budget::{KeyedBudgets, RetryBudget};
 pub use call::{Hooks, NoHook, RetryAll};
 pub use classify::Classify;
 pub use elapsed::Elapsed;
 pub use engine::{DelaySource, RetryEvent};
 pub use kind::{ErrorKind, KindSet};
+pub use limiter::AdaptiveLimiter;
 pub use policy::{Policy, PolicyError};
 pub use wait::{Jitter, Wait};
 

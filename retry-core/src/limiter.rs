@@ -1,0 +1,832 @@
+//! The adaptive client-side rate limiter, [`AdaptiveLimiter`]; its
+//! documentation describes the algorithm.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The `rate` word of a limiter that does not pace.
+const UNLIMITED: u64 = 0;
+/// A `next` slot long ago, far enough from `i64::MIN` to subtract from.
+const LONG_AGO: i64 = i64::MIN / 4;
+
+const NANOS_PER_SEC: f64 = 1e9;
+
+/// A guess is started at this fraction of itself.
+const GUESS_BACKOFF: f64 = 0.7;
+/// Each refusal of an episode not yet measured cuts the rate by this factor...
+const STEP_BACKOFF: f64 = 0.95;
+/// ... down to this fraction of the rate the episode began at.
+const DEEPEST_BACKOFF: f64 = 0.5;
+/// Once the rate has been measured, a new episode's first refusal cuts it to
+/// this fraction (and to at most the headroom times the measurement).
+const SOFT_BACKOFF: f64 = 0.9;
+/// Growth per backlog's worth of successes, before the first refusal and
+/// after a guess.
+const FAST_GAIN: f64 = 0.1;
+/// Growth per backlog's worth of successes when probing after a measurement.
+const PROBE_GAIN: f64 = 0.05;
+/// The smallest backlog growth is scaled by, in seconds.
+const MIN_HORIZON: f64 = 0.1;
+/// An episode is measured once it lasts this long (seconds) and
+/// `MIN_COUNT / rate`.
+const MIN_SPAN: f64 = 0.2;
+const MIN_COUNT: f64 = 10.0;
+/// Refusals further apart than this (seconds) and `GAP_COUNT / rate` start a
+/// new episode.
+const GAP: f64 = 0.5;
+const GAP_COUNT: f64 = 20.0;
+/// The first guess counts the successes so far as if they took at most this
+/// long (seconds), and at least `MIN_GUESS_COUNT` of them.
+const GUESS_SPAN: f64 = 0.1;
+const MIN_GUESS_COUNT: f64 = 5.0;
+/// The longest the whole fleet is held back by one hint.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+const DEFAULT_MIN_RATE: f64 = 0.1;
+const DEFAULT_MAX_RATE: f64 = 10_000.0;
+const DEFAULT_HEADROOM: f64 = 0.95;
+const DEFAULT_BURST: u32 = 1;
+const DEFAULT_PROBE_AFTER: Duration = Duration::from_secs(5);
+
+/// A client-side rate limiter for one provider (one API key, one model
+/// family: whatever the provider's limit applies to), shared by every task
+/// that calls it, which learns the rate the provider admits from its `429`s
+/// and paces attempts, first attempts and retries alike, to stay just under
+/// it: a fleet of tasks stops sending requests that will be refused.
+///
+/// Every builder is a `const fn`, so a limiter lives in a `static`:
+///
+/// ```
+/// use std::time::Duration;
+/// use retry_core::AdaptiveLimiter;
+///
+/// // Unlimited until the provider refuses something.
+/// static OPENAI: AdaptiveLimiter = AdaptiveLimiter::new();
+/// // Paced from the start at about the documented limit, learning the real one.
+/// static ANTHROPIC: AdaptiveLimiter = AdaptiveLimiter::new()
+///     .initial_rate(50.0)
+///     .burst(5)
+///     .probe_after(Duration::from_secs(10));
+///
+/// assert_eq!(OPENAI.rate(), None);
+/// assert_eq!(ANTHROPIC.rate(), Some(50.0));
+/// ```
+///
+/// The retry engine drives it: before every attempt it sleeps for
+/// [`acquire_delay`](Self::acquire_delay), and after it reports the outcome
+/// with [`on_success`](Self::on_success),
+/// [`on_rate_limited`](Self::on_rate_limited) or
+/// [`on_other_failure`](Self::on_other_failure). By hand:
+///
+/// ```
+/// use std::time::Duration;
+/// use retry_core::AdaptiveLimiter;
+///
+/// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
+///
+/// fn send(prompt: &str) -> Result<String, Option<Duration>> {
+///     // Refused with `Err(retry_after)`; here, never.
+///     Ok(format!("echo: {prompt}"))
+/// }
+///
+/// std::thread::sleep(LIMITER.acquire_delay());
+/// match send("hi") {
+///     Ok(_) => LIMITER.on_success(),
+///     Err(retry_after) => LIMITER.on_rate_limited(retry_after),
+/// }
+/// ```
+///
+/// | builder | default |
+/// |---|---|
+/// | [`initial_rate`](Self::initial_rate) | unlimited until the first `429` |
+/// | [`burst`](Self::burst) | 1 |
+/// | [`min_rate`](Self::min_rate) | 0.1 per second |
+/// | [`max_rate`](Self::max_rate) | 10 000 per second (above it, unlimited) |
+/// | [`headroom`](Self::headroom) | 0.95 of the measured rate |
+/// | [`probe_after`](Self::probe_after) | 5 s without a `429` |
+///
+/// # How it works
+///
+/// **Pacing.** While it paces at `r` attempts per second, every caller
+/// reserves a send slot of its own: `slot = max(now, next − (burst − 1)/r)`,
+/// `next = max(slot, next) + 1/r`, in one compare-and-swap (the virtual
+/// scheduling form of the generic cell rate algorithm), and
+/// [`acquire_delay`](Self::acquire_delay) returns how long to wait for it.
+/// Callers are `1/r` apart (after an idle spell, up to `burst` of them go at
+/// once); callers that arrive together, say after the same `Retry-After`,
+/// leave at different times instead of in lockstep. A refusal takes away any
+/// burst credit: the provider's own bucket is empty at that moment.
+///
+/// **Unlimited until told otherwise.** A new limiter does not pace:
+/// [`acquire_delay`](Self::acquire_delay) is one atomic load and
+/// [`on_success`](Self::on_success) one atomic increment, with no clock read.
+/// The first `429` (or an [`observe_remaining`](Self::observe_remaining)
+/// whose budget runs short) starts pacing at a guess biased high, 70 % of
+/// the successes seen so far as if they took 0.1 s (more refusals and
+/// successes of the same unpaced burst only raise it): a rate too high is
+/// soon measured, one too low only slowly outgrown. With
+/// [`initial_rate`](Self::initial_rate) it paces from the start instead, so
+/// that a herd of callers at start-up is spread out before any of it is
+/// refused: the callers that start together must be given their slots
+/// before anything is known, so only a starting rate avoids refusing most of
+/// that first herd.
+///
+/// **Measuring the admitted rate.** A `429` means the provider had nothing
+/// left to admit at that moment. Refusals that follow each other closely
+/// (within `max(0.5 s, 20/r)`) form an *episode*, throughout which the
+/// provider stays exhausted, so everything it admits meanwhile is a request
+/// that succeeds: the successes reported since the episode's first refusal,
+/// divided by the time since, is the rate it admits. Once an episode has
+/// lasted `max(0.2 s, 10/r)`, every refusal takes that measurement (over the
+/// whole episode so far) and the limiter paces at `headroom` (95 %) of it.
+/// Before that, every refusal is evidence that the rate is too high: the
+/// first of an episode cuts it by 5 % (or to the lower of 90 % and the
+/// headroom times the last measurement, once there is one), each further
+/// one by another 5 %, down to half the rate the episode began at. For a
+/// token bucket the measurement is exact, whatever the concurrency, the
+/// latency or the refusals' own retries, and it is never above what the
+/// provider admits.
+///
+/// **Growth.** Before the first refusal (from an `initial_rate`) and after a
+/// guess, the rate grows with every success; after a cut or a measurement it
+/// holds for [`probe_after`](Self::probe_after) since the last refusal, then
+/// probes upward, more slowly. Growth is clocked by successes, so an idle
+/// limiter does not drift up, and scaled by the backlog of slots already
+/// handed out, the horizon the limiter has committed to and cannot take
+/// back: the rate grows by about 10 % (5 % when probing) per backlog's worth
+/// of successes, so a probe that finds the limit costs a bounded number of
+/// refusals. Past [`max_rate`](Self::max_rate) the limiter stops pacing and
+/// is unlimited again; its last measurement is its next guess.
+///
+/// **Retry-After.** The retry engine already makes the refused request
+/// itself wait its `Retry-After`; the limiter does not hold back the whole
+/// fleet for it, which would waste the provider's capacity when the hint is
+/// coarse (a token bucket that has a token again in 10 ms still says
+/// `Retry-After: 1`). The fleet waits for it only when the provider admitted
+/// nothing for a whole episode (a closed window), or when the rate is
+/// already at [`min_rate`](Self::min_rate); and never more than 60 s.
+/// [`observe_remaining`](Self::observe_remaining) is the other source of
+/// pacing, from the budget headers of any response.
+pub struct AdaptiveLimiter {
+    initial_rate: f64,
+    burst: u32,
+    min_rate: f64,
+    max_rate: f64,
+    headroom: f64,
+    probe_after: Duration,
+    /// The pacing rate's bits, or [`UNLIMITED`].
+    rate: AtomicU64,
+    /// The next free slot (the theoretical arrival time), in nanoseconds
+    /// since the process-wide epoch of [`now_nanos`].
+    next: AtomicI64,
+    /// Successes reported so far.
+    successes: AtomicU64,
+    /// Successes already turned into growth.
+    grown: AtomicU64,
+    /// No growth before this time (nanoseconds, as `next`).
+    probe_at: AtomicI64,
+    /// Whether the rate grows fast (before the first refusal, after a guess)
+    /// or probes gently (after a cut or a measurement).
+    fast: AtomicBool,
+    /// When the limiter last became unlimited, and the successes then: the
+    /// basis of the next guess. `LONG_AGO` when it has always been.
+    unlimited_at: AtomicI64,
+    unlimited_successes: AtomicU64,
+    /// The bookkeeping of refusals, touched only on the rare paths.
+    control: Mutex<Control>,
+}
+
+/// What the limiter knows of refusals.
+#[derive(Debug)]
+struct Control {
+    /// When the last refusal was reported.
+    last_refusal: Option<i64>,
+    /// The current (or last) episode of refusals.
+    episode: Option<Episode>,
+    /// The last measured admitted rate; 0 when none.
+    measured: f64,
+}
+
+/// A run of refusals close together, throughout which the provider's
+/// bucket was empty.
+#[derive(Debug, Clone, Copy)]
+struct Episode {
+    /// When its first refusal was reported.
+    began: i64,
+    /// The successes reported by then.
+    successes: u64,
+    /// The rate paced at when it began, before its first cut.
+    rate: f64,
+    /// Whether it began while the limiter did not pace: its refusals are of
+    /// requests sent before the guess, and say nothing about it.
+    unpaced: bool,
+}
+
+impl AdaptiveLimiter {
+    /// A limiter with the default settings (see the table on
+    /// [`AdaptiveLimiter`]): unlimited until the first `429`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
+    /// assert_eq!(LIMITER.acquire_delay(), Duration::ZERO);
+    /// assert_eq!(LIMITER.rate(), None);
+    /// ```
+    pub const fn new() -> Self {
+        AdaptiveLimiter {
+            initial_rate: f64::INFINITY,
+            burst: DEFAULT_BURST,
+            min_rate: DEFAULT_MIN_RATE,
+            max_rate: DEFAULT_MAX_RATE,
+            headroom: DEFAULT_HEADROOM,
+            probe_after: DEFAULT_PROBE_AFTER,
+            rate: AtomicU64::new(UNLIMITED),
+            next: AtomicI64::new(LONG_AGO),
+            successes: AtomicU64::new(0),
+            grown: AtomicU64::new(0),
+            probe_at: AtomicI64::new(LONG_AGO),
+            fast: AtomicBool::new(true),
+            unlimited_at: AtomicI64::new(LONG_AGO),
+            unlimited_successes: AtomicU64::new(0),
+            control: Mutex::new(Control {
+                last_refusal: None,
+                episode: None,
+                measured: 0.0,
+            }),
+        }
+    }
+
+    /// Pace from the start at `per_second` attempts per second (after a
+    /// first [`burst`](Self::burst)), instead of sending freely until the
+    /// first `429`. The rate then grows with every success until the provider
+    /// refuses something, and is measured from there.
+    ///
+    /// Use about the limit you were given: a herd of callers at start-up is
+    /// then spread out instead of being refused. A guess somewhat too high
+    /// costs some refusals in the first second; one too low costs time until
+    /// growth catches up. A value that is not a positive number, or one of at
+    /// least [`max_rate`](Self::max_rate), means unlimited (the default).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new().initial_rate(10.0).burst(1);
+    /// assert_eq!(limiter.rate(), Some(10.0));
+    /// let first = limiter.acquire_delay();
+    /// let second = limiter.acquire_delay();
+    /// assert_eq!(first, Duration::ZERO);
+    /// assert!(second > Duration::from_millis(90), "{second:?}");
+    /// ```
+    pub const fn initial_rate(mut self, per_second: f64) -> Self {
+        // `per_second < INFINITY` is false for NaN too.
+        let pacing = per_second > 0.0 && per_second < f64::INFINITY;
+        self.initial_rate = if pacing { per_second } else { f64::INFINITY };
+        self.rate = AtomicU64::new(if pacing {
+            per_second.to_bits()
+        } else {
+            UNLIMITED
+        });
+        self
+    }
+
+    /// How many attempts may go at once after an idle spell (and at the
+    /// start, with an [`initial_rate`](Self::initial_rate)); after them,
+    /// attempts are spaced by the pacing interval. `0` is taken as `1`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new().initial_rate(1.0).burst(3);
+    /// let delays: Vec<Duration> = (0..4).map(|_| limiter.acquire_delay()).collect();
+    /// assert_eq!(delays[..3], [Duration::ZERO; 3]);
+    /// assert!(delays[3] > Duration::from_millis(900));
+    /// ```
+    pub const fn burst(mut self, attempts: u32) -> Self {
+        self.burst = attempts;
+        self
+    }
+
+    /// The slowest the limiter ever paces, in attempts per second. At this
+    /// rate a refusal's `Retry-After` holds back the whole fleet. Not a
+    /// positive number: the default, 0.1.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new().initial_rate(0.001).min_rate(1.0);
+    /// assert_eq!(limiter.rate(), Some(1.0));
+    /// ```
+    pub const fn min_rate(mut self, per_second: f64) -> Self {
+        self.min_rate = per_second;
+        self
+    }
+
+    /// The rate, in attempts per second, above which the limiter stops
+    /// pacing and is unlimited again until the next `429`. Not a positive
+    /// number: the default, 10 000.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// // Never stop pacing.
+    /// let limiter = AdaptiveLimiter::new().initial_rate(100.0).max_rate(f64::INFINITY);
+    /// assert_eq!(limiter.rate(), Some(100.0));
+    /// ```
+    pub const fn max_rate(mut self, per_second: f64) -> Self {
+        self.max_rate = per_second;
+        self
+    }
+
+    /// The fraction of the measured admitted rate the limiter paces at,
+    /// leaving room for the jitter of latencies. Outside `(0, 1]`: the
+    /// default, 0.95.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new().headroom(0.9);
+    /// # let _ = &LIMITER;
+    /// ```
+    pub const fn headroom(mut self, fraction: f64) -> Self {
+        self.headroom = fraction;
+        self
+    }
+
+    /// How long after the last `429` the limiter holds a measured (or cut)
+    /// rate before it probes upward again, in case the provider now admits
+    /// more.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new().probe_after(Duration::from_secs(30));
+    /// # let _ = &LIMITER;
+    /// ```
+    pub const fn probe_after(mut self, hold: Duration) -> Self {
+        self.probe_after = hold;
+        self
+    }
+
+    /// Reserve the caller's send slot and return how long to wait for it:
+    /// call it right before every attempt, sleep that long, then send.
+    /// Every call reserves a slot of its own, so callers that arrive
+    /// together leave at different times.
+    ///
+    /// While unlimited this is one atomic load, with no clock read.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new().initial_rate(20.0).burst(1);
+    /// let delays: Vec<Duration> = (0..3).map(|_| limiter.acquire_delay()).collect();
+    /// assert!(delays[0] < delays[1] && delays[1] < delays[2], "{delays:?}");
+    /// ```
+    #[inline]
+    pub fn acquire_delay(&self) -> Duration {
+        let bits = self.rate.load(Relaxed);
+        if bits == UNLIMITED {
+            return Duration::ZERO;
+        }
+        self.reserve(bits)
+    }
+
+    /// Report that an attempt succeeded (the provider admitted it). One
+    /// atomic increment, no clock read.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new();
+    /// limiter.on_success();
+    /// assert_eq!(limiter.rate(), None);
+    /// ```
+    #[inline]
+    pub fn on_success(&self) {
+        self.successes.fetch_add(1, Relaxed);
+    }
+
+    /// Report that an attempt was refused with `429` (an error of kind
+    /// [`RateLimit`](crate::ErrorKind::RateLimit)), with the `Retry-After` it
+    /// carried, if any. Starts pacing if the limiter was unlimited, and
+    /// measures or cuts the rate as the [type's documentation](AdaptiveLimiter#how-it-works)
+    /// describes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new();
+    /// for _ in 0..20 {
+    ///     limiter.on_success();
+    /// }
+    /// limiter.on_rate_limited(Some(Duration::from_secs(1)));
+    /// assert!(limiter.rate().is_some());
+    /// ```
+    pub fn on_rate_limited(&self, retry_after: Option<Duration>) {
+        let now = now_nanos();
+        let successes = self.successes.load(Relaxed);
+        self.refused(&mut self.lock(), now, successes, retry_after);
+        // Whatever happened to the rate, the provider's bucket is empty now:
+        // no burst of slots right after a refusal.
+        self.drain(now);
+    }
+
+    /// The bookkeeping of [`on_rate_limited`](Self::on_rate_limited).
+    fn refused(
+        &self,
+        control: &mut Control,
+        now: i64,
+        successes: u64,
+        retry_after: Option<Duration>,
+    ) {
+        let previous = control.last_refusal.replace(now);
+        let bits = self.rate.load(Relaxed);
+        if bits == UNLIMITED {
+            let guess = self.guess(control, now, successes) * GUESS_BACKOFF;
+            control.episode = Some(Episode {
+                began: now,
+                successes,
+                rate: guess,
+                unpaced: true,
+            });
+            self.set_rate(guess, now, successes, true);
+            return;
+        }
+        let rate = self.clamp(f64::from_bits(bits));
+        let gap = secs_to_nanos(GAP.max(GAP_COUNT / rate));
+        let episode = match (control.episode, previous) {
+            (Some(episode), Some(previous)) if now.saturating_sub(previous) <= gap => episode,
+            _ => {
+                // A new episode: cut now, measure if it goes on.
+                control.episode = Some(Episode {
+                    began: now,
+                    successes,
+                    rate,
+                    unpaced: false,
+                });
+                let cut = if control.measured > 0.0 {
+                    (rate * SOFT_BACKOFF).min(control.measured * self.margin())
+                } else {
+                    rate * STEP_BACKOFF
+                };
+                self.set_rate(cut, now, successes, false);
+                self.pause_at_floor(cut, now, retry_after);
+                return;
+            }
+        };
+        let span = nanos_to_secs(now.saturating_sub(episode.began));
+        if span >= MIN_SPAN.max(MIN_COUNT / rate) {
+            let admitted = successes.saturating_sub(episode.successes) as f64 / span;
+            if admitted > 0.0 {
+                control.measured = admitted;
+                let paced = admitted * self.margin();
+                self.set_rate(paced, now, successes, false);
+                self.pause_at_floor(paced, now, retry_after);
+            } else if let Some(wait) = retry_after {
+                // Nothing admitted for the whole episode: a closed window.
+                // The fleet waits for it to open, at the rate it had.
+                self.pause(now, wait);
+            }
+        } else if episode.unpaced {
+            // Refusals of the unpaced burst that made the guess are still
+            // coming in, and so are its successes: the guess can only rise.
+            let guess = self.guess(control, now, successes) * GUESS_BACKOFF;
+            if guess > rate {
+                self.set_rate(guess, now, successes, true);
+            }
+        } else {
+            // Too early to measure: every refusal is more evidence that the
+            // rate is too high.
+            let cut = (rate * STEP_BACKOFF).max(episode.rate * DEEPEST_BACKOFF);
+            let fast = self.fast.load(Relaxed);
+            self.set_rate(cut, now, successes, fast);
+            self.pause_at_floor(cut, now, retry_after);
+        }
+    }
+
+    /// Report that an attempt failed otherwise (a server error, a timeout,
+    /// a network failure). Such failures say nothing about the rate the
+    /// provider admits, so this does nothing; it exists so that callers can
+    /// report every outcome.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new();
+    /// limiter.on_other_failure();
+    /// assert_eq!(limiter.rate(), None);
+    /// ```
+    #[inline]
+    pub fn on_other_failure(&self) {}
+
+    /// Report a provider's remaining budget, read from the headers of any
+    /// response (a success included): `remaining` requests until the window
+    /// resets in `reset` (OpenAI's `x-ratelimit-remaining-requests` and
+    /// `x-ratelimit-reset-requests`, Anthropic's
+    /// `anthropic-ratelimit-requests-remaining` and `-reset`).
+    ///
+    /// When the budget would run out before the reset at the current pace,
+    /// the limiter paces at `remaining / reset` (and grows from there as
+    /// successes come in); with nothing remaining, every caller waits for the
+    /// reset (at most 60 s). A budget that lasts leaves the limiter as it is.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new();
+    /// limiter.observe_remaining(4_999, Duration::from_millis(12));
+    /// assert_eq!(limiter.rate(), None);
+    /// limiter.observe_remaining(30, Duration::from_secs(3));
+    /// assert_eq!(limiter.rate(), Some(10.0));
+    /// ```
+    pub fn observe_remaining(&self, remaining: u64, reset: Duration) {
+        if reset.is_zero() {
+            // The window resets now: nothing to hold back for.
+            return;
+        }
+        let now = now_nanos();
+        let successes = self.successes.load(Relaxed);
+        let control = self.lock();
+        let bits = self.rate.load(Relaxed);
+        if remaining == 0 {
+            if bits == UNLIMITED {
+                let guess = self.guess(&control, now, successes) * GUESS_BACKOFF;
+                self.set_rate(guess, now, successes, true);
+            }
+            self.pause(now, reset);
+            return;
+        }
+        let budget = remaining as f64 / reset.as_secs_f64();
+        let current = if bits == UNLIMITED {
+            self.ceiling()
+        } else {
+            f64::from_bits(bits)
+        };
+        if budget < current {
+            self.set_rate(budget, now, successes, true);
+        }
+    }
+
+    /// The rate the limiter paces at, in attempts per second: its estimate of
+    /// what the provider admits, less the headroom; `None` while it does not
+    /// pace. For metrics.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// assert_eq!(AdaptiveLimiter::new().rate(), None);
+    /// assert_eq!(AdaptiveLimiter::new().initial_rate(25.0).rate(), Some(25.0));
+    /// ```
+    pub fn rate(&self) -> Option<f64> {
+        let bits = self.rate.load(Relaxed);
+        let rate = self.clamp(f64::from_bits(bits));
+        // An initial rate above the ceiling does not pace either.
+        (bits != UNLIMITED && rate < self.ceiling()).then_some(rate)
+    }
+
+    /// The paced path of [`acquire_delay`](Self::acquire_delay).
+    #[inline(never)]
+    fn reserve(&self, bits: u64) -> Duration {
+        let now = now_nanos();
+        let Some(rate) = self.grow(bits, now) else {
+            return Duration::ZERO;
+        };
+        let interval = self.interval(rate);
+        let tolerance = self.tolerance(rate.to_bits());
+        let mut next = self.next.load(Relaxed);
+        loop {
+            let slot = now.max(next.saturating_sub(tolerance));
+            let after = slot.max(next).saturating_add(interval);
+            match self
+                .next
+                .compare_exchange_weak(next, after, Relaxed, Relaxed)
+            {
+                Ok(_) => return Duration::from_nanos(slot.abs_diff(now)),
+                Err(actual) => next = actual,
+            }
+        }
+    }
+
+    /// The rate to pace the next slot at, grown by the successes since the
+    /// last reservation; `None` once it is past the ceiling.
+    fn grow(&self, bits: u64, now: i64) -> Option<f64> {
+        let rate = self.clamp(f64::from_bits(bits));
+        if rate >= self.ceiling() {
+            // An initial rate above the ceiling.
+            self.go_unlimited(bits, now);
+            return None;
+        }
+        let successes = self.successes.load(Relaxed);
+        let fresh = successes.saturating_sub(self.grown.swap(successes, Relaxed));
+        if fresh == 0 || now < self.probe_at.load(Relaxed) {
+            return Some(rate);
+        }
+        let gain = if self.fast.load(Relaxed) {
+            FAST_GAIN
+        } else {
+            PROBE_GAIN
+        };
+        // The backlog of reserved slots: growth per success is scaled so
+        // that the rate grows by about `gain` per backlog's worth.
+        let backlog = nanos_to_secs(self.next.load(Relaxed).saturating_sub(now)).max(MIN_HORIZON);
+        let grown = (rate * (gain * fresh as f64 / (rate * backlog)).exp()).min(f64::MAX);
+        if grown >= self.ceiling() {
+            self.go_unlimited(bits, now);
+            return None;
+        }
+        match self
+            .rate
+            .compare_exchange(bits, grown.to_bits(), Relaxed, Relaxed)
+        {
+            Ok(_) => Some(grown),
+            // A refusal or another caller changed the rate meanwhile: theirs
+            // stands.
+            Err(UNLIMITED) => None,
+            Err(current) => Some(self.clamp(f64::from_bits(current))),
+        }
+    }
+
+    /// The pacing interval at `rate`, in nanoseconds (at least 1).
+    fn interval(&self, rate: f64) -> i64 {
+        secs_to_nanos(1.0 / rate).max(1)
+    }
+
+    /// Stop pacing, remembering when, for the next guess.
+    fn go_unlimited(&self, bits: u64, now: i64) {
+        if self
+            .rate
+            .compare_exchange(bits, UNLIMITED, Relaxed, Relaxed)
+            .is_ok()
+        {
+            self.unlimited_at.store(now, Relaxed);
+            self.unlimited_successes
+                .store(self.successes.load(Relaxed), Relaxed);
+        }
+    }
+
+    /// Pace at `rate` from `now`: grow fast from there (`fast`), or hold it
+    /// for `probe_after` and then probe.
+    fn set_rate(&self, rate: f64, now: i64, successes: u64, fast: bool) {
+        let rate = self.clamp(rate).min(self.ceiling());
+        self.rate.store(rate.to_bits(), Relaxed);
+        self.grown.store(successes, Relaxed);
+        self.fast.store(fast, Relaxed);
+        let hold = if fast {
+            0
+        } else {
+            duration_to_nanos(self.probe_after)
+        };
+        self.probe_at.store(now.saturating_add(hold), Relaxed);
+    }
+
+    /// The rate to start pacing at when a limiter that did not pace learns
+    /// it should: the last measurement, else the successes since it became
+    /// unlimited as if they took at most [`GUESS_SPAN`]. Biased high: a rate
+    /// too high is soon measured, one too low only slowly outgrown.
+    fn guess(&self, control: &Control, now: i64, successes: u64) -> f64 {
+        if control.measured > 0.0 {
+            return control.measured;
+        }
+        let since = self.unlimited_at.load(Relaxed);
+        let counted = successes.saturating_sub(self.unlimited_successes.load(Relaxed)) as f64;
+        let span = if since == LONG_AGO {
+            GUESS_SPAN
+        } else {
+            nanos_to_secs(now.saturating_sub(since)).max(GUESS_SPAN)
+        };
+        counted.max(MIN_GUESS_COUNT) / span
+    }
+
+    /// Take away the burst credit of an idle spell: the next slot is no
+    /// earlier than `now`, and the one after it an interval later.
+    fn drain(&self, now: i64) {
+        let bits = self.rate.load(Relaxed);
+        if bits != UNLIMITED {
+            self.next
+                .fetch_max(now.saturating_add(self.tolerance(bits)), Relaxed);
+        }
+    }
+
+    /// How far before `next` a slot may be: `burst − 1` intervals.
+    fn tolerance(&self, bits: u64) -> i64 {
+        let interval = self.interval(self.clamp(f64::from_bits(bits)));
+        interval.saturating_mul(i64::from(self.burst.max(1) - 1))
+    }
+
+    /// Hold the fleet back for `retry_after` if the rate cannot go lower.
+    fn pause_at_floor(&self, rate: f64, now: i64, retry_after: Option<Duration>) {
+        if let Some(wait) = retry_after {
+            if rate <= self.floor() {
+                self.pause(now, wait);
+            }
+        }
+    }
+
+    /// No slot before `now + wait` (at most [`MAX_PAUSE`]), the burst
+    /// tolerance included.
+    fn pause(&self, now: i64, wait: Duration) {
+        let bits = self.rate.load(Relaxed);
+        let tolerance = if bits == UNLIMITED {
+            0
+        } else {
+            self.tolerance(bits)
+        };
+        let until = now
+            .saturating_add(duration_to_nanos(wait.min(MAX_PAUSE)))
+            .saturating_add(tolerance);
+        self.next.fetch_max(until, Relaxed);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        // Nothing panics while holding the lock, but never propagate poison.
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn floor(&self) -> f64 {
+        if self.min_rate > 0.0 && self.min_rate.is_finite() {
+            self.min_rate
+        } else {
+            DEFAULT_MIN_RATE
+        }
+    }
+
+    fn ceiling(&self) -> f64 {
+        // NaN and non-positive values take the default; infinity stays.
+        let ceiling = if self.max_rate > 0.0 {
+            self.max_rate
+        } else {
+            DEFAULT_MAX_RATE
+        };
+        ceiling.max(self.floor())
+    }
+
+    fn margin(&self) -> f64 {
+        if self.headroom > 0.0 && self.headroom <= 1.0 {
+            self.headroom
+        } else {
+            DEFAULT_HEADROOM
+        }
+    }
+
+    /// `rate` within `[floor, ∞)`, NaN taken as the floor.
+    fn clamp(&self, rate: f64) -> f64 {
+        // `f64::max` returns the other operand for NaN.
+        rate.max(self.floor())
+    }
+}
+
+impl Default for AdaptiveLimiter {
+    /// [`AdaptiveLimiter::new`].
+    fn default() -> Self {
+        AdaptiveLimiter::new()
+    }
+}
+
+impl core::fmt::Debug for AdaptiveLimiter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AdaptiveLimiter")
+            .field("rate", &self.rate())
+            .field("initial_rate", &self.initial_rate)
+            .field("burst", &self.burst)
+            .field("min_rate", &self.min_rate)
+            .field("max_rate", &self.max_rate)
+            .field("headroom", &self.headroom)
+            .field("probe_after", &self.probe_after)
+            .field("successes", &self.successes.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The time limiters share, in nanoseconds since a process-wide epoch (the
+/// first time any limiter read it); negative for earlier times, which a
+/// paused tokio clock can produce.
+fn now_nanos() -> i64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let now = crate::clock::shared_now();
+    let epoch = *EPOCH.get_or_init(|| now);
+    match now.checked_duration_since(epoch) {
+        Some(after) => duration_to_nanos(after),
+        None => duration_to_nanos(epoch.duration_since(now)).saturating_neg(),
+    }
+}
+
+fn duration_to_nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Seconds to nanoseconds, saturating (`as` saturates, and maps NaN to 0).
+fn secs_to_nanos(secs: f64) -> i64 {
+    (secs * NANOS_PER_SEC) as i64
+}
+
+fn nanos_to_secs(nanos: i64) -> f64 {
+    nanos as f64 / NANOS_PER_SEC
+}
