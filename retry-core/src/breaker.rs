@@ -518,6 +518,18 @@ impl CircuitBreaker {
         }
     }
 
+    /// The state as a metric value, without reading the clock: 0 closed,
+    /// 1 half-open, 2 open (whether or not its break is over), 3 isolated.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn code(&self) -> u8 {
+        match self.state.load(Ordering::Acquire) & TAG {
+            CLOSED => 0,
+            HALF_OPEN => 1,
+            OPEN => 2,
+            _ => 3,
+        }
+    }
+
     /// Open the breaker and hold it open, whatever the calls do, until
     /// [`close`](Self::close): for maintenance, or when an operator knows the
     /// provider is down. Calls are refused with a [`CircuitOpen`] whose

@@ -1,6 +1,9 @@
 use crate::engine::State;
+use crate::guard::{FailFast, Guards, NoBreaker, Refuse};
 use crate::trace::policy_span;
-use crate::{Classify, Policy, RetryEvent};
+use crate::{
+    AdaptiveLimiter, CircuitBreaker, CircuitOpen, Classify, Policy, RetryBudget, RetryEvent,
+};
 
 impl Policy {
     /// Run `op` under this policy: call it until it succeeds, fails with an
@@ -93,6 +96,8 @@ impl Policy {
             policy: self,
             when,
             on_retry: |_| {},
+            guards: Guards::NONE,
+            refuse: NoBreaker,
         }
     }
 
@@ -117,6 +122,8 @@ impl Policy {
             policy: self,
             when: |_| true,
             on_retry,
+            guards: Guards::NONE,
+            refuse: NoBreaker,
         }
     }
 
@@ -167,11 +174,91 @@ impl Policy {
         self.hooks().call_each_async(items, op).await
     }
 
+    /// Run calls under a circuit breaker: a call it refuses fails fast
+    /// with `E::from(CircuitOpen)`, without running; every attempt's outcome
+    /// is reported to it, and a retry it refuses ends the call with its last
+    /// error. See [`CircuitBreaker`].
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{CircuitBreaker, CircuitOpen, Classify, ErrorKind, Policy, Wait};
+    ///
+    /// #[derive(Debug)]
+    /// enum Error {
+    ///     Down,
+    ///     Open(CircuitOpen),
+    /// }
+    /// impl Classify for Error {
+    ///     fn kind(&self) -> ErrorKind {
+    ///         ErrorKind::Overloaded
+    ///     }
+    /// }
+    /// impl From<CircuitOpen> for Error {
+    ///     fn from(open: CircuitOpen) -> Self {
+    ///         Error::Open(open)
+    ///     }
+    /// }
+    ///
+    /// static BREAKER: CircuitBreaker = CircuitBreaker::new().consecutive_failures(2);
+    /// let policy = Policy::new().max_attempts(2).wait(Wait::none());
+    /// let first: Result<(), Error> = policy.breaker(&BREAKER).call(|| Err(Error::Down));
+    /// assert!(matches!(first, Err(Error::Down))); // two failures: the breaker opens
+    /// let second: Result<(), Error> = policy.breaker(&BREAKER).call(|| Ok(()));
+    /// assert!(matches!(second, Err(Error::Open(_)))); // refused without running
+    /// ```
+    pub fn breaker<'a, E: From<CircuitOpen>>(
+        &'a self,
+        breaker: &'a CircuitBreaker,
+    ) -> Hooks<'a, RetryAll<E>, NoHook<E>, FailFast<E>> {
+        self.hooks().breaker(breaker)
+    }
+
+    /// Count calls and retries against a retry budget: a retry it refuses
+    /// ends the call with its last error. See [`RetryBudget`].
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{Policy, RetryBudget, Wait};
+    ///
+    /// static BUDGET: RetryBudget = RetryBudget::new().ratio(0.0).min_retries_per_second(0);
+    /// let policy = Policy::new().max_attempts(5).wait(Wait::none());
+    /// let mut attempts = 0;
+    /// let result: Result<(), io::Error> = policy.budget(&BUDGET).call(|| {
+    ///     attempts += 1;
+    ///     Err(io::ErrorKind::TimedOut.into())
+    /// });
+    /// assert!(result.is_err());
+    /// assert_eq!(attempts, 1); // an empty budget allows no retry
+    /// ```
+    pub fn budget<'a, E>(&'a self, budget: &'a RetryBudget) -> Hooks<'a, RetryAll<E>, NoHook<E>> {
+        self.hooks().budget(budget)
+    }
+
+    /// Pace every attempt with an adaptive rate limiter, and report each
+    /// outcome to it. See [`AdaptiveLimiter`].
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{AdaptiveLimiter, Policy};
+    ///
+    /// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
+    /// let result: Result<u32, io::Error> = Policy::new().limiter(&LIMITER).call(|| Ok(7));
+    /// assert_eq!(result.unwrap(), 7);
+    /// ```
+    pub fn limiter<'a, E>(
+        &'a self,
+        limiter: &'a AdaptiveLimiter,
+    ) -> Hooks<'a, RetryAll<E>, NoHook<E>> {
+        self.hooks().limiter(limiter)
+    }
+
     fn hooks<E>(&self) -> Hooks<'_, RetryAll<E>, NoHook<E>> {
         Hooks {
             policy: self,
             when: |_| true,
             on_retry: |_| {},
+            guards: Guards::NONE,
+            refuse: NoBreaker,
         }
     }
 }
@@ -183,32 +270,88 @@ pub type RetryAll<E> = fn(&E) -> bool;
 /// The `on_retry` hook of a [`Hooks`] that was given none.
 pub type NoHook<E> = fn(&RetryEvent<'_, E>);
 
-/// A [`Policy`] with a `when` predicate or an `on_retry` hook attached, made
-/// by [`Policy::when`] and [`Policy::on_retry`].
+/// A [`Policy`] with hooks or shared guards attached: a `when` predicate, an
+/// `on_retry` hook, a [`CircuitBreaker`], a [`RetryBudget`], an
+/// [`AdaptiveLimiter`]. Made by [`Policy::when`], [`Policy::on_retry`],
+/// [`Policy::breaker`], [`Policy::budget`] and [`Policy::limiter`], and
+/// extended by the methods of the same names.
+///
+/// ```
+/// use std::io;
+/// use retry_core::{AdaptiveLimiter, Policy, RetryBudget, Wait};
+///
+/// static BUDGET: RetryBudget = RetryBudget::new();
+/// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
+///
+/// let policy = Policy::new().wait(Wait::none());
+/// let result: Result<(), io::Error> = policy
+///     .budget(&BUDGET)
+///     .limiter(&LIMITER)
+///     .on_retry(|event| eprintln!("retrying after {}", event.error()))
+///     .call(|| Ok(()));
+/// assert!(result.is_ok());
+/// ```
 #[derive(Clone, Copy, Debug)]
-pub struct Hooks<'p, W, H> {
+pub struct Hooks<'p, W, H, R = NoBreaker> {
     policy: &'p Policy,
     when: W,
     on_retry: H,
+    guards: Guards<'p>,
+    refuse: R,
 }
 
-impl<'p, W, H> Hooks<'p, W, H> {
+impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// Replace the predicate that must also hold for an error to be retried.
-    pub fn when<E, W2: Fn(&E) -> bool>(self, when: W2) -> Hooks<'p, W2, H> {
+    pub fn when<E, W2: Fn(&E) -> bool>(self, when: W2) -> Hooks<'p, W2, H, R> {
         Hooks {
             policy: self.policy,
             when,
             on_retry: self.on_retry,
+            guards: self.guards,
+            refuse: self.refuse,
         }
     }
 
     /// Replace the hook called before each sleep.
-    pub fn on_retry<E, H2: Fn(&RetryEvent<'_, E>)>(self, on_retry: H2) -> Hooks<'p, W, H2> {
+    pub fn on_retry<E, H2: Fn(&RetryEvent<'_, E>)>(self, on_retry: H2) -> Hooks<'p, W, H2, R> {
         Hooks {
             policy: self.policy,
             when: self.when,
             on_retry,
+            guards: self.guards,
+            refuse: self.refuse,
         }
+    }
+
+    /// Run calls under a circuit breaker, as [`Policy::breaker`] does.
+    pub fn breaker<E: From<CircuitOpen>>(
+        self,
+        breaker: &'p CircuitBreaker,
+    ) -> Hooks<'p, W, H, FailFast<E>> {
+        Hooks {
+            policy: self.policy,
+            when: self.when,
+            on_retry: self.on_retry,
+            guards: Guards {
+                breaker: Some(breaker),
+                ..self.guards
+            },
+            refuse: E::from,
+        }
+    }
+
+    /// Count calls and retries against a retry budget, as
+    /// [`Policy::budget`] does.
+    pub fn budget(mut self, budget: &'p RetryBudget) -> Self {
+        self.guards.budget = Some(budget);
+        self
+    }
+
+    /// Pace attempts with an adaptive rate limiter, as [`Policy::limiter`]
+    /// does.
+    pub fn limiter(mut self, limiter: &'p AdaptiveLimiter) -> Self {
+        self.guards.limiter = Some(limiter);
+        self
     }
 
     /// Run `op` as [`Policy::call`] does, with these hooks.
@@ -218,12 +361,22 @@ impl<'p, W, H> Hooks<'p, W, H> {
         F: FnMut() -> Result<T, E>,
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
+        R: Refuse<E>,
     {
         let mut state = State::new_sync(self.policy, &crate::metrics::POLICY_KEYS);
+        state.set_guards(self.guards);
         loop {
+            match state.admit() {
+                Ok(pace) => State::pace_sync(pace),
+                Err(open) => {
+                    if let Some(error) = self.refuse.refuse(open) {
+                        return Err(error);
+                    }
+                }
+            }
             let error = match state.run_attempt(&mut op) {
                 Ok(value) => {
-                    state.succeeded();
+                    state.succeeded_guarded();
                     return Ok(value);
                 }
                 Err(error) => error,
@@ -245,14 +398,24 @@ impl<'p, W, H> Hooks<'p, W, H> {
         Fut: core::future::Future<Output = Result<T, E>>,
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
+        R: Refuse<E>,
     {
         let mut state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
+        state.set_guards(self.guards);
         loop {
+            match state.admit() {
+                Ok(pace) => State::pace_async(pace).await,
+                Err(open) => {
+                    if let Some(error) = self.refuse.refuse(open) {
+                        return Err(error);
+                    }
+                }
+            }
             let outcome =
                 crate::__private::run_async_timed(&state, state.run_attempt(&mut op)).await;
             let error = match outcome {
                 Ok(Ok(value)) => {
-                    state.succeeded();
+                    state.succeeded_guarded();
                     return Ok(value);
                 }
                 Ok(Err(error)) => error,
@@ -273,6 +436,7 @@ impl<'p, W, H> Hooks<'p, W, H> {
         F: FnMut(&I::Item) -> Result<T, E>,
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
+        R: Refuse<E>,
     {
         let state = State::new_sync(self.policy, &crate::metrics::POLICY_KEYS);
         let mut last = None;
@@ -307,6 +471,7 @@ impl<'p, W, H> Hooks<'p, W, H> {
         Fut: core::future::Future<Output = Result<T, E>>,
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
+        R: Refuse<E>,
     {
         let state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
         let mut last = None;

@@ -4,10 +4,14 @@ use std::time::{Duration, Instant};
 
 use crate::attempt::Attempt;
 use crate::clock::Clock;
+use crate::guard::Guards;
 use crate::metrics::{self, MetricKeys, Outcome};
 use crate::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
 use crate::wait::uniform;
-use crate::{Classify, Elapsed, ErrorKind, IdempotencyKey, Jitter, Policy};
+use crate::{
+    AdaptiveLimiter, BreakerPermit, CircuitBreaker, CircuitOpen, Classify, Elapsed, ErrorKind,
+    IdempotencyKey, Jitter, Policy, RetryBudget,
+};
 
 /// What a retry is about to do, handed to `on_retry` before each sleep.
 ///
@@ -104,6 +108,10 @@ pub struct State<'p> {
     /// When the call started, for metrics.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     started: metrics::Started,
+    /// The breaker, budget and limiter the call runs under, if any.
+    guards: Guards<'p>,
+    /// The breaker's permit for the attempt in flight (or about to start).
+    permit: Option<BreakerPermit<'p>>,
 }
 
 impl<'p> State<'p> {
@@ -145,7 +153,146 @@ impl<'p> State<'p> {
             last_kind: None,
             name,
             started: metrics::start(),
+            guards: Guards::NONE,
+            permit: None,
         }
+    }
+
+    /// Run the call under `breaker`.
+    #[inline]
+    pub(crate) fn set_breaker(&mut self, breaker: &'p CircuitBreaker) {
+        self.guards.breaker = Some(breaker);
+    }
+
+    /// Count the call and its retries against `budget`.
+    #[inline]
+    pub(crate) fn set_budget(&mut self, budget: &'p RetryBudget) {
+        self.guards.budget = Some(budget);
+    }
+
+    /// Pace the call's attempts with `limiter`.
+    #[inline]
+    pub(crate) fn set_limiter(&mut self, limiter: &'p AdaptiveLimiter) {
+        self.guards.limiter = Some(limiter);
+    }
+
+    /// Run the call under all of `guards`.
+    #[inline]
+    pub(crate) fn set_guards(&mut self, guards: Guards<'p>) {
+        self.guards = guards;
+    }
+
+    /// Before an attempt of a call with guards: the breaker's permit (an
+    /// `Err` when it refuses the call's first attempt; later attempts got
+    /// theirs before their sleep), the call counted in the budget, and how
+    /// long the limiter says to wait before sending.
+    #[inline]
+    pub(crate) fn admit(&mut self) -> Result<Duration, CircuitOpen> {
+        if let Some(breaker) = self.guards.breaker {
+            if self.permit.is_none() {
+                match breaker.try_acquire() {
+                    Ok(permit) => {
+                        if permit.is_probe() {
+                            self.breaker_seen(breaker);
+                        }
+                        self.permit = Some(permit);
+                    }
+                    Err(open) => return Err(self.refused(breaker, open)),
+                }
+            }
+        }
+        if self.attempt == 1 {
+            if let Some(budget) = self.guards.budget {
+                budget.record_call();
+            }
+        }
+        Ok(match self.guards.limiter {
+            Some(limiter) => limiter.acquire_delay(),
+            None => Duration::ZERO,
+        })
+    }
+
+    /// The breaker refused the call: it fails fast.
+    #[cold]
+    fn refused(&mut self, breaker: &CircuitBreaker, open: CircuitOpen) -> CircuitOpen {
+        self.breaker_seen(breaker);
+        self.last_kind = Some(open.kind());
+        trace::failed_fast(&open);
+        metrics::call_finished(self.name, Outcome::FailedFast, self.started);
+        open
+    }
+
+    /// Report the breaker's state to metrics.
+    #[cold]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn breaker_seen(&self, breaker: &CircuitBreaker) {
+        #[cfg(feature = "metrics")]
+        metrics::breaker_state(self.name, breaker.code());
+    }
+
+    /// The attempt in flight of a call with guards succeeded.
+    #[inline]
+    pub(crate) fn succeeded_guarded(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            if permit.is_probe() {
+                self.probe_succeeded(permit);
+            } else {
+                permit.success();
+            }
+        }
+        if let Some(limiter) = self.guards.limiter {
+            limiter.on_success();
+        }
+        self.succeeded();
+    }
+
+    #[cold]
+    fn probe_succeeded(&self, permit: BreakerPermit<'_>) {
+        permit.success();
+        if let Some(breaker) = self.guards.breaker {
+            self.breaker_seen(breaker);
+        }
+    }
+
+    /// Tell the breaker and the limiter how the attempt in flight failed.
+    fn report_failure<E: Classify>(&mut self, error: &E, kind: ErrorKind) {
+        if let Some(permit) = self.permit.take() {
+            permit.failure(kind);
+            if let Some(breaker) = self.guards.breaker {
+                self.breaker_seen(breaker);
+            }
+        }
+        if let Some(limiter) = self.guards.limiter {
+            if kind == ErrorKind::RateLimit {
+                limiter.on_rate_limited(error.retry_after());
+                metrics::limiter_rate(self.name, limiter.rate().unwrap_or(0.0));
+            } else {
+                limiter.on_other_failure();
+            }
+        }
+    }
+
+    /// Before sleeping for a retry: the breaker's permit for it, and the
+    /// budget's leave, or why not.
+    fn guard_retry(&mut self) -> Result<(), GiveUp> {
+        if let Some(breaker) = self.guards.breaker {
+            match breaker.try_acquire() {
+                Ok(permit) => self.permit = Some(permit),
+                Err(_) => {
+                    self.breaker_seen(breaker);
+                    return Err(GiveUp::CircuitOpen);
+                }
+            }
+        }
+        if let Some(budget) = self.guards.budget {
+            if !budget.try_retry() {
+                // A probe's slot goes back at once.
+                self.permit = None;
+                metrics::budget_refused(self.name);
+                return Err(GiveUp::Budget);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the call, having given up, should go on to its fallback: its
@@ -215,7 +362,14 @@ impl<'p> State<'p> {
         H: FnOnce(&RetryEvent<'_, E>),
     {
         let failed = self.attempt;
-        let decision = self.decide(error, when);
+        let cut_off = self.cut_off.take();
+        let kind = if cut_off.is_some() {
+            ErrorKind::Timeout
+        } else {
+            error.kind()
+        };
+        self.report_failure(error, kind);
+        let decision = self.decide(error, kind, cut_off, when);
         let span = self.span.get_or_insert_with(make_span);
         let kind = match decision {
             Ok((_, _, kind)) | Err((_, kind)) => kind,
@@ -256,6 +410,8 @@ impl<'p> State<'p> {
     fn decide<E, W>(
         &mut self,
         error: &E,
+        kind: ErrorKind,
+        cut_off: Option<Elapsed>,
         when: W,
     ) -> Result<(Duration, DelaySource, ErrorKind), (GiveUp, ErrorKind)>
     where
@@ -263,12 +419,6 @@ impl<'p> State<'p> {
         W: FnOnce(&E) -> bool,
     {
         let failed = self.attempt;
-        let cut_off = self.cut_off.take();
-        let kind = if cut_off.is_some() {
-            ErrorKind::Timeout
-        } else {
-            error.kind()
-        };
         if cut_off.is_some_and(|e| e.is_deadline()) {
             return Err((GiveUp::Deadline, kind));
         }
@@ -307,6 +457,9 @@ impl<'p> State<'p> {
                 Some(wake) if wake < deadline => {}
                 _ => return Err((GiveUp::Deadline, kind)),
             }
+        }
+        if let Err(why) = self.guard_retry() {
+            return Err((why, kind));
         }
         Ok((delay, source, kind))
     }
@@ -356,6 +509,21 @@ impl<'p> State<'p> {
         let d = wait.delay(failed);
         let previous = self.previous.get_or_insert(wait.bounds().0);
         self.policy.jitter.apply(wait, d, previous)
+    }
+
+    /// Wait for the limiter's slot before an attempt of a sync call.
+    pub(crate) fn pace_sync(delay: Duration) {
+        if !delay.is_zero() && !crate::testing::skip_pacing(delay) {
+            std::thread::sleep(delay);
+        }
+    }
+
+    /// Wait for the limiter's slot before an attempt of an async call.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn pace_async(delay: Duration) {
+        if !delay.is_zero() && !crate::testing::skip_pacing(delay) {
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// Sleep before the next attempt of a sync call.

@@ -3,7 +3,6 @@
 //! Put `#[retry(...)]` on a sync or async function that returns a `Result`
 //! whose error implements [`Classify`]. Each failure is classified into an
 //! [`ErrorKind`]; transient kinds (rate limits, overload, server errors,
-//! timeouts, network failures) are tried again after an exponential backoff
 //! with jitter, honouring the server's `Retry-After`, within an optional
 //! deadline. Requests that are wrong, unauthorised or out of credit fail at
 //! once. A bad policy is a compile error that points at the offending token.
@@ -84,6 +83,7 @@ mod classify;
 mod clock;
 mod elapsed;
 mod engine;
+mod guard;
 mod kind;
 mod limiter;
 pub mod metrics;
@@ -104,6 +104,7 @@ pub use call::{Hooks, NoHook, RetryAll};
 pub use classify::Classify;
 pub use elapsed::Elapsed;
 pub use engine::{DelaySource, RetryEvent};
+pub use guard::{AsBreaker, AsBudget, AsLimiter, FailFast, NoBreaker, Refuse};
 pub use kind::{ErrorKind, KindSet};
 pub use limiter::AdaptiveLimiter;
 pub use policy::{Policy, PolicyError};

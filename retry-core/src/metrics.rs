@@ -26,8 +26,7 @@
 
 /// How a logical call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-// `FailedFast` is recorded once the circuit breaker is wired into the loop.
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) enum Outcome {
     FirstTrySuccess = 0,
     SuccessAfterRetry = 1,
@@ -69,10 +68,8 @@ impl std::fmt::Debug for MetricKeys {
 pub(crate) static POLICY_KEYS: MetricKeys = MetricKeys::new("policy");
 
 #[cfg(feature = "metrics")]
-// The breaker, budget and limiter series are recorded once those are wired
-// into the retry loop.
-#[allow(dead_code)]
 mod imp {
+    use std::sync::atomic::{AtomicU8, Ordering};
     use std::time::Instant;
 
     use metrics::{Key, Label, Level, Metadata};
@@ -100,6 +97,8 @@ mod imp {
         breaker_state: Key,
         limiter_rate: Key,
         duration: Key,
+        /// The breaker state this function last saw.
+        last_breaker: AtomicU8,
     }
 
     impl Keys {
@@ -118,6 +117,7 @@ mod imp {
                 breaker_state: Key::from_parts("retry_breaker_state", vec![f()]),
                 limiter_rate: Key::from_parts("retry_limiter_rate", vec![f()]),
                 duration: Key::from_parts("retry_call_duration_seconds", vec![f()]),
+                last_breaker: AtomicU8::new(0),
             }
         }
     }
@@ -158,13 +158,20 @@ mod imp {
         count(&m.keys().budget_refusals);
     }
 
-    /// `state`: 0 closed, 1 half-open, 2 open, 3 isolated; `changed_to` is
-    /// an index into closed, half-open, open.
-    pub(crate) fn breaker_state(m: &MetricKeys, state: f64, changed_to: Option<usize>) {
+    /// Set the breaker's state gauge (0 closed, 1 half-open, 2 open,
+    /// 3 isolated), and count a transition when it differs from what this
+    /// function last saw.
+    pub(crate) fn breaker_state(m: &MetricKeys, code: u8) {
         let keys = m.keys();
-        metrics::with_recorder(|r| r.register_gauge(&keys.breaker_state, &METADATA).set(state));
-        if let Some(to) = changed_to.and_then(|i| keys.transitions.get(i)) {
-            count(to);
+        metrics::with_recorder(|r| {
+            r.register_gauge(&keys.breaker_state, &METADATA)
+                .set(f64::from(code))
+        });
+        let before = keys.last_breaker.swap(code, Ordering::Relaxed);
+        if before != code {
+            if let Some(to) = keys.transitions.get(usize::from(code)) {
+                count(to);
+            }
         }
     }
 
@@ -198,7 +205,7 @@ mod imp {
     pub(crate) fn budget_refused(_: &MetricKeys) {}
 
     #[inline]
-    pub(crate) fn breaker_state(_: &MetricKeys, _: f64, _: Option<usize>) {}
+    pub(crate) fn breaker_state(_: &MetricKeys, _: u8) {}
 
     #[inline]
     pub(crate) fn limiter_rate(_: &MetricKeys, _: f64) {}

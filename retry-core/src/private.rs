@@ -9,9 +9,12 @@ pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
 pub use crate::engine::State;
+pub use crate::guard::{AsBreaker, AsBudget, AsLimiter};
 pub use crate::metrics::MetricKeys;
 pub use crate::trace::{CallSpan, MakeSpan};
-pub use crate::{Classify, Elapsed, ErrorKind, Jitter, KindSet, Policy, RetryEvent, Wait};
+pub use crate::{
+    CircuitOpen, Classify, Elapsed, ErrorKind, Jitter, KindSet, Policy, RetryEvent, Wait,
+};
 #[cfg(feature = "tracing")]
 pub use tracing;
 
@@ -31,6 +34,76 @@ pub fn start_sync<'p>(policy: &'p Policy, name: &'static MetricKeys) -> State<'p
 #[inline]
 pub fn start_async<'p>(policy: &'p Policy, name: &'static MetricKeys) -> State<'p> {
     State::new_async(policy, name)
+}
+
+/// Run the call under the breaker `breaker = ...` names.
+#[inline]
+pub fn set_breaker<'p, B: AsBreaker + ?Sized>(state: &mut State<'p>, breaker: &'p B) {
+    state.set_breaker(breaker.as_breaker());
+}
+
+/// Count the call against the budget `budget = ...` names.
+#[inline]
+pub fn set_budget<'p, B: AsBudget + ?Sized>(state: &mut State<'p>, budget: &'p B) {
+    state.set_budget(budget.as_budget());
+}
+
+/// Pace the call with the limiter `limiter = ...` names.
+#[inline]
+pub fn set_limiter<'p, L: AsLimiter + ?Sized>(state: &mut State<'p>, limiter: &'p L) {
+    state.set_limiter(limiter.as_limiter());
+}
+
+/// Before each attempt of a call with a breaker, budget or limiter: how long
+/// to wait for the limiter, or the breaker's refusal.
+#[inline]
+pub fn admit(state: &mut State<'_>) -> Result<Duration, CircuitOpen> {
+    state.admit()
+}
+
+/// Wait for the limiter before an attempt of a sync call.
+#[inline]
+pub fn pace_sync(delay: Duration) {
+    State::pace_sync(delay);
+}
+
+/// Wait for the limiter before an attempt of an async call.
+#[cfg(feature = "tokio")]
+#[inline]
+pub fn pace_async(delay: Duration) -> impl Future<Output = ()> + Send {
+    State::pace_async(delay)
+}
+
+/// The attempt in flight of a call with a breaker, budget or limiter
+/// succeeded.
+#[inline]
+pub fn succeeded_guarded(state: &mut State<'_>) {
+    state.succeeded_guarded();
+}
+
+/// The breaker refused the call: turn that into the function's error.
+#[inline]
+pub fn circuit_open<E: FromCircuitOpen>(open: CircuitOpen) -> E {
+    E::from_circuit_open(open)
+}
+
+/// `From<CircuitOpen>`, with a message that says what to write when it is
+/// missing.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` with `breaker` needs `{Self}: From<retry_core::CircuitOpen>`",
+    label = "a call the open breaker refuses fails fast with `{Self}`, made through `From<retry_core::CircuitOpen>`",
+    note = "add `impl From<retry_core::CircuitOpen> for {Self}` (and classify it as `ErrorKind::Overloaded`, as `CircuitOpen` itself is)"
+)]
+pub trait FromCircuitOpen {
+    /// Convert.
+    fn from_circuit_open(open: CircuitOpen) -> Self;
+}
+
+impl<E: From<CircuitOpen>> FromCircuitOpen for E {
+    #[inline]
+    fn from_circuit_open(open: CircuitOpen) -> Self {
+        E::from(open)
+    }
 }
 
 /// Implemented for `Result` alone: a retried function must return one.

@@ -38,6 +38,7 @@ thread_local! {
 struct Record {
     delays: Vec<Duration>,
     total: Duration,
+    paced: Duration,
 }
 
 /// Make retries on this thread skip their sleeps and record them, until the
@@ -71,9 +72,21 @@ impl SkippedSleeps {
         })
     }
 
+    /// The total of the waits for an [`AdaptiveLimiter`](crate::AdaptiveLimiter)'s
+    /// slots skipped so far. They move the clock on, as retry delays do, but
+    /// are not among the [`delays`](Self::delays) or in the [`total`](Self::total).
+    pub fn paced(&self) -> Duration {
+        SKIPPED.with(|s| s.borrow().as_ref().map(|r| r.paced).unwrap_or_default())
+    }
+
     /// The sum of the delays skipped so far.
     pub fn total(&self) -> Duration {
-        SKIPPED.with(|s| s.borrow().as_ref().map(|r| r.total).unwrap_or_default())
+        SKIPPED.with(|s| {
+            s.borrow()
+                .as_ref()
+                .map(|r| r.total.saturating_sub(r.paced))
+                .unwrap_or_default()
+        })
     }
 
     /// Forget the delays recorded so far. The clock keeps the time skipped.
@@ -107,6 +120,19 @@ pub(crate) fn skip(delay: Duration) -> bool {
         Some(r) => {
             r.delays.push(delay);
             r.total = r.total.saturating_add(delay);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Skip a limiter's pacing wait, if sleeps are skipped on this thread: the
+/// clock moves on by it, but it is not one of the [`delays`](SkippedSleeps::delays).
+pub(crate) fn skip_pacing(delay: Duration) -> bool {
+    SKIPPED.with(|s| match s.borrow_mut().as_mut() {
+        Some(r) => {
+            r.total = r.total.saturating_add(delay);
+            r.paced = r.paced.saturating_add(delay);
             true
         }
         None => false,

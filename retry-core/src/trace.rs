@@ -21,6 +21,10 @@ pub(crate) enum GiveUp {
     RetryAfterTooLong(Duration),
     /// The next attempt could not start before the deadline.
     Deadline,
+    /// The retry budget is spent.
+    Budget,
+    /// The circuit breaker refused the next attempt.
+    CircuitOpen,
 }
 
 impl GiveUp {
@@ -36,6 +40,8 @@ impl GiveUp {
             GiveUp::KindCap(_) => "the per-kind max_attempts for this kind reached",
             GiveUp::RetryAfterTooLong(_) => "the server asked for a wait above retry_after_cap",
             GiveUp::Deadline => "the deadline comes before the next attempt could start",
+            GiveUp::Budget => "the retry budget is spent",
+            GiveUp::CircuitOpen => "the circuit breaker is open",
         }
     }
 }
@@ -113,6 +119,16 @@ mod imp {
         }
     }
 
+    pub(crate) fn failed_fast(open: &crate::CircuitOpen) {
+        tracing::debug!(
+            target: "retry_core",
+            retry_in_ms = open
+                .retry_in()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "circuit breaker open; failing fast without calling"
+        );
+    }
+
     pub(crate) fn succeeded(span: &CallSpan, attempts: u32, key: Option<IdempotencyKey>) {
         tracing::info!(
             target: "retry_core",
@@ -144,6 +160,9 @@ mod imp {
     pub(crate) fn gave_up(_: &CallSpan, _: &Failure<'_>, _: GiveUp) {}
 
     #[inline]
+    pub(crate) fn failed_fast(_: &crate::CircuitOpen) {}
+
+    #[inline]
     pub(crate) fn succeeded(_: &CallSpan, _: u32, _: Option<IdempotencyKey>) {}
 
     #[inline]
@@ -152,7 +171,7 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{gave_up, in_span, retrying, succeeded};
+pub(crate) use imp::{failed_fast, gave_up, in_span, retrying, succeeded};
 
 /// The span the macro makes for a call: named after the function, at INFO.
 #[cfg(feature = "tracing")]

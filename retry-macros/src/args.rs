@@ -25,6 +25,9 @@ pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     pub(crate) fallback: Option<syn::ExprPath>,
     pub(crate) fallback_on: Option<Vec<Ident>>,
+    pub(crate) breaker: Option<(Expr, Span)>,
+    pub(crate) budget: Option<(Expr, Span)>,
+    pub(crate) limiter: Option<(Expr, Span)>,
     /// Every mistake found, in order.
     pub(crate) errors: Vec<syn::Error>,
 }
@@ -67,6 +70,9 @@ const ARGUMENTS: &[&str] = &[
     "name",
     "fallback",
     "fallback_on",
+    "breaker",
+    "budget",
+    "limiter",
 ];
 
 pub(crate) const RETRYABLE_KINDS: &[&str] = &[
@@ -224,6 +230,18 @@ impl Args {
             "on_retry" => {
                 let expr: Expr = input.parse()?;
                 set_once(&mut self.on_retry, expr, &key)
+            }
+            "breaker" => {
+                let expr: Expr = input.parse()?;
+                set_once(&mut self.breaker, (expr, key.span()), &key)
+            }
+            "budget" => {
+                let expr: Expr = input.parse()?;
+                set_once(&mut self.budget, (expr, key.span()), &key)
+            }
+            "limiter" => {
+                let expr: Expr = input.parse()?;
+                set_once(&mut self.limiter, (expr, key.span()), &key)
             }
             "retry_after_cap" => {
                 let d = duration::parse(input, "retry_after_cap")?;

@@ -481,7 +481,58 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         }
     };
 
-    let (start, run, sleep) = if sig.asyncness.is_some() {
+    // The breaker, budget and limiter, bound before the call's state (which
+    // borrows them) and handed to it.
+    let guarded = args.breaker.is_some() || args.budget.is_some() || args.limiter.is_some();
+    let mut bind_guards = TokenStream::new();
+    let mut set_guards = TokenStream::new();
+    for (arg, name, setter) in [
+        (&args.breaker, "__retry_breaker", "set_breaker"),
+        (&args.budget, "__retry_budget", "set_budget"),
+        (&args.limiter, "__retry_limiter", "set_limiter"),
+    ] {
+        if let Some((expr, _)) = arg {
+            let span = expr.span();
+            let ident = Ident::new(name, site.located_at(span));
+            let setter = Ident::new(setter, span);
+            let set = respan(quote!(#p::#setter), span);
+            bind_guards.extend(quote_spanned!(span=> let #ident = &(#expr);));
+            set_guards.extend(quote_spanned!(span=> #set(&mut #state, #ident);));
+        }
+    }
+    let pace = Ident::new("__retry_pace", site);
+    let open = Ident::new("__retry_open", site);
+    let admit = |pace_call: TokenStream| {
+        if !guarded {
+            return TokenStream::new();
+        }
+        let refused = match &args.breaker {
+            Some((_, key)) => {
+                let circuit_open = respan(quote!(#p::circuit_open), *key);
+                let convert = quote_spanned!(*key=> #circuit_open(#open));
+                quote! {
+                    #p::Err(#open) => {
+                        let #error = #convert;
+                        #give_up
+                    }
+                }
+            }
+            None => quote!(#p::Err(_) => {}),
+        };
+        quote! {
+            match #p::admit(&mut #state) {
+                #p::Ok(#pace) => #pace_call,
+                #refused
+            }
+        }
+    };
+    let succeeded = if guarded {
+        quote!(#p::succeeded_guarded(&mut #state);)
+    } else {
+        quote!(#p::succeeded(&#state);)
+    };
+
+    let (start, run, sleep, admit) = if sig.asyncness.is_some() {
         let limit_span = args
             .deadline
             .map(|(_, span)| span)
@@ -505,12 +556,14 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             quote!(#p::start_async),
             run,
             quote!(#p::sleep_async(#delay).await),
+            admit(quote!(#p::pace_async(#pace).await)),
         )
     } else {
         (
             quote!(#p::start_sync),
             quote!(#p::attempt_sync::<#ret, _>(&#state, || #block)),
             quote!(#p::sleep_sync(#delay)),
+            admit(quote!(#p::pace_sync(#pace))),
         )
     };
 
@@ -519,13 +572,20 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         #vis #sig {
             const __RETRY_POLICY: #p::Policy = #policy;
             static __RETRY_METRICS: #p::MetricKeys = #p::MetricKeys::new(#span_name);
+            #bind_guards
             let mut #state = #start(&__RETRY_POLICY, &__RETRY_METRICS);
+            #set_guards
             loop {
-                #(#clones)*
-                let #outcome = #run;
+                #admit
+                // The clones live for the attempt alone: a fallback gets the
+                // arguments themselves.
+                let #outcome = {
+                    #(#clones)*
+                    #run
+                };
                 let #error = match #outcome {
                     #p::Ok(#value) => {
-                        #p::succeeded(&#state);
+                        #succeeded
                         return #p::Ok(#value);
                     }
                     #p::Err(#error) => #error,

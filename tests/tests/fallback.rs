@@ -260,3 +260,46 @@ async fn call_each_async_walks_the_list() {
     assert_eq!(reply.unwrap().unwrap(), "haiku: hi");
     assert_eq!(calls().len(), 3);
 }
+
+#[retry(max_attempts = 2, wait = none, clone(messages), fallback = owned_backup)]
+fn owned_primary(messages: Vec<String>) -> Result<usize, ApiError> {
+    // The body consumes its per-attempt copy.
+    drop(messages);
+    Err(ApiError {
+        kind: ErrorKind::Server,
+        model: "primary",
+    })
+}
+
+#[retry(max_attempts = 1, clone(messages))]
+fn owned_backup(messages: Vec<String>) -> Result<usize, ApiError> {
+    Ok(messages.len())
+}
+
+#[test]
+fn a_fallback_gets_the_arguments_themselves_not_a_consumed_copy() {
+    let messages = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    assert_eq!(owned_primary(messages), Ok(3));
+}
+
+#[retry(max_attempts = 2, wait = none, clone(prompt), fallback = owned_backup_async)]
+async fn owned_primary_async(prompt: String) -> Result<String, ApiError> {
+    let _consumed = prompt;
+    Err(ApiError {
+        kind: ErrorKind::Overloaded,
+        model: "primary",
+    })
+}
+
+#[retry(max_attempts = 1)]
+async fn owned_backup_async(prompt: String) -> Result<String, ApiError> {
+    Ok(format!("backup: {prompt}"))
+}
+
+#[tokio::test]
+async fn an_async_fallback_gets_the_arguments_themselves() {
+    assert_eq!(
+        owned_primary_async("hi".to_owned()).await.as_deref(),
+        Ok("backup: hi")
+    );
+}

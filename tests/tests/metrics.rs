@@ -118,3 +118,71 @@ fn every_call_is_timed() {
         .collect();
     assert_eq!(histograms, [5]);
 }
+
+#[derive(Debug)]
+enum Guarded {
+    Down,
+    Open,
+}
+
+impl Classify for Guarded {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Overloaded
+    }
+}
+
+impl From<retry_core::CircuitOpen> for Guarded {
+    fn from(_: retry_core::CircuitOpen) -> Self {
+        Guarded::Open
+    }
+}
+
+static BREAKER: retry_core::CircuitBreaker =
+    retry_core::CircuitBreaker::new().consecutive_failures(2);
+static BUDGET: retry_core::RetryBudget = retry_core::RetryBudget::new()
+    .ratio(0.0)
+    .min_retries_per_second(0);
+
+#[retry(max_attempts = 3, wait = none, breaker = BREAKER, name = "guarded")]
+fn guarded() -> Result<(), Guarded> {
+    Err(Guarded::Down)
+}
+
+#[retry(max_attempts = 3, wait = none, budget = BUDGET, name = "budgeted")]
+fn budgeted() -> Result<(), Guarded> {
+    Err(Guarded::Down)
+}
+
+#[test]
+fn fast_failures_budget_refusals_and_breaker_transitions_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        assert!(matches!(guarded(), Err(Guarded::Down)));
+        assert!(matches!(guarded(), Err(Guarded::Open)));
+        assert!(matches!(guarded(), Err(Guarded::Open)));
+        assert!(matches!(budgeted(), Err(Guarded::Down)));
+    });
+    let c = counters(&recorder);
+    let get = |k: &str| c.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        get("retry_calls_total{function=guarded,outcome=gave_up}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_calls_total{function=guarded,outcome=failed_fast}"),
+        2,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_breaker_transitions_total{function=guarded,to=open}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_budget_refusals_total{function=budgeted}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(get("retry_retries_total{function=budgeted}"), 0, "{c:?}");
+}
