@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use proptest::prelude::*;
-use retry_core::http::{classify_response, retry_after, HttpError};
+use retry_core::http::{classify_response, requests_remaining, retry_after, HttpError};
 use retry_core::{Classify, ErrorKind};
 
 const NAMES: &[&str] = &[
@@ -50,6 +50,10 @@ proptest! {
         let kind = classify_response(status, &headers, &body);
         let error = HttpError::from_response(status, &headers, &body);
         prop_assert_eq!(error.kind(), kind);
+        if let Some((_, reset)) = requests_remaining(&headers) {
+            // Feeding any budget read from the wire to a limiter is safe.
+            retry_core::AdaptiveLimiter::new().observe_remaining(0, reset);
+        }
         let _ = error.to_string();
         if let Some(wait) = Classify::retry_after(&error) {
             prop_assert!(wait > Duration::ZERO);

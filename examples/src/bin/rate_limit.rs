@@ -11,11 +11,10 @@
 //! The provider admits `--rate` requests per second from a bucket of
 //! `--burst` (full at start), and refuses the rest with `429` and
 //! `Retry-After: 1` (whole seconds until its next token, at least 1). Each of
-//! `--requests` logical calls, `--concurrency` at a time, is retried by the
-//! retry engine ([`Policy::call_async`], Retry-After honoured with the
-//! engine's spread); with a limiter, every attempt (first attempts and
-//! retries alike) first waits for the slot the limiter gives it, and reports
-//! its outcome after.
+//! `--requests` logical calls, `--concurrency` at a time, is a `#[retry]`
+//! function (Retry-After honoured with the engine's spread); with
+//! `limiter = ...`, every attempt (first attempts and retries alike) first
+//! waits for the slot the limiter gives it, and reports its outcome after.
 //!
 //! The rows: no limiter; `AdaptiveLimiter::new()`, unlimited until the first
 //! `429`; and `AdaptiveLimiter::new().initial_rate(x)` for each
@@ -39,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use examples::flaky::{FlakyProvider, Scenario};
 use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::{AdaptiveLimiter, Classify, ErrorKind, Policy, Wait};
+use retry_core::{retry, AdaptiveLimiter};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -176,20 +175,46 @@ struct Outcome {
     final_rate: Option<f64>,
 }
 
-/// The policy every call runs under: Retry-After honoured (with the engine's
-/// spread), exponential backoff otherwise, enough attempts that no call gives
-/// up in the scenarios measured here.
-const POLICY: Policy = Policy::new()
-    .max_attempts(20)
-    .wait(Wait::exponential(
-        Duration::from_millis(100),
-        Duration::from_secs(2),
-    ))
-    .retry_after_cap(Duration::from_secs(60))
-    .deadline(Duration::from_secs(300));
+/// One logical chat call, paced by `limiter`: every attempt (first attempts
+/// and retries alike) waits for the slot the limiter gives it, and reports
+/// its outcome to it. Retry-After is honoured (with the engine's spread),
+/// exponential backoff otherwise, with enough attempts that no call gives up
+/// in the scenarios measured here.
+#[retry(
+    max_attempts = 20,
+    wait = exponential(100ms, 2s),
+    retry_after_cap = 60s,
+    deadline = 300s,
+    limiter = limiter
+)]
+async fn chat_paced(
+    client: &reqwest::Client,
+    url: &str,
+    limiter: &AdaptiveLimiter,
+    attempts: &AtomicU64,
+    i: usize,
+) -> Result<(), HttpError> {
+    attempts.fetch_add(1, Ordering::Relaxed);
+    send(client, url, i).await
+}
 
-/// One logical chat call: every attempt waits for the limiter's slot, then
-/// reports to it.
+/// The same call under the same policy, without a limiter.
+#[retry(
+    max_attempts = 20,
+    wait = exponential(100ms, 2s),
+    retry_after_cap = 60s,
+    deadline = 300s
+)]
+async fn chat_unpaced(
+    client: &reqwest::Client,
+    url: &str,
+    attempts: &AtomicU64,
+    i: usize,
+) -> Result<(), HttpError> {
+    attempts.fetch_add(1, Ordering::Relaxed);
+    send(client, url, i).await
+}
+
 async fn chat(
     client: &reqwest::Client,
     url: &str,
@@ -197,28 +222,10 @@ async fn chat(
     attempts: &AtomicU64,
     i: usize,
 ) -> Result<(), HttpError> {
-    POLICY
-        .call_async(|| async move {
-            if let Some(limiter) = limiter {
-                let delay = limiter.acquire_delay();
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-            }
-            attempts.fetch_add(1, Ordering::Relaxed);
-            let outcome = send(client, url, i).await;
-            if let Some(limiter) = limiter {
-                match &outcome {
-                    Ok(()) => limiter.on_success(),
-                    Err(e) if e.kind() == ErrorKind::RateLimit => {
-                        limiter.on_rate_limited(e.retry_after())
-                    }
-                    Err(_) => limiter.on_other_failure(),
-                }
-            }
-            outcome
-        })
-        .await
+    match limiter {
+        Some(limiter) => chat_paced(client, url, limiter, attempts, i).await,
+        None => chat_unpaced(client, url, attempts, i).await,
+    }
 }
 
 async fn send(client: &reqwest::Client, url: &str, i: usize) -> Result<(), HttpError> {

@@ -139,6 +139,51 @@ pub fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> 
     )
 }
 
+/// The provider's request budget, from the headers of any response (a
+/// success included): how many requests are left, and how long until the
+/// limit resets. Reads OpenAI's `x-ratelimit-remaining-requests` with
+/// `x-ratelimit-reset-requests` (a duration such as `6m0s`), else
+/// Anthropic's `anthropic-ratelimit-requests-remaining` with
+/// `anthropic-ratelimit-requests-reset` (an RFC 3339 time). `None` when
+/// either half is missing or cannot be read.
+///
+/// Hand it to an [`AdaptiveLimiter`](crate::AdaptiveLimiter), so that it
+/// paces callers before the provider starts refusing them:
+///
+/// ```
+/// use std::time::Duration;
+/// use http::{HeaderMap, HeaderValue};
+/// use retry_core::{http::requests_remaining, AdaptiveLimiter};
+///
+/// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-ratelimit-remaining-requests", HeaderValue::from_static("30"));
+/// headers.insert("x-ratelimit-reset-requests", HeaderValue::from_static("3s"));
+/// let (remaining, reset) = requests_remaining(&headers).unwrap();
+/// assert_eq!((remaining, reset), (30, Duration::from_secs(3)));
+/// LIMITER.observe_remaining(remaining, reset);
+/// assert_eq!(LIMITER.rate(), Some(10.0));
+///
+/// headers.insert("x-ratelimit-remaining-requests", HeaderValue::from_static("-1"));
+/// assert_eq!(requests_remaining(&headers), None);
+/// ```
+pub fn requests_remaining(headers: &HeaderMap) -> Option<(u64, Duration)> {
+    let count = |name| hints::header_str(headers, name)?.parse::<u64>().ok();
+    if let Some(remaining) = count("x-ratelimit-remaining-requests") {
+        let reset = hints::header_str(headers, "x-ratelimit-reset-requests")
+            .and_then(hints::parse_go_duration)?;
+        return Some((remaining, reset));
+    }
+    let remaining = count("anthropic-ratelimit-requests-remaining")?;
+    let at = hints::header_str(headers, "anthropic-ratelimit-requests-reset")
+        .and_then(hints::parse_rfc3339)?;
+    let reset = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some((remaining, reset))
+}
+
 /// The provider's id for a request: `x-request-id` (OpenAI), else
 /// `request-id` (Anthropic).
 pub fn request_id(headers: &HeaderMap) -> Option<&str> {
