@@ -17,7 +17,7 @@ use examples::flaky::{FlakyProvider, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::{retry, Classify, DelaySource, RetryEvent};
+use retry_core::{retry, CircuitBreaker, Classify, DelaySource, RetryEvent};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -89,6 +89,11 @@ fn on_retry(event: &RetryEvent<'_, HttpError>) {
     }
 }
 
+/// One breaker for the provider, shared by every call: it fails calls fast
+/// if the provider goes down (its defaults: 50% of at least 20 calls over
+/// 30 s fail; try `--scenario 503`).
+static BREAKER: CircuitBreaker = CircuitBreaker::new();
+
 struct Endpoint {
     client: reqwest::Client,
     base_url: String,
@@ -101,7 +106,8 @@ struct Endpoint {
     wait = exponential(100ms, 2s),
     attempt_timeout = 1s,
     deadline = 30s,
-    on_retry = on_retry
+    on_retry = on_retry,
+    breaker = BREAKER
 )]
 async fn chat(endpoint: &Endpoint, user: &str, prompt: &str) -> Result<String, HttpError> {
     ATTEMPTS.fetch_add(1, Ordering::Relaxed);
@@ -124,7 +130,8 @@ async fn chat(endpoint: &Endpoint, user: &str, prompt: &str) -> Result<String, H
         .to_owned())
 }
 
-/// The counters retry-core reported, one line each, and the mean call time.
+/// The counters and gauges retry-core reported, one line each, and the
+/// mean call time.
 fn print_metrics(snapshotter: &Snapshotter) {
     let mut lines = Vec::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
@@ -137,6 +144,7 @@ fn print_metrics(snapshotter: &Snapshotter) {
         let name = format!("{}{{{}}}", key.name(), labels.join(","));
         match value {
             DebugValue::Counter(n) => lines.push(format!("{name:<60}{n}")),
+            DebugValue::Gauge(g) => lines.push(format!("{name:<60}{}", g.into_inner())),
             DebugValue::Histogram(samples) if !samples.is_empty() => {
                 let mean =
                     samples.iter().map(|s| s.into_inner()).sum::<f64>() / samples.len() as f64;

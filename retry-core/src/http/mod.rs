@@ -321,6 +321,29 @@ impl std::error::Error for HttpError {
     }
 }
 
+/// A call refused by an open [`CircuitBreaker`](crate::CircuitBreaker) is
+/// [`Overloaded`](ErrorKind::Overloaded), with the time until the breaker
+/// admits a probe as its `retry_after`, so that `Result<T, HttpError>` works
+/// with `#[retry(breaker = ...)]` as it is.
+///
+/// ```
+/// use retry_core::{http::HttpError, CircuitBreaker, Classify, ErrorKind};
+///
+/// let breaker = CircuitBreaker::new().consecutive_failures(1);
+/// breaker.try_acquire().unwrap().failure(ErrorKind::Server);
+/// let error = HttpError::from(breaker.try_acquire().unwrap_err());
+/// assert_eq!(error.kind(), ErrorKind::Overloaded);
+/// assert!(error.retry_after().is_some());
+/// assert_eq!(error.status(), None);
+/// ```
+impl From<crate::CircuitOpen> for HttpError {
+    fn from(open: crate::CircuitOpen) -> Self {
+        let mut error = HttpError::from_source(ErrorKind::Overloaded, open);
+        error.retry_after = open.retry_in();
+        error
+    }
+}
+
 /// A cut-off attempt is a [`Timeout`](ErrorKind::Timeout).
 impl From<Elapsed> for HttpError {
     fn from(elapsed: Elapsed) -> Self {
