@@ -113,6 +113,59 @@ impl From<Elapsed> for ApiError {
     }
 }
 
+impl From<retry_core::CircuitOpen> for ApiError {
+    fn from(_: retry_core::CircuitOpen) -> Self {
+        ApiError::Busy
+    }
+}
+
+// ---------------------------------------------------------------------------
+// With a circuit breaker, a retry budget and an adaptive limiter.
+
+static BREAKER: retry_core::CircuitBreaker = retry_core::CircuitBreaker::new();
+static BUDGET: retry_core::RetryBudget = retry_core::RetryBudget::new();
+static LIMITER: retry_core::AdaptiveLimiter = retry_core::AdaptiveLimiter::new();
+static PACED: retry_core::AdaptiveLimiter =
+    retry_core::AdaptiveLimiter::new().initial_rate(1_000_000.0);
+
+#[retry(max_attempts = 3, wait = none, breaker = BREAKER, budget = BUDGET, limiter = LIMITER)]
+fn guarded_succeeds_at_once(x: u32) -> Result<u32, ApiError> {
+    Ok(x + attempt().number())
+}
+
+/// Fails with a server error and a rate limit before it succeeds: the
+/// breaker counts failures (reading the clock), the budget is drawn on, and
+/// the limiter starts pacing.
+#[retry(max_attempts = 4, wait = none, on = [Overloaded, RateLimit], breaker = BREAKER, budget = BUDGET, limiter = PACED)]
+fn guarded_fails_then_succeeds(calls: &Cell<u32>) -> Result<u32, ApiError> {
+    calls.set(calls.get() + 1);
+    match calls.get() {
+        1 => Err(ApiError::Busy),
+        2 => Err(ApiError::Limited),
+        n => Ok(n),
+    }
+}
+
+#[test]
+fn guarded_success_path_allocates_nothing() {
+    assert_eq!(guarded_succeeds_at_once(1), Ok(2));
+    let (r, n) = allocations(|| {
+        (0..100)
+            .map(|i| guarded_succeeds_at_once(std::hint::black_box(i)).unwrap())
+            .sum::<u32>()
+    });
+    assert_eq!(r, (0..100).map(|i| i + 1).sum::<u32>());
+    assert_eq!(n, 0, "allocations on the guarded success path");
+}
+
+#[test]
+fn guarded_retries_allocate_nothing() {
+    assert_eq!(guarded_fails_then_succeeds(&Cell::new(0)), Ok(3));
+    let (r, n) = allocations(|| guarded_fails_then_succeeds(&Cell::new(0)));
+    assert_eq!(r, Ok(3));
+    assert_eq!(n, 0, "allocations on the guarded retry path");
+}
+
 // ---------------------------------------------------------------------------
 // Sync.
 
