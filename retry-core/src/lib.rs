@@ -3,6 +3,7 @@
 //! Put `#[retry(...)]` on a sync or async function that returns a `Result`
 //! whose error implements [`Classify`]. Each failure is classified into an
 //! [`ErrorKind`]; transient kinds (rate limits, overload, server errors,
+//! timeouts, network failures) are tried again after an exponential backoff
 //! with jitter, honouring the server's `Retry-After`, within an optional
 //! deadline. Requests that are wrong, unauthorised or out of credit fail at
 //! once. A bad policy is a compile error that points at the offending token.
@@ -76,6 +77,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod attempt;
+mod backoff;
 mod breaker;
 mod budget;
 mod call;
@@ -98,6 +100,7 @@ pub mod testing;
 pub mod http;
 
 pub use attempt::{attempt, Attempt, IdempotencyKey};
+pub use backoff::Backoff;
 pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen};
 pub use budget::{KeyedBudgets, RetryBudget};
 pub use call::{Hooks, NoHook, RetryAll};
