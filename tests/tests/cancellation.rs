@@ -179,7 +179,9 @@ fn many_threads_dropping_calls_at_random_points_leave_exact_probe_slots() {
         .build()
         .unwrap();
     let policy: &'static Policy = Box::leak(Box::new(
-        Policy::new().max_attempts(3).wait(Wait::fixed(Duration::from_micros(200))),
+        Policy::new()
+            .max_attempts(3)
+            .wait(Wait::fixed(Duration::from_micros(200))),
     ));
     rt.block_on(async {
         let mut tasks = Vec::new();

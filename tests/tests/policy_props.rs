@@ -61,9 +61,8 @@ fn wait() -> impl Strategy<Value = Wait> {
     prop_oneof![
         Just(Wait::none()),
         duration_ms(10_000).prop_map(Wait::fixed),
-        (duration_ms(2_000), duration_ms(120_000), 1.0f64..5.0).prop_map(|(base, cap, f)| {
-            Wait::exponential_with_factor(base.min(cap), cap, f)
-        }),
+        (duration_ms(2_000), duration_ms(120_000), 1.0f64..5.0)
+            .prop_map(|(base, cap, f)| { Wait::exponential_with_factor(base.min(cap), cap, f) }),
     ]
 }
 
