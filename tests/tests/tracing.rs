@@ -140,3 +140,59 @@ fn giving_up_is_a_warning_with_its_reason() {
         lines[1]
     );
 }
+
+static EMPTY: retry_core::RetryBudget = retry_core::RetryBudget::new()
+    .ratio(0.0)
+    .min_retries_per_second(0);
+
+#[retry(max_attempts = 5, wait = none, budget = EMPTY)]
+fn budgeted() -> Result<(), Busy> {
+    Err(Busy {
+        request_id: "req_9",
+        retry_after: None,
+    })
+}
+
+#[test]
+fn a_spent_budget_says_why_the_call_gave_up() {
+    let out = logs(|| assert!(budgeted().is_err()));
+    assert!(
+        out.contains("reason=\"the retry budget is spent\""),
+        "{out}"
+    );
+    assert!(out.contains("attempts=1"), "{out}");
+}
+
+static TRIPPED: retry_core::CircuitBreaker =
+    retry_core::CircuitBreaker::new().consecutive_failures(1);
+
+#[retry(max_attempts = 5, wait = none, breaker = TRIPPED)]
+fn tripping() -> Result<(), Busy> {
+    Err(Busy {
+        request_id: "req_10",
+        retry_after: None,
+    })
+}
+
+impl From<retry_core::CircuitOpen> for Busy {
+    fn from(_: retry_core::CircuitOpen) -> Self {
+        Busy {
+            request_id: "none",
+            retry_after: None,
+        }
+    }
+}
+
+#[test]
+fn the_breaker_logs_its_transitions_and_why_a_call_stopped() {
+    let out = logs(|| {
+        assert!(tripping().is_err());
+        assert!(tripping().is_err());
+    });
+    assert!(out.contains("circuit breaker opened"), "{out}");
+    assert!(
+        out.contains("reason=\"the circuit breaker is open\""),
+        "{out}"
+    );
+    assert!(out.contains("failing fast"), "{out}");
+}
