@@ -17,6 +17,8 @@ thread_local! {
 /// Outside of one, it describes a lone first attempt with no deadline.
 ///
 /// ```
+/// # #[cfg(feature = "macros")]
+/// # fn main() {
 /// use retry_core::{attempt, retry};
 ///
 /// #[retry(max_attempts = 3, wait = none)]
@@ -30,6 +32,9 @@ thread_local! {
 ///
 /// assert_eq!(flaky().unwrap(), 3);
 /// assert_eq!(attempt().number(), 1);
+/// # }
+/// # #[cfg(not(feature = "macros"))]
+/// # fn main() {}
 /// ```
 pub fn attempt() -> Attempt {
     CURRENT.with(Cell::get).unwrap_or(Attempt {
@@ -49,6 +54,21 @@ pub(crate) fn inherited_deadline() -> Option<Instant> {
 }
 
 /// One attempt of a retried call, as seen from inside it. See [`attempt()`].
+///
+/// ```
+/// use std::io;
+/// use retry_core::{attempt, Policy, Wait};
+///
+/// let policy = Policy::new().max_attempts(3).wait(Wait::none());
+/// let mut seen = Vec::new();
+/// let result: Result<(), io::Error> = policy.call(|| {
+///     let current = attempt();
+///     seen.push((current.number(), current.is_first()));
+///     Err(io::ErrorKind::ConnectionReset.into())
+/// });
+/// assert!(result.is_err());
+/// assert_eq!(seen, [(1, true), (2, false), (3, false)]);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Attempt {
     number: u32,
@@ -59,17 +79,59 @@ pub struct Attempt {
 
 impl Attempt {
     /// Which attempt this is, from 1.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{attempt, Policy, Wait};
+    ///
+    /// let policy = Policy::new().max_attempts(5).wait(Wait::none());
+    /// let answered_on: Result<u32, io::Error> = policy.call(|| match attempt().number() {
+    ///     n if n < 3 => Err(io::ErrorKind::TimedOut.into()),
+    ///     n => Ok(n),
+    /// });
+    /// assert_eq!(answered_on.unwrap(), 3);
+    /// ```
     pub const fn number(&self) -> u32 {
         self.number
     }
 
     /// Whether this is the first attempt of the call.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{attempt, Policy, Wait};
+    ///
+    /// assert!(attempt().is_first()); // outside a retried call
+    /// let mut retries = 0;
+    /// let policy = Policy::new().max_attempts(3).wait(Wait::none());
+    /// let _: Result<(), io::Error> = policy.call(|| {
+    ///     if !attempt().is_first() {
+    ///         retries += 1;
+    ///     }
+    ///     Err(io::ErrorKind::ConnectionReset.into())
+    /// });
+    /// assert_eq!(retries, 2);
+    /// ```
     pub const fn is_first(&self) -> bool {
         self.number == 1
     }
 
     /// How long until the call's deadline, or `None` when the call has no
     /// deadline. Zero once it has passed.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use retry_core::{attempt, Policy};
+    ///
+    /// assert_eq!(attempt().remaining(), None); // no retried call, no deadline
+    ///
+    /// // Give each request no more time than the call has left.
+    /// let policy = Policy::new().deadline(Duration::from_secs(30));
+    /// let left: Result<Option<Duration>, io::Error> = policy.call(|| Ok(attempt().remaining()));
+    /// let left = left.unwrap().unwrap();
+    /// assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+    /// ```
     pub fn remaining(&self) -> Option<Duration> {
         self.deadline
             .map(|deadline| deadline.saturating_duration_since(self.clock.now()))
@@ -84,6 +146,8 @@ impl Attempt {
     /// twice. Outside a retried call, each use makes a new key.
     ///
     /// ```
+    /// # #[cfg(feature = "macros")]
+    /// # fn main() {
     /// use retry_core::{attempt, retry, IdempotencyKey};
     ///
     /// #[retry(max_attempts = 3, wait = none)]
@@ -102,6 +166,9 @@ impl Attempt {
     /// let mut second = Vec::new();
     /// post(&mut second).unwrap();
     /// assert_ne!(first[0], second[0]);
+    /// # }
+    /// # #[cfg(not(feature = "macros"))]
+    /// # fn main() {}
     /// ```
     pub fn idempotency_key(&self) -> IdempotencyKey {
         if let Some(key) = self.key {
@@ -161,6 +228,17 @@ impl Attempt {
 /// The idempotency key of one logical call: 128 random bits, shown as a
 /// version-4 UUID (`8c0e3b5e-...`), the form providers accept in an
 /// `Idempotency-Key` header. See [`Attempt::idempotency_key`].
+///
+/// ```
+/// use retry_core::attempt;
+///
+/// let key = attempt().idempotency_key();
+/// let text = key.to_string();
+/// assert_eq!(text.len(), 36);
+/// assert_eq!(&text[14..15], "4"); // a version-4 UUID
+/// // Outside a retried call, every use makes a new key.
+/// assert_ne!(key, attempt().idempotency_key());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(u128);
 
@@ -173,6 +251,15 @@ impl IdempotencyKey {
 
     /// The key as 36 ASCII bytes (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`),
     /// without allocating.
+    ///
+    /// ```
+    /// use retry_core::attempt;
+    ///
+    /// let key = attempt().idempotency_key();
+    /// let bytes = key.to_bytes();
+    /// assert_eq!(std::str::from_utf8(&bytes).unwrap(), key.to_string());
+    /// assert_eq!([bytes[8], bytes[13], bytes[18], bytes[23]], [b'-'; 4]);
+    /// ```
     pub fn to_bytes(&self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 36];
@@ -188,6 +275,15 @@ impl IdempotencyKey {
     }
 
     /// The 128 bits of the key.
+    ///
+    /// ```
+    /// use retry_core::attempt;
+    ///
+    /// let key = attempt().idempotency_key();
+    /// let bits = key.as_u128();
+    /// assert_eq!((bits >> 76) & 0xf, 4); // the UUID version
+    /// assert_eq!(format!("{bits:032x}"), key.to_string().replace('-', ""));
+    /// ```
     pub const fn as_u128(&self) -> u128 {
         self.0
     }

@@ -163,6 +163,40 @@ impl Policy {
 
     /// [`call_each`](Policy::call_each) for async operations, retried as
     /// [`call_async`](Policy::call_async) does.
+    ///
+    /// ```
+    /// # use retry_core::{Classify, Elapsed, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # struct Overloaded;
+    /// # impl Classify for Overloaded {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::Overloaded
+    /// #     }
+    /// # }
+    /// # impl From<Elapsed> for Overloaded {
+    /// #     fn from(_: Elapsed) -> Self {
+    /// #         Overloaded
+    /// #     }
+    /// # }
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let policy = Policy::new().max_attempts(2).wait(Wait::none());
+    /// let reply = policy
+    ///     .call_each_async(["gpt-4o", "claude-sonnet"], |model| {
+    ///         let model = *model;
+    ///         async move {
+    ///             match model {
+    ///                 "gpt-4o" => Err(Overloaded),
+    ///                 _ => Ok(format!("answer from {model}")),
+    ///             }
+    ///         }
+    ///     })
+    ///     .await;
+    /// assert_eq!(reply.unwrap().unwrap(), "answer from claude-sonnet");
+    /// # }
+    /// ```
     #[cfg(feature = "tokio")]
     pub async fn call_each_async<I, T, E, F, Fut>(&self, items: I, op: F) -> Option<Result<T, E>>
     where
@@ -265,9 +299,46 @@ impl Policy {
 
 /// The predicate of a [`Hooks`] that was given none: every error of a
 /// retried kind is retried.
+///
+/// ```
+/// use std::io;
+/// use retry_core::{Hooks, NoHook, Policy, RetryAll, RetryBudget, Wait};
+///
+/// static POLICY: Policy = Policy::new().wait(Wait::none());
+/// static BUDGET: RetryBudget = RetryBudget::new();
+///
+/// // A client that keeps its hooks. No `when` was given, so the predicate is
+/// // a `RetryAll`: every error of a retried kind is retried.
+/// struct Client {
+///     hooks: Hooks<'static, RetryAll<io::Error>, NoHook<io::Error>>,
+/// }
+///
+/// let client = Client { hooks: POLICY.budget(&BUDGET) };
+/// let mut attempts = 0;
+/// let _ = client.hooks.call(|| {
+///     attempts += 1;
+///     Err::<(), _>(io::Error::from(io::ErrorKind::TimedOut))
+/// });
+/// assert_eq!(attempts, 3);
+/// ```
 pub type RetryAll<E> = fn(&E) -> bool;
 
 /// The `on_retry` hook of a [`Hooks`] that was given none.
+///
+/// ```
+/// use std::io;
+/// use retry_core::{AdaptiveLimiter, Hooks, NoHook, Policy, RetryAll};
+///
+/// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
+///
+/// // Hooks with a limiter and no `on_retry`: the hook is a `NoHook`.
+/// fn paced(policy: &Policy) -> Hooks<'_, RetryAll<io::Error>, NoHook<io::Error>> {
+///     policy.limiter(&LIMITER)
+/// }
+///
+/// let reply = paced(&Policy::new()).call(|| Ok("pong"));
+/// assert_eq!(reply.unwrap(), "pong");
+/// ```
 pub type NoHook<E> = fn(&RetryEvent<'_, E>);
 
 /// A [`Policy`] with hooks or shared guards attached: a `when` predicate, an
@@ -302,6 +373,23 @@ pub struct Hooks<'p, W, H, R = NoBreaker> {
 
 impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// Replace the predicate that must also hold for an error to be retried.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{Policy, RetryBudget, Wait};
+    ///
+    /// let budget = RetryBudget::new();
+    /// let policy = Policy::new().max_attempts(5).wait(Wait::none());
+    /// let mut attempts = 0;
+    /// let _: Result<(), io::Error> = policy
+    ///     .budget(&budget)
+    ///     .when(|e: &io::Error| e.kind() != io::ErrorKind::ConnectionRefused)
+    ///     .call(|| {
+    ///         attempts += 1;
+    ///         Err(io::ErrorKind::ConnectionRefused.into())
+    ///     });
+    /// assert_eq!(attempts, 1); // the predicate turned the retry down
+    /// ```
     pub fn when<E, W2: Fn(&E) -> bool>(self, when: W2) -> Hooks<'p, W2, H, R> {
         Hooks {
             policy: self.policy,
@@ -313,6 +401,21 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     }
 
     /// Replace the hook called before each sleep.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::io;
+    /// use retry_core::{Policy, RetryBudget, Wait};
+    ///
+    /// let budget = RetryBudget::new();
+    /// let policy = Policy::new().max_attempts(3).wait(Wait::none());
+    /// let failed = RefCell::new(Vec::new());
+    /// let _: Result<(), io::Error> = policy
+    ///     .budget(&budget)
+    ///     .on_retry(|event| failed.borrow_mut().push(event.attempt()))
+    ///     .call(|| Err(io::ErrorKind::TimedOut.into()));
+    /// assert_eq!(failed.into_inner(), [1, 2]); // not called when the call gives up
+    /// ```
     pub fn on_retry<E, H2: Fn(&RetryEvent<'_, E>)>(self, on_retry: H2) -> Hooks<'p, W, H2, R> {
         Hooks {
             policy: self.policy,
@@ -324,6 +427,36 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     }
 
     /// Run calls under a circuit breaker, as [`Policy::breaker`] does.
+    ///
+    /// ```
+    /// # use retry_core::{CircuitOpen, Classify, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # enum ChatError {
+    /// #     Unavailable(CircuitOpen),
+    /// # }
+    /// # impl Classify for ChatError {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::Overloaded
+    /// #     }
+    /// # }
+    /// # impl From<CircuitOpen> for ChatError {
+    /// #     fn from(open: CircuitOpen) -> Self {
+    /// #         ChatError::Unavailable(open)
+    /// #     }
+    /// # }
+    /// use retry_core::{CircuitBreaker, Policy, RetryBudget};
+    ///
+    /// let budget = RetryBudget::new();
+    /// let breaker = CircuitBreaker::new();
+    /// breaker.isolate(); // held open during the provider's announced outage
+    /// let mut sent = false;
+    /// let result: Result<(), ChatError> = Policy::new().budget(&budget).breaker(&breaker).call(|| {
+    ///     sent = true;
+    ///     Ok(())
+    /// });
+    /// assert!(matches!(result, Err(ChatError::Unavailable(open)) if open.is_isolated()));
+    /// assert!(!sent);
+    /// ```
     pub fn breaker<E: From<CircuitOpen>>(
         self,
         breaker: &'p CircuitBreaker,
@@ -342,6 +475,22 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
 
     /// Count calls and retries against a retry budget, as
     /// [`Policy::budget`] does.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::io;
+    /// use retry_core::{Policy, RetryBudget, Wait};
+    ///
+    /// // At most one retry per call, over every call that shares the budget.
+    /// let budget = RetryBudget::new().ratio(1.0).min_retries_per_second(0);
+    /// let policy = Policy::new().max_attempts(5).wait(Wait::none());
+    /// let retries = Cell::new(0);
+    /// let _: Result<(), io::Error> = policy
+    ///     .on_retry(|_| retries.set(retries.get() + 1))
+    ///     .budget(&budget)
+    ///     .call(|| Err(io::ErrorKind::TimedOut.into()));
+    /// assert_eq!(retries.get(), 1);
+    /// ```
     pub fn budget(mut self, budget: &'p RetryBudget) -> Self {
         self.guards.budget = Some(budget);
         self
@@ -349,12 +498,52 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
 
     /// Pace attempts with an adaptive rate limiter, as [`Policy::limiter`]
     /// does.
+    ///
+    /// ```
+    /// # use retry_core::{Classify, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # struct TooManyRequests;
+    /// # impl Classify for TooManyRequests {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::RateLimit
+    /// #     }
+    /// # }
+    /// use retry_core::{AdaptiveLimiter, Policy, RetryBudget};
+    ///
+    /// let budget = RetryBudget::new();
+    /// let limiter = AdaptiveLimiter::new();
+    /// assert_eq!(limiter.rate(), None); // unlimited until a 429
+    /// let policy = Policy::new().max_attempts(1);
+    /// let _: Result<(), TooManyRequests> = policy
+    ///     .budget(&budget)
+    ///     .limiter(&limiter)
+    ///     .call(|| Err(TooManyRequests));
+    /// assert!(limiter.rate().is_some()); // the 429 started pacing
+    /// ```
     pub fn limiter(mut self, limiter: &'p AdaptiveLimiter) -> Self {
         self.guards.limiter = Some(limiter);
         self
     }
 
     /// Run `op` as [`Policy::call`] does, with these hooks.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{Policy, RetryBudget, Wait};
+    ///
+    /// let budget = RetryBudget::new();
+    /// let policy = Policy::new().max_attempts(3).wait(Wait::none());
+    /// let mut attempts = 0;
+    /// let reply: Result<&str, io::Error> = policy.budget(&budget).call(|| {
+    ///     attempts += 1;
+    ///     if attempts == 1 {
+    ///         return Err(io::ErrorKind::ConnectionReset.into());
+    ///     }
+    ///     Ok("Hello!")
+    /// });
+    /// assert_eq!(reply.unwrap(), "Hello!");
+    /// assert_eq!(budget.available(), 99); // 100 to start with; one retry spent
+    /// ```
     pub fn call<T, E, F>(&self, mut op: F) -> Result<T, E>
     where
         E: Classify,
@@ -390,6 +579,40 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
 
     /// Run the future that `op` makes as [`Policy::call_async`] does, with
     /// these hooks.
+    ///
+    /// ```
+    /// # use retry_core::{Classify, Elapsed, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # struct Overloaded;
+    /// # impl Classify for Overloaded {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::Overloaded
+    /// #     }
+    /// # }
+    /// # impl From<Elapsed> for Overloaded {
+    /// #     fn from(_: Elapsed) -> Self {
+    /// #         Overloaded
+    /// #     }
+    /// # }
+    /// use retry_core::{Policy, RetryBudget, Wait};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let budget = RetryBudget::new();
+    /// let policy = Policy::new().max_attempts(3).wait(Wait::none());
+    /// let mut attempts = 0;
+    /// let reply = policy
+    ///     .budget(&budget)
+    ///     .call_async(|| {
+    ///         attempts += 1;
+    ///         let overloaded = attempts == 1;
+    ///         async move { if overloaded { Err(Overloaded) } else { Ok("answer") } }
+    ///     })
+    ///     .await;
+    /// assert_eq!(reply.unwrap(), "answer");
+    /// assert_eq!(budget.available(), 99); // one retry spent
+    /// # }
+    /// ```
     #[cfg(feature = "tokio")]
     pub async fn call_async<T, E, F, Fut>(&self, mut op: F) -> Result<T, E>
     where
@@ -429,6 +652,23 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     }
 
     /// Run the chain as [`Policy::call_each`] does, with these hooks.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::io;
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// let retries = Cell::new(0);
+    /// let policy = Policy::new().max_attempts(2).wait(Wait::none());
+    /// let reply = policy
+    ///     .on_retry(|_| retries.set(retries.get() + 1))
+    ///     .call_each(["gpt-4o-mini", "gpt-4o"], |model| match *model {
+    ///         "gpt-4o" => Ok("answer"),
+    ///         _ => Err(io::Error::from(io::ErrorKind::TimedOut)),
+    ///     });
+    /// assert_eq!(reply.unwrap().unwrap(), "answer");
+    /// assert_eq!(retries.get(), 1); // gpt-4o-mini was tried twice
+    /// ```
     pub fn call_each<I, T, E, F>(&self, items: I, mut op: F) -> Option<Result<T, E>>
     where
         I: IntoIterator,
@@ -458,6 +698,38 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     }
 
     /// Run the chain as [`Policy::call_each_async`] does, with these hooks.
+    ///
+    /// ```
+    /// # use retry_core::{Classify, Elapsed, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # struct Overloaded;
+    /// # impl Classify for Overloaded {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::Overloaded
+    /// #     }
+    /// # }
+    /// # impl From<Elapsed> for Overloaded {
+    /// #     fn from(_: Elapsed) -> Self {
+    /// #         Overloaded
+    /// #     }
+    /// # }
+    /// use retry_core::{Policy, RetryBudget, Wait};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let budget = RetryBudget::new();
+    /// let policy = Policy::new().max_attempts(2).wait(Wait::none());
+    /// let reply = policy
+    ///     .budget(&budget)
+    ///     .call_each_async(["us-east", "eu-west"], |region| {
+    ///         let down = *region == "us-east";
+    ///         async move { if down { Err(Overloaded) } else { Ok("answer") } }
+    ///     })
+    ///     .await;
+    /// assert_eq!(reply.unwrap().unwrap(), "answer");
+    /// assert_eq!(budget.available(), 99); // us-east was retried once
+    /// # }
+    /// ```
     #[cfg(feature = "tokio")]
     pub async fn call_each_async<I, T, E, F, Fut>(
         &self,

@@ -65,12 +65,81 @@ impl Elapsed {
 
     /// Whether the whole call ran out of time (its `deadline`), rather than
     /// one attempt (its `attempt_timeout`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{Elapsed, Policy};
+    ///
+    /// // The call's error: what cut the attempt off, as it came.
+    /// # #[derive(Debug)]
+    /// struct Cut(Elapsed);
+    /// # impl From<Elapsed> for Cut {
+    /// #     fn from(e: Elapsed) -> Self {
+    /// #         Cut(e)
+    /// #     }
+    /// # }
+    /// # use retry_core::{Classify, ErrorKind};
+    /// # impl Classify for Cut {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::Timeout
+    /// #     }
+    /// # }
+    ///
+    /// # #[cfg(feature = "tokio")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let policy = Policy::new().max_attempts(1).attempt_timeout(Duration::from_millis(10));
+    /// let hung = || async {
+    ///     tokio::time::sleep(Duration::from_secs(60)).await;
+    ///     Ok::<(), Cut>(())
+    /// };
+    /// let Cut(elapsed) = policy.call_async(hung).await.unwrap_err();
+    /// assert!(!elapsed.is_deadline()); // only the attempt ran out of time
+    /// # }
+    /// # #[cfg(not(feature = "tokio"))]
+    /// # fn main() {}
+    /// ```
     pub const fn is_deadline(&self) -> bool {
         matches!(self.limit, Limit::Deadline)
     }
 
     /// The limit that was reached: the attempt timeout, or the deadline of the
     /// whole call.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{Elapsed, Policy};
+    ///
+    /// // The call's error: what cut the attempt off, as it came.
+    /// # #[derive(Debug)]
+    /// struct Cut(Elapsed);
+    /// # impl From<Elapsed> for Cut {
+    /// #     fn from(e: Elapsed) -> Self {
+    /// #         Cut(e)
+    /// #     }
+    /// # }
+    /// # use retry_core::{Classify, ErrorKind};
+    /// # impl Classify for Cut {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::Timeout
+    /// #     }
+    /// # }
+    ///
+    /// # #[cfg(feature = "tokio")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let policy = Policy::new().deadline(Duration::from_millis(20));
+    /// let hung = || async {
+    ///     tokio::time::sleep(Duration::from_secs(60)).await;
+    ///     Ok::<(), Cut>(())
+    /// };
+    /// let Cut(elapsed) = policy.call_async(hung).await.unwrap_err();
+    /// assert!(elapsed.is_deadline());
+    /// assert_eq!(elapsed.limit(), Duration::from_millis(20));
+    /// # }
+    /// # #[cfg(not(feature = "tokio"))]
+    /// # fn main() {}
+    /// ```
     pub const fn limit(&self) -> Duration {
         self.after
     }

@@ -16,6 +16,8 @@ use crate::{
 /// What a retry is about to do, handed to `on_retry` before each sleep.
 ///
 /// ```
+/// # #[cfg(feature = "macros")]
+/// # fn main() {
 /// use retry_core::{retry, RetryEvent};
 ///
 /// fn log(event: &RetryEvent<'_, std::io::Error>) {
@@ -33,6 +35,9 @@ use crate::{
 ///     std::fs::read_to_string("/nonexistent/config.toml")
 /// }
 /// # let _ = read_config();
+/// # }
+/// # #[cfg(not(feature = "macros"))]
+/// # fn main() {}
 /// ```
 #[derive(Debug)]
 pub struct RetryEvent<'a, E> {
@@ -45,33 +50,148 @@ pub struct RetryEvent<'a, E> {
 
 impl<'a, E> RetryEvent<'a, E> {
     /// The attempt that failed, from 1.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::io;
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// let failed = RefCell::new(Vec::new());
+    /// let _: Result<(), io::Error> = Policy::new()
+    ///     .max_attempts(3)
+    ///     .wait(Wait::none())
+    ///     .on_retry(|event| failed.borrow_mut().push(event.attempt()))
+    ///     .call(|| Err(io::ErrorKind::TimedOut.into()));
+    /// assert_eq!(failed.into_inner(), [1, 2]); // attempt 3 failed too, and gave up
+    /// ```
     pub const fn attempt(&self) -> u32 {
         self.attempt
     }
 
     /// The error it failed with.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::io;
+    /// use retry_core::{Policy, RetryEvent, Wait};
+    ///
+    /// let logged = RefCell::new(Vec::new());
+    /// let _: Result<(), io::Error> = Policy::new()
+    ///     .max_attempts(2)
+    ///     .wait(Wait::none())
+    ///     .on_retry(|event: &RetryEvent<'_, io::Error>| {
+    ///         logged.borrow_mut().push(event.error().to_string())
+    ///     })
+    ///     .call(|| Err(io::Error::new(io::ErrorKind::ConnectionReset, "upstream reset")));
+    /// assert_eq!(logged.into_inner(), ["upstream reset"]);
+    /// ```
     pub const fn error(&self) -> &'a E {
         self.error
     }
 
     /// How the error was classified. An attempt cut off by `attempt_timeout`
     /// is a [`Timeout`](ErrorKind::Timeout).
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::io;
+    /// use retry_core::{ErrorKind, Policy, Wait};
+    ///
+    /// let kinds = RefCell::new(Vec::new());
+    /// let mut failures = [io::ErrorKind::TimedOut, io::ErrorKind::ConnectionReset].into_iter();
+    /// let _: Result<(), io::Error> = Policy::new()
+    ///     .wait(Wait::none())
+    ///     .on_retry(|event| kinds.borrow_mut().push(event.kind()))
+    ///     .call(|| Err(failures.next().unwrap_or(io::ErrorKind::TimedOut).into()));
+    /// assert_eq!(kinds.into_inner(), [ErrorKind::Timeout, ErrorKind::Network]);
+    /// ```
     pub const fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// How long the call sleeps before the next attempt, jitter included.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use retry_core::{Jitter, Policy, Wait};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let delays = RefCell::new(Vec::new());
+    /// let _: Result<(), io::Error> = Policy::new()
+    ///     .wait(Wait::exponential(ms(1), ms(100)))
+    ///     .jitter(Jitter::None)
+    ///     .on_retry(|event| delays.borrow_mut().push(event.delay()))
+    ///     .call(|| Err(io::ErrorKind::TimedOut.into()));
+    /// assert_eq!(delays.into_inner(), [ms(1), ms(2)]);
+    /// ```
     pub const fn delay(&self) -> Duration {
         self.delay
     }
 
     /// Where the delay came from.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use retry_core::{Classify, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # struct RateLimited {
+    /// #     retry_after: Option<Duration>,
+    /// # }
+    /// # impl Classify for RateLimited {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::RateLimit
+    /// #     }
+    /// #     fn retry_after(&self) -> Option<Duration> {
+    /// #         self.retry_after
+    /// #     }
+    /// # }
+    /// use std::cell::RefCell;
+    /// use retry_core::{DelaySource, Policy, Wait};
+    ///
+    /// let sources = RefCell::new(Vec::new());
+    /// let mut asked = [Some(Duration::from_millis(5)), None].into_iter();
+    /// let _: Result<(), RateLimited> = Policy::new()
+    ///     .wait(Wait::none())
+    ///     .on_retry(|event| sources.borrow_mut().push(event.source()))
+    ///     .call(|| Err(RateLimited { retry_after: asked.next().flatten() }));
+    /// assert_eq!(sources.into_inner(), [DelaySource::RetryAfter, DelaySource::Backoff]);
+    /// ```
     pub const fn source(&self) -> DelaySource {
         self.source
     }
 }
 
 /// Where the delay before a retry came from.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use retry_core::{Classify, ErrorKind};
+/// # #[derive(Debug)]
+/// # struct RateLimited {
+/// #     retry_after: Option<Duration>,
+/// # }
+/// # impl Classify for RateLimited {
+/// #     fn kind(&self) -> ErrorKind {
+/// #         ErrorKind::RateLimit
+/// #     }
+/// #     fn retry_after(&self) -> Option<Duration> {
+/// #         self.retry_after
+/// #     }
+/// # }
+/// use std::cell::Cell;
+/// use retry_core::{DelaySource, Policy};
+///
+/// let seen = Cell::new(None);
+/// let _: Result<(), RateLimited> = Policy::new()
+///     .max_attempts(2)
+///     .on_retry(|event| seen.set(Some((event.source(), event.delay()))))
+///     .call(|| Err(RateLimited { retry_after: Some(Duration::from_millis(20)) }));
+/// let (source, delay) = seen.get().unwrap();
+/// assert_eq!(source, DelaySource::RetryAfter);
+/// assert!(delay >= Duration::from_millis(20)); // plus a little spread
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DelaySource {

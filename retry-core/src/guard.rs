@@ -26,6 +26,22 @@ impl Guards<'_> {
 
 /// What `breaker = EXPR` accepts: a [`CircuitBreaker`], or a reference,
 /// `Box`, `Rc` or `Arc` of one.
+///
+/// ```
+/// use std::sync::Arc;
+/// use retry_core::{AsBreaker, BreakerState, CircuitBreaker};
+///
+/// // A health check that takes whatever `breaker =` would.
+/// fn healthy(breaker: impl AsBreaker) -> bool {
+///     breaker.as_breaker().state() == BreakerState::Closed
+/// }
+///
+/// static BREAKER: CircuitBreaker = CircuitBreaker::new();
+/// let shared = Arc::new(CircuitBreaker::new());
+/// shared.isolate();
+/// assert!(healthy(&BREAKER));
+/// assert!(!healthy(shared.clone()));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`breaker = ...` needs a `retry_core::CircuitBreaker`, not `{Self}`",
     label = "not a circuit breaker",
@@ -39,6 +55,20 @@ pub trait AsBreaker {
 /// What `budget = EXPR` accepts: a [`RetryBudget`], or a reference, `Box`,
 /// `Rc` or `Arc` of one (such as [`KeyedBudgets::key`](crate::KeyedBudgets::key)
 /// returns).
+///
+/// ```
+/// use retry_core::{AsBudget, KeyedBudgets, RetryBudget};
+///
+/// // Whatever `budget =` would take: a budget, a reference, a `Box`...
+/// fn retries_left(budget: impl AsBudget) -> u64 {
+///     budget.as_budget().available()
+/// }
+///
+/// static BUDGETS: KeyedBudgets<16> =
+///     KeyedBudgets::new(RetryBudget::new().min_retries_per_second(1));
+/// assert_eq!(retries_left(BUDGETS.key("openai")), 10);
+/// assert_eq!(retries_left(Box::new(RetryBudget::new())), 100);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`budget = ...` needs a `retry_core::RetryBudget`, not `{Self}`",
     label = "not a retry budget",
@@ -51,6 +81,21 @@ pub trait AsBudget {
 
 /// What `limiter = EXPR` accepts: an [`AdaptiveLimiter`], or a reference,
 /// `Box`, `Rc` or `Arc` of one.
+///
+/// ```
+/// use std::rc::Rc;
+/// use retry_core::{AdaptiveLimiter, AsLimiter};
+///
+/// // Whatever `limiter =` would take: a limiter, a reference, an `Rc`...
+/// fn pacing(limiter: impl AsLimiter) -> Option<f64> {
+///     limiter.as_limiter().rate()
+/// }
+///
+/// let limiter = Rc::new(AdaptiveLimiter::new());
+/// assert_eq!(pacing(limiter.clone()), None);
+/// limiter.on_rate_limited(None); // a 429
+/// assert!(pacing(&*limiter).is_some());
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`limiter = ...` needs a `retry_core::AdaptiveLimiter`, not `{Self}`",
     label = "not an adaptive limiter",
@@ -104,6 +149,18 @@ holders!(AsLimiter, as_limiter, AdaptiveLimiter);
 /// the call's error: [`NoBreaker`] until
 /// [`Hooks::breaker`](crate::Hooks::breaker) sets one, then
 /// `fn(CircuitOpen) -> E`, that is `E::from`.
+///
+/// ```
+/// use retry_core::{CircuitBreaker, CircuitOpen, FailFast, NoBreaker, Refuse};
+///
+/// let breaker = CircuitBreaker::new();
+/// breaker.isolate();
+/// let open = breaker.try_acquire().unwrap_err();
+///
+/// let fail_fast: FailFast<String> = |open: CircuitOpen| format!("not sent: {open}");
+/// assert!(fail_fast.refuse(open).unwrap().starts_with("not sent: circuit breaker isolated"));
+/// assert_eq!(Refuse::<String>::refuse(&NoBreaker, open), None);
+/// ```
 pub trait Refuse<E> {
     /// The error for a call the breaker refused; `None` when there is no
     /// breaker to refuse it.
@@ -111,6 +168,18 @@ pub trait Refuse<E> {
 }
 
 /// The [`Refuse`] of a [`Hooks`](crate::Hooks) without a circuit breaker.
+///
+/// ```
+/// use std::io;
+/// use retry_core::{CircuitBreaker, NoBreaker, Refuse};
+///
+/// let breaker = CircuitBreaker::new();
+/// breaker.isolate();
+/// let open = breaker.try_acquire().unwrap_err();
+/// // Hooks without a breaker never turn a refusal into an error.
+/// let refused: Option<io::Error> = NoBreaker.refuse(open);
+/// assert!(refused.is_none());
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoBreaker;
 
@@ -123,6 +192,26 @@ impl<E> Refuse<E> for NoBreaker {
 
 /// The [`Refuse`] of a [`Hooks`](crate::Hooks) with a circuit breaker:
 /// `E::from`.
+///
+/// ```
+/// use retry_core::{CircuitBreaker, CircuitOpen, FailFast, Refuse};
+///
+/// # #[derive(Debug, PartialEq)]
+/// enum ChatError {
+///     Unavailable(CircuitOpen),
+/// }
+/// # impl From<CircuitOpen> for ChatError {
+/// #     fn from(open: CircuitOpen) -> Self {
+/// #         ChatError::Unavailable(open)
+/// #     }
+/// # }
+///
+/// let breaker = CircuitBreaker::new();
+/// breaker.isolate();
+/// let open = breaker.try_acquire().unwrap_err();
+/// let fail_fast: FailFast<ChatError> = ChatError::from;
+/// assert_eq!(fail_fast.refuse(open), Some(ChatError::Unavailable(open)));
+/// ```
 pub type FailFast<E> = fn(CircuitOpen) -> E;
 
 impl<E> Refuse<E> for FailFast<E> {

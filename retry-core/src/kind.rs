@@ -150,12 +150,35 @@ pub struct KindSet(u16);
 
 impl KindSet {
     /// The set with no kind in it.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{KindSet, Policy};
+    ///
+    /// // A policy that retries nothing: every error ends the call at once.
+    /// let policy = Policy::new().retry_on(KindSet::empty());
+    /// let mut attempts = 0;
+    /// let _: Result<(), io::Error> = policy.call(|| {
+    ///     attempts += 1;
+    ///     Err(io::ErrorKind::TimedOut.into())
+    /// });
+    /// assert_eq!(attempts, 1);
+    /// ```
     pub const fn empty() -> Self {
         KindSet(0)
     }
 
     /// The five transient kinds: `RateLimit`, `Overloaded`, `Server`,
     /// `Timeout` and `Network`. The default of a policy.
+    ///
+    /// ```
+    /// use retry_core::{ErrorKind, KindSet};
+    ///
+    /// let transient = KindSet::transient();
+    /// assert_eq!(transient, KindSet::default());
+    /// assert_eq!(transient.iter().count(), 5);
+    /// assert!(transient.iter().all(ErrorKind::is_transient));
+    /// ```
     pub const fn transient() -> Self {
         KindSet::empty()
             .with(ErrorKind::RateLimit)
@@ -166,31 +189,83 @@ impl KindSet {
     }
 
     /// Every kind.
+    ///
+    /// ```
+    /// use retry_core::{ErrorKind, KindSet};
+    ///
+    /// let all = KindSet::all();
+    /// assert!(ErrorKind::ALL.iter().all(|kind| all.contains(*kind)));
+    /// assert_eq!(all.iter().count(), ErrorKind::ALL.len());
+    /// ```
     pub const fn all() -> Self {
         KindSet((1 << ErrorKind::COUNT) - 1)
     }
 
     /// This set with `kind` added.
+    ///
+    /// ```
+    /// use retry_core::{ErrorKind, KindSet};
+    ///
+    /// // The transient kinds, and `Other` too.
+    /// const ON: KindSet = KindSet::transient().with(ErrorKind::Other);
+    /// assert!(ON.contains(ErrorKind::Other));
+    /// assert_eq!(ON.iter().count(), 6);
+    /// assert_eq!(ON.with(ErrorKind::Other), ON); // adding twice changes nothing
+    /// ```
     pub const fn with(self, kind: ErrorKind) -> Self {
         KindSet(self.0 | (1 << kind.index()))
     }
 
     /// This set with `kind` removed.
+    ///
+    /// ```
+    /// use retry_core::{ErrorKind, KindSet};
+    ///
+    /// // Do not retry timeouts: a long generation that timed out would time out again.
+    /// const ON: KindSet = KindSet::transient().without(ErrorKind::Timeout);
+    /// assert!(!ON.contains(ErrorKind::Timeout));
+    /// assert!(ON.contains(ErrorKind::RateLimit));
+    /// ```
     pub const fn without(self, kind: ErrorKind) -> Self {
         KindSet(self.0 & !(1 << kind.index()))
     }
 
     /// Whether `kind` is in the set.
+    ///
+    /// ```
+    /// use retry_core::{ErrorKind, KindSet};
+    ///
+    /// let on = KindSet::empty().with(ErrorKind::RateLimit);
+    /// assert!(on.contains(ErrorKind::RateLimit));
+    /// assert!(!on.contains(ErrorKind::Overloaded));
+    /// ```
     pub const fn contains(self, kind: ErrorKind) -> bool {
         self.0 & (1 << kind.index()) != 0
     }
 
     /// Whether the set has no kind in it.
+    ///
+    /// ```
+    /// use retry_core::{ErrorKind, KindSet};
+    ///
+    /// assert!(KindSet::empty().is_empty());
+    /// assert!(!KindSet::transient().is_empty());
+    /// let gone = KindSet::empty().with(ErrorKind::Server).without(ErrorKind::Server);
+    /// assert!(gone.is_empty());
+    /// ```
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
 
     /// The kinds in the set, in declaration order.
+    ///
+    /// ```
+    /// use retry_core::{ErrorKind, KindSet};
+    ///
+    /// let on = KindSet::empty().with(ErrorKind::Timeout).with(ErrorKind::RateLimit);
+    /// let names: Vec<&str> = on.iter().map(ErrorKind::name).collect();
+    /// assert_eq!(names, ["RateLimit", "Timeout"]); // declaration order
+    /// ```
     pub fn iter(self) -> impl Iterator<Item = ErrorKind> {
         ErrorKind::ALL
             .into_iter()

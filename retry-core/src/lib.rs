@@ -9,6 +9,8 @@
 //! once. A bad policy is a compile error that points at the offending token.
 //!
 //! ```
+//! # #[cfg(feature = "macros")]
+//! # fn main() {
 //! use std::time::Duration;
 //! use retry_core::{retry, Classify, ErrorKind};
 //!
@@ -51,6 +53,9 @@
 //! let mut client = Client { calls: 0 };
 //! assert_eq!(client.complete("hi").unwrap(), "echo: hi");
 //! assert_eq!(client.calls, 3);
+//! # }
+//! # #[cfg(not(feature = "macros"))]
+//! # fn main() {}
 //! ```
 //!
 //! The same engine runs without the macro through [`Policy::call`] and

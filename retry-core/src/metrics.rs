@@ -22,6 +22,53 @@
 //! first call, so recording allocates nothing after that (the recorder you
 //! install may, as its own design decides).
 //!
+//! ```
+//! # #[cfg(feature = "metrics")]
+//! # fn main() {
+//! # use std::sync::Mutex;
+//! # use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+//! # // Keeps `name{label=value,...}` for every counter increment.
+//! # #[derive(Default)]
+//! # struct CounterLog(Mutex<Vec<String>>);
+//! # impl Recorder for CounterLog {
+//! #     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+//! #     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+//! #     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+//! #     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+//! #         let labels: Vec<String> =
+//! #             key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+//! #         let series = format!("{}{{{}}}", key.name(), labels.join(","));
+//! #         self.0.lock().unwrap().push(series);
+//! #         Counter::noop()
+//! #     }
+//! #     fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+//! #         Gauge::noop()
+//! #     }
+//! #     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+//! #         Histogram::noop()
+//! #     }
+//! # }
+//! # impl CounterLog {
+//! #     fn has(&self, series: &str) -> bool {
+//! #         self.0.lock().unwrap().iter().any(|s| s == series)
+//! #     }
+//! # }
+//! use std::io;
+//! use retry_core::{Policy, Wait};
+//!
+//! let recorder = CounterLog::default(); // any `metrics::Recorder`
+//! metrics::with_local_recorder(&recorder, || {
+//!     let policy = Policy::new().max_attempts(2).wait(Wait::none());
+//!     let _: Result<(), io::Error> = policy.call(|| Err(io::ErrorKind::TimedOut.into()));
+//! });
+//! assert!(recorder.has("retry_attempt_failures_total{function=policy,kind=Timeout}"));
+//! assert!(recorder.has("retry_retries_total{function=policy}"));
+//! assert!(recorder.has("retry_calls_total{function=policy,outcome=gave_up}"));
+//! # }
+//! # #[cfg(not(feature = "metrics"))]
+//! # fn main() {}
+//! ```
+//!
 //! [`Policy::call`]: crate::Policy::call
 
 /// How a logical call ended.

@@ -55,6 +55,18 @@ impl Policy {
     /// The default policy: 3 attempts, `exponential(1s, 60s)` with full
     /// jitter, the five transient kinds, Retry-After honoured up to 60 s, no
     /// deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::Policy;
+    ///
+    /// const DEFAULT: Policy = Policy::new();
+    /// assert_eq!(DEFAULT, Policy::default());
+    /// assert!(DEFAULT.validate().is_ok());
+    /// // Full jitter: each delay is at most 1 s, 2 s, 4 s, ...
+    /// let delays: Vec<Duration> = DEFAULT.backoff().take(3).collect();
+    /// assert!(delays.iter().zip([1, 2, 4]).all(|(d, s)| *d <= Duration::from_secs(s)));
+    /// ```
     pub const fn new() -> Self {
         Policy {
             max_attempts: 3,
@@ -73,18 +85,54 @@ impl Policy {
 
     /// Total attempts, the first one included. `1` means no retry; `0` is
     /// taken as `1`.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// let policy = Policy::new().max_attempts(4).wait(Wait::none());
+    /// let mut attempts = 0;
+    /// let _: Result<(), io::Error> = policy.call(|| {
+    ///     attempts += 1;
+    ///     Err(io::ErrorKind::ConnectionReset.into())
+    /// });
+    /// assert_eq!(attempts, 4); // the first attempt and three retries
+    /// ```
     pub const fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
         self
     }
 
     /// The delay before each retry, before jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{Jitter, Policy, Wait};
+    ///
+    /// let policy = Policy::new()
+    ///     .wait(Wait::fixed(Duration::from_secs(2)))
+    ///     .jitter(Jitter::None);
+    /// let delays: Vec<Duration> = policy.backoff().take(3).collect();
+    /// assert_eq!(delays, [Duration::from_secs(2); 3]);
+    /// ```
     pub const fn wait(mut self, wait: Wait) -> Self {
         self.wait = wait;
         self
     }
 
     /// How the delays are randomised.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{Jitter, Policy, Wait};
+    ///
+    /// let wait = Wait::fixed(Duration::from_secs(4));
+    /// let policy = Policy::new().wait(wait).jitter(Jitter::Equal);
+    /// for delay in policy.backoff().take(20) {
+    ///     // Equal jitter: half the delay, plus up to the other half at random.
+    ///     assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_secs(4));
+    /// }
+    /// ```
     pub const fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
@@ -92,6 +140,21 @@ impl Policy {
 
     /// The kinds of error worth another attempt. `Client`, `Auth` and `Quota`
     /// are never retried even when in the set.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{ErrorKind, KindSet, Policy, Wait};
+    ///
+    /// // A proxy that fails with errors of no known kind, and usually recovers.
+    /// let on = KindSet::transient().with(ErrorKind::Other);
+    /// let policy = Policy::new().retry_on(on).wait(Wait::none());
+    /// let mut attempts = 0;
+    /// let _: Result<(), io::Error> = policy.call(|| {
+    ///     attempts += 1;
+    ///     Err(io::Error::other("bad gateway from proxy"))
+    /// });
+    /// assert_eq!(attempts, 3);
+    /// ```
     pub const fn retry_on(mut self, kinds: KindSet) -> Self {
         self.on = kinds;
         self
@@ -99,6 +162,23 @@ impl Policy {
 
     /// Give up once `attempts` attempts of a call have failed with `kind`,
     /// even if `max_attempts` allows more. `0` removes the cap.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{ErrorKind, Policy, Wait};
+    ///
+    /// // Up to 5 attempts, but give up after the second timeout.
+    /// let policy = Policy::new()
+    ///     .max_attempts(5)
+    ///     .kind_max_attempts(ErrorKind::Timeout, 2)
+    ///     .wait(Wait::none());
+    /// let mut attempts = 0;
+    /// let _: Result<(), io::Error> = policy.call(|| {
+    ///     attempts += 1;
+    ///     Err(io::ErrorKind::TimedOut.into())
+    /// });
+    /// assert_eq!(attempts, 2);
+    /// ```
     pub const fn kind_max_attempts(mut self, kind: ErrorKind, attempts: u32) -> Self {
         self.kind_caps[kind.index()] = attempts;
         self
@@ -107,6 +187,31 @@ impl Policy {
     /// The longest server-requested wait (`Retry-After`) the call honours. A
     /// server asking for more makes the call give up at once with that error,
     /// instead of sleeping to no purpose.
+    ///
+    /// ```
+    /// # use retry_core::{Classify, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # struct RateLimited(Duration);
+    /// # impl Classify for RateLimited {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::RateLimit
+    /// #     }
+    /// #     fn retry_after(&self) -> Option<Duration> {
+    /// #         Some(self.0)
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// use retry_core::Policy;
+    ///
+    /// let policy = Policy::new().retry_after_cap(Duration::from_secs(30));
+    /// let mut attempts = 0;
+    /// let result: Result<(), RateLimited> = policy.call(|| {
+    ///     attempts += 1;
+    ///     Err(RateLimited(Duration::from_secs(300))) // "come back in five minutes"
+    /// });
+    /// assert!(result.is_err());
+    /// assert_eq!(attempts, 1); // gave up at once instead of sleeping
+    /// ```
     pub const fn retry_after_cap(mut self, cap: Duration) -> Self {
         self.retry_after_cap = cap;
         self
@@ -116,6 +221,25 @@ impl Policy {
     /// starts that would end past it. Async calls also cut the attempt in
     /// flight off when it comes; sync calls cannot be interrupted and only
     /// stop retrying.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use retry_core::{testing, Jitter, Policy, Wait};
+    ///
+    /// let policy = Policy::new()
+    ///     .max_attempts(10)
+    ///     .wait(Wait::fixed(Duration::from_secs(10)))
+    ///     .jitter(Jitter::None)
+    ///     .deadline(Duration::from_secs(25));
+    /// # let _sleeps = testing::skip_sleeps(); // no real waiting here
+    /// let mut attempts = 0;
+    /// let _: Result<(), io::Error> = policy.call(|| {
+    ///     attempts += 1;
+    ///     Err(io::ErrorKind::TimedOut.into())
+    /// });
+    /// assert_eq!(attempts, 3); // at 0 s, 10 s and 20 s; a fourth would start past 25 s
+    /// ```
     pub const fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
@@ -125,6 +249,48 @@ impl Policy {
     /// [`Timeout`](ErrorKind::Timeout). Sync calls cannot be interrupted and
     /// ignore it ([`validate`](Policy::validate) reports nothing for it, since
     /// the same policy may serve async calls).
+    ///
+    /// ```
+    /// # use retry_core::{Classify, Elapsed, ErrorKind};
+    /// # #[derive(Debug)]
+    /// # struct Overloaded;
+    /// # impl Classify for Overloaded {
+    /// #     fn kind(&self) -> ErrorKind {
+    /// #         ErrorKind::Overloaded
+    /// #     }
+    /// # }
+    /// # impl From<Elapsed> for Overloaded {
+    /// #     fn from(_: Elapsed) -> Self {
+    /// #         Overloaded
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// use retry_core::{Policy, Wait};
+    ///
+    /// # #[cfg(feature = "tokio")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let policy = Policy::new()
+    ///     .wait(Wait::none())
+    ///     .attempt_timeout(Duration::from_millis(20));
+    /// let mut attempts = 0;
+    /// let reply = policy
+    ///     .call_async(|| {
+    ///         attempts += 1;
+    ///         let hangs = attempts == 1;
+    ///         async move {
+    ///             if hangs {
+    ///                 tokio::time::sleep(Duration::from_secs(60)).await;
+    ///             }
+    ///             Ok::<_, Overloaded>("answer")
+    ///         }
+    ///     })
+    ///     .await;
+    /// assert_eq!(reply.unwrap(), "answer"); // the hung first attempt was cut off and retried
+    /// # }
+    /// # #[cfg(not(feature = "tokio"))]
+    /// # fn main() {}
+    /// ```
     pub const fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
         self
@@ -136,6 +302,26 @@ impl Policy {
     /// and `Auth`: a request that is wrong, or credentials that are rejected,
     /// fail the same way elsewhere, while an outage, a rate limit or an
     /// exhausted quota on one provider is a reason to try the next.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{ErrorKind, KindSet, Policy};
+    ///
+    /// let policy = Policy::new()
+    ///     .max_attempts(1)
+    ///     .fallback_on(KindSet::empty().with(ErrorKind::Network));
+    /// let mut tried = Vec::new();
+    /// let reply = policy.call_each(["openai", "anthropic", "mistral"], |provider| {
+    ///     tried.push(*provider);
+    ///     let kind = match *provider {
+    ///         "openai" => io::ErrorKind::ConnectionRefused,
+    ///         _ => io::ErrorKind::TimedOut,
+    ///     };
+    ///     Err::<(), _>(io::Error::from(kind))
+    /// });
+    /// assert_eq!(reply.unwrap().unwrap_err().kind(), io::ErrorKind::TimedOut);
+    /// assert_eq!(tried, ["openai", "anthropic"]); // a timeout does not fall back
+    /// ```
     pub const fn fallback_on(mut self, kinds: KindSet) -> Self {
         self.fallback_on = kinds;
         self
@@ -212,6 +398,20 @@ impl Default for Policy {
 }
 
 /// A mistake in a [`Policy`], reported by [`Policy::validate`].
+///
+/// ```
+/// use std::time::Duration;
+/// use retry_core::{Policy, PolicyError, Wait};
+///
+/// // Base and cap swapped in a configuration file.
+/// let wait = Wait::exponential(Duration::from_secs(30), Duration::from_millis(500));
+/// let error = Policy::new().wait(wait).validate().unwrap_err();
+/// assert_eq!(error, PolicyError::BaseAboveCap);
+/// assert_eq!(
+///     error.to_string(),
+///     "the exponential wait's base is larger than its cap; every delay would be the cap"
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum PolicyError {

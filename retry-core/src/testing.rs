@@ -7,6 +7,8 @@
 //! so deadlines behave as if the sleeps had happened.
 //!
 //! ```
+//! # #[cfg(feature = "macros")]
+//! # fn main() {
 //! use std::time::Duration;
 //! use retry_core::{retry, testing};
 //!
@@ -18,6 +20,9 @@
 //! let sleeps = testing::skip_sleeps();
 //! assert!(always_down().is_err());
 //! assert_eq!(sleeps.delays(), [1, 2, 4].map(Duration::from_secs));
+//! # }
+//! # #[cfg(not(feature = "macros"))]
+//! # fn main() {}
 //! ```
 //!
 //! The guard acts on the thread that made it: sync code, and async code on a
@@ -45,6 +50,20 @@ struct Record {
 /// returned guard is dropped. See the [module docs](self).
 ///
 /// Guards nest: dropping an inner one restores the outer one.
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use retry_core::{testing, Jitter, Policy, Wait};
+///
+/// let policy = Policy::new()
+///     .wait(Wait::fixed(Duration::from_secs(30)))
+///     .jitter(Jitter::None);
+/// let sleeps = testing::skip_sleeps();
+/// let result: Result<(), io::Error> = policy.call(|| Err(io::ErrorKind::TimedOut.into()));
+/// assert!(result.is_err()); // at once, not after a minute
+/// assert_eq!(sleeps.total(), Duration::from_secs(60));
+/// ```
 #[must_use = "sleeps are skipped only while the guard lives"]
 pub fn skip_sleeps() -> SkippedSleeps {
     let outer = SKIPPED.with(|s| s.replace(Some(Record::default())));
@@ -56,6 +75,24 @@ pub fn skip_sleeps() -> SkippedSleeps {
 
 /// The guard of [`skip_sleeps`]: the delays that retries would have slept on
 /// this thread since it was made.
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use retry_core::{testing, Jitter, Policy, Wait};
+///
+/// let policy = Policy::new()
+///     .max_attempts(2)
+///     .wait(Wait::fixed(Duration::from_secs(5)))
+///     .jitter(Jitter::None);
+/// let outer = testing::skip_sleeps();
+/// {
+///     let inner = testing::skip_sleeps();
+///     let _: Result<(), io::Error> = policy.call(|| Err(io::ErrorKind::TimedOut.into()));
+///     assert_eq!(inner.delays(), [Duration::from_secs(5)]);
+/// }
+/// assert!(outer.delays().is_empty()); // the inner guard kept its own record
+/// ```
 pub struct SkippedSleeps {
     outer: Option<Record>,
     _not_send: PhantomData<*const ()>,
@@ -63,6 +100,21 @@ pub struct SkippedSleeps {
 
 impl SkippedSleeps {
     /// Every delay skipped so far, in order.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use retry_core::{testing, Jitter, Policy, Wait};
+    ///
+    /// let secs = Duration::from_secs;
+    /// let policy = Policy::new()
+    ///     .max_attempts(4)
+    ///     .wait(Wait::exponential(secs(2), secs(5)))
+    ///     .jitter(Jitter::None);
+    /// let sleeps = testing::skip_sleeps();
+    /// let _: Result<(), io::Error> = policy.call(|| Err(io::ErrorKind::ConnectionReset.into()));
+    /// assert_eq!(sleeps.delays(), [secs(2), secs(4), secs(5)]);
+    /// ```
     pub fn delays(&self) -> Vec<Duration> {
         SKIPPED.with(|s| {
             s.borrow()
@@ -75,11 +127,41 @@ impl SkippedSleeps {
     /// The total of the waits for an [`AdaptiveLimiter`](crate::AdaptiveLimiter)'s
     /// slots skipped so far. They move the clock on, as retry delays do, but
     /// are not among the [`delays`](Self::delays) or in the [`total`](Self::total).
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use retry_core::{testing, AdaptiveLimiter, Policy};
+    ///
+    /// let limiter = AdaptiveLimiter::new().initial_rate(10.0).burst(1);
+    /// let policy = Policy::new();
+    /// let sleeps = testing::skip_sleeps();
+    /// for _ in 0..3 {
+    ///     let _: Result<(), io::Error> = policy.limiter(&limiter).call(|| Ok(()));
+    /// }
+    /// assert!(sleeps.paced() >= Duration::from_millis(100)); // 10 a second
+    /// assert!(sleeps.delays().is_empty()); // no retry, so no retry delay
+    /// ```
     pub fn paced(&self) -> Duration {
         SKIPPED.with(|s| s.borrow().as_ref().map(|r| r.paced).unwrap_or_default())
     }
 
-    /// The sum of the delays skipped so far.
+    /// The sum of the retry delays skipped since the guard was made, the
+    /// ones [`clear`](Self::clear) forgot included (they still moved the
+    /// clock on).
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use retry_core::{testing, Policy, Wait};
+    ///
+    /// // Full jitter (the default): each delay is random, at most 10 s.
+    /// let policy = Policy::new().wait(Wait::fixed(Duration::from_secs(10)));
+    /// let sleeps = testing::skip_sleeps();
+    /// let _: Result<(), io::Error> = policy.call(|| Err(io::ErrorKind::TimedOut.into()));
+    /// assert_eq!(sleeps.total(), sleeps.delays().iter().sum::<Duration>());
+    /// assert!(sleeps.total() <= Duration::from_secs(20));
+    /// ```
     pub fn total(&self) -> Duration {
         SKIPPED.with(|s| {
             s.borrow()
@@ -90,6 +172,22 @@ impl SkippedSleeps {
     }
 
     /// Forget the delays recorded so far. The clock keeps the time skipped.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use retry_core::{testing, Jitter, Policy, Wait};
+    ///
+    /// let policy = Policy::new()
+    ///     .max_attempts(2)
+    ///     .wait(Wait::fixed(Duration::from_secs(1)))
+    ///     .jitter(Jitter::None);
+    /// let sleeps = testing::skip_sleeps();
+    /// let _: Result<(), io::Error> = policy.call(|| Err(io::ErrorKind::TimedOut.into())); // warm-up
+    /// sleeps.clear();
+    /// let _: Result<(), io::Error> = policy.call(|| Err(io::ErrorKind::TimedOut.into()));
+    /// assert_eq!(sleeps.delays(), [Duration::from_secs(1)]); // the second call's only
+    /// ```
     pub fn clear(&self) {
         SKIPPED.with(|s| {
             if let Some(r) = s.borrow_mut().as_mut() {

@@ -41,11 +41,29 @@ enum Repr {
 
 impl Wait {
     /// Retry at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::Wait;
+    ///
+    /// let wait = Wait::none();
+    /// assert_eq!(wait.delay(1), Duration::ZERO);
+    /// assert_eq!(wait.delay(100), Duration::ZERO);
+    /// ```
     pub const fn none() -> Self {
         Wait { repr: Repr::None }
     }
 
     /// Wait `delay` before every retry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::Wait;
+    ///
+    /// let wait = Wait::fixed(Duration::from_millis(500));
+    /// assert_eq!(wait.delay(1), Duration::from_millis(500));
+    /// assert_eq!(wait.delay(10), Duration::from_millis(500));
+    /// ```
     pub const fn fixed(delay: Duration) -> Self {
         Wait {
             repr: Repr::Fixed(delay),
@@ -54,6 +72,16 @@ impl Wait {
 
     /// Double the delay after each failure, starting at `base`, never above
     /// `cap`. The default policy uses `exponential(1s, 60s)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::Wait;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let wait = Wait::exponential(ms(250), ms(2000));
+    /// let delays: Vec<Duration> = (1..=5).map(|retry| wait.delay(retry)).collect();
+    /// assert_eq!(delays, [ms(250), ms(500), ms(1000), ms(2000), ms(2000)]);
+    /// ```
     pub const fn exponential(base: Duration, cap: Duration) -> Self {
         Self::exponential_with_factor(base, cap, 2.0)
     }
@@ -61,6 +89,20 @@ impl Wait {
     /// Multiply the delay by `factor` after each failure, starting at `base`,
     /// never above `cap`. A `factor` below 1 (or NaN) is taken as 1; see
     /// [`Policy::validate`](crate::Policy::validate) to reject it instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::{Policy, PolicyError, Wait};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let wait = Wait::exponential_with_factor(ms(100), ms(1000), 1.5);
+    /// assert_eq!([wait.delay(1), wait.delay(2), wait.delay(3)], [ms(100), ms(150), ms(225)]);
+    ///
+    /// let shrinking = Wait::exponential_with_factor(ms(100), ms(1000), 0.5);
+    /// assert_eq!(shrinking.delay(3), ms(100)); // taken as 1
+    /// let error = Policy::new().wait(shrinking).validate().unwrap_err();
+    /// assert_eq!(error, PolicyError::FactorBelowOne(0.5));
+    /// ```
     pub const fn exponential_with_factor(base: Duration, cap: Duration, factor: f64) -> Self {
         Wait {
             repr: Repr::Exponential { base, cap, factor },
@@ -69,6 +111,16 @@ impl Wait {
 
     /// The delay before retry `retry` (1-based: the wait after the first
     /// failed attempt is `delay(1)`), without jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::Wait;
+    ///
+    /// // The longest a call with 5 attempts can sleep, before jitter.
+    /// let wait = Wait::exponential(Duration::from_secs(1), Duration::from_secs(60));
+    /// let worst: Duration = (1..5).map(|retry| wait.delay(retry)).sum();
+    /// assert_eq!(worst, Duration::from_secs(1 + 2 + 4 + 8));
+    /// ```
     pub fn delay(&self, retry: u32) -> Duration {
         match self.repr {
             Repr::None => Duration::ZERO,
@@ -80,6 +132,17 @@ impl Wait {
     }
 
     /// The smallest and largest delay this strategy produces, before jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::Wait;
+    ///
+    /// let secs = Duration::from_secs;
+    /// assert_eq!(Wait::exponential(secs(1), secs(60)).bounds(), (secs(1), secs(60)));
+    /// assert_eq!(Wait::fixed(secs(3)).bounds(), (secs(3), secs(3)));
+    /// // A base above the cap: every delay is the cap.
+    /// assert_eq!(Wait::exponential(secs(90), secs(60)).bounds(), (secs(60), secs(60)));
+    /// ```
     pub const fn bounds(&self) -> (Duration, Duration) {
         match self.repr {
             Repr::None => (Duration::ZERO, Duration::ZERO),
@@ -145,6 +208,19 @@ fn exponential(base: Duration, cap: Duration, factor: f64, exp: u32) -> Duration
 /// Jitter always stays inside the cap. Every delay draws afresh.
 /// `Jitter::None` also turns off the spread added to a server's
 /// `Retry-After`.
+///
+/// ```
+/// use std::time::Duration;
+/// use retry_core::{Backoff, Jitter, Wait};
+///
+/// assert_eq!(Jitter::default(), Jitter::Full);
+/// let wait = Wait::fixed(Duration::from_secs(4));
+/// for delay in Backoff::new(wait, Jitter::Full).take(20) {
+///     assert!(delay <= Duration::from_secs(4));
+/// }
+/// let exact: Vec<Duration> = Backoff::new(wait, Jitter::None).take(3).collect();
+/// assert_eq!(exact, [Duration::from_secs(4); 3]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Jitter {

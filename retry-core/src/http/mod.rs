@@ -29,6 +29,28 @@
 //! With the `reqwest` feature, [`check`] turns a non-2xx response into an
 //! [`HttpError`], `reqwest::Error` implements [`Classify`], and
 //! [`RequestBuilderExt::retry_headers`] sends the call's idempotency key.
+//!
+//! ```
+//! use std::time::Duration;
+//! use http::{HeaderMap, HeaderValue, StatusCode};
+//! use retry_core::{http::HttpError, testing, Policy};
+//!
+//! // A stand-in for the provider: overloaded twice, asking for 2 s, then fine.
+//! let mut statuses = [529, 529, 200].into_iter();
+//! let mut headers = HeaderMap::new();
+//! headers.insert("retry-after", HeaderValue::from_static("2"));
+//!
+//! let sleeps = testing::skip_sleeps();
+//! let reply = Policy::new().call(|| {
+//!     let status = StatusCode::from_u16(statuses.next().unwrap()).unwrap();
+//!     if status.is_success() {
+//!         return Ok("answer");
+//!     }
+//!     Err(HttpError::from_response(status, &headers, b"overloaded"))
+//! });
+//! assert_eq!(reply.unwrap(), "answer");
+//! assert!(sleeps.delays().iter().all(|d| *d >= Duration::from_secs(2))); // as asked
+//! ```
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -186,6 +208,18 @@ pub fn requests_remaining(headers: &HeaderMap) -> Option<(u64, Duration)> {
 
 /// The provider's id for a request: `x-request-id` (OpenAI), else
 /// `request-id` (Anthropic).
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use retry_core::http::request_id;
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(request_id(&headers), None);
+/// headers.insert("request-id", HeaderValue::from_static("req_011CSHoEeqs5C35K2UUqR7Fy"));
+/// assert_eq!(request_id(&headers), Some("req_011CSHoEeqs5C35K2UUqR7Fy"));
+/// headers.insert("x-request-id", HeaderValue::from_static("req_9f2c41"));
+/// assert_eq!(request_id(&headers), Some("req_9f2c41")); // x-request-id comes first
+/// ```
 pub fn request_id(headers: &HeaderMap) -> Option<&str> {
     hints::header_str(headers, "x-request-id")
         .or_else(|| hints::header_str(headers, "request-id"))
@@ -225,6 +259,16 @@ pub struct HttpError {
 impl HttpError {
     /// The error for a non-2xx response with these headers and (the start of)
     /// this body.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use retry_core::{http::HttpError, Classify, ErrorKind};
+    ///
+    /// let body = br#"{"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}}"#;
+    /// let e = HttpError::from_response(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), body);
+    /// assert_eq!(e.kind(), ErrorKind::Quota); // a 429 that waiting does not fix
+    /// assert_eq!(e.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+    /// ```
     pub fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
         let kept = &body[..body.len().min(BODY_KEPT)];
         HttpError {
@@ -239,6 +283,17 @@ impl HttpError {
 
     /// An error of `kind` caused by `source`, with no response: a transport
     /// failure, for instance.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{http::HttpError, Classify, ErrorKind};
+    ///
+    /// let reset = io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by peer");
+    /// let e = HttpError::from_source(ErrorKind::Network, reset);
+    /// assert_eq!(e.kind(), ErrorKind::Network);
+    /// assert_eq!(e.to_string(), "Network error: connection reset by peer");
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// ```
     pub fn from_source(
         kind: ErrorKind,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -254,21 +309,67 @@ impl HttpError {
     }
 
     /// The response's status, when there was a response.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use retry_core::{http::HttpError, ErrorKind};
+    ///
+    /// let e = HttpError::from_response(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"");
+    /// assert_eq!(e.status(), Some(StatusCode::BAD_GATEWAY));
+    /// let e = HttpError::from_source(ErrorKind::Timeout, "read timed out");
+    /// assert_eq!(e.status(), None);
+    /// ```
     pub fn status(&self) -> Option<StatusCode> {
         self.status
     }
 
     /// The provider's request id, when the response carried one.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, StatusCode};
+    /// use retry_core::http::HttpError;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("request-id", HeaderValue::from_static("req_018EeWyXxfu5pfWkrYcMdjWG"));
+    /// let e = HttpError::from_response(StatusCode::INTERNAL_SERVER_ERROR, &headers, b"");
+    /// assert_eq!(e.request_id(), Some("req_018EeWyXxfu5pfWkrYcMdjWG"));
+    /// ```
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
     }
 
     /// The start of the error body (up to 1 KiB), lossily decoded.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use retry_core::http::HttpError;
+    ///
+    /// let overloaded = br#" {"type": "error", "error": {"type": "overloaded_error"}} "#;
+    /// let status = StatusCode::from_u16(529).unwrap();
+    /// let e = HttpError::from_response(status, &HeaderMap::new(), overloaded);
+    /// assert_eq!(e.body(), r#"{"type": "error", "error": {"type": "overloaded_error"}}"#);
+    ///
+    /// let huge = vec![b'x'; 64 * 1024];
+    /// let e = HttpError::from_response(StatusCode::BAD_REQUEST, &HeaderMap::new(), &huge);
+    /// assert_eq!(e.body().len(), 1024);
+    /// ```
     pub fn body(&self) -> &str {
         &self.body
     }
 
     /// How long the response asked the caller to wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::{HeaderMap, HeaderValue, StatusCode};
+    /// use retry_core::http::HttpError;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("retry-after", HeaderValue::from_static("2"));
+    /// headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
+    /// let e = HttpError::from_response(StatusCode::TOO_MANY_REQUESTS, &headers, b"");
+    /// assert_eq!(e.retry_after(), Some(Duration::from_millis(1500))); // `retry-after-ms` first
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }

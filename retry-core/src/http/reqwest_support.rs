@@ -85,6 +85,21 @@ impl From<reqwest::Error> for HttpError {
 }
 
 /// Adds the headers that make a retried request safe to send twice.
+///
+/// ```
+/// use std::io;
+/// use retry_core::{http::RequestBuilderExt, Policy, Wait};
+///
+/// let client = reqwest::Client::new();
+/// let mut sent = Vec::new();
+/// let _: Result<(), io::Error> = Policy::new().wait(Wait::none()).call(|| {
+///     let request = client.post("https://api.openai.com/v1/chat/completions");
+///     sent.push(request.retry_headers().build().unwrap());
+///     Err(io::ErrorKind::ConnectionReset.into())
+/// });
+/// assert_eq!(sent[0].headers()["idempotency-key"], sent[2].headers()["idempotency-key"]);
+/// assert_eq!(sent[2].headers()["x-retry-count"], "2");
+/// ```
 pub trait RequestBuilderExt {
     /// Add `Idempotency-Key` (the call's key, the same on every attempt; see
     /// [`Attempt::idempotency_key`](crate::Attempt::idempotency_key)) and
