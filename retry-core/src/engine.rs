@@ -309,7 +309,14 @@ impl<'p> State<'p> {
     #[inline]
     pub(crate) fn admit(&mut self) -> Result<Duration, CircuitOpen> {
         if let Some(breaker) = self.guards.breaker {
-            if self.permit.is_none() {
+            // A retry's permit was taken before its sleep while the breaker
+            // was closed; if it opened meanwhile, the retry asks again.
+            let stale = match &self.permit {
+                None => true,
+                Some(permit) => !permit.is_probe() && breaker.code() != 0,
+            };
+            if stale {
+                self.permit = None;
                 match breaker.try_acquire() {
                     Ok(permit) => {
                         if permit.is_probe() {
@@ -332,13 +339,19 @@ impl<'p> State<'p> {
         })
     }
 
-    /// The breaker refused the call: it fails fast.
+    /// The breaker refused an attempt: the call fails fast (its first
+    /// attempt), or gives up (a retry whose breaker opened while it slept).
     #[cold]
     fn refused(&mut self, breaker: &CircuitBreaker, open: CircuitOpen) -> CircuitOpen {
         self.breaker_seen(breaker);
         self.last_kind = Some(open.kind());
         trace::failed_fast(&open);
-        metrics::call_finished(self.name, Outcome::FailedFast, self.started);
+        let outcome = if self.attempt == 1 {
+            Outcome::FailedFast
+        } else {
+            Outcome::GaveUp
+        };
+        metrics::call_finished(self.name, outcome, self.started);
         open
     }
 
@@ -397,7 +410,12 @@ impl<'p> State<'p> {
     fn guard_retry(&mut self) -> Result<(), GiveUp> {
         if let Some(breaker) = self.guards.breaker {
             match breaker.try_acquire() {
-                Ok(permit) => self.permit = Some(permit),
+                // Closed: keep the permit (it costs nothing) for after the
+                // sleep.
+                Ok(permit) if !permit.is_probe() => self.permit = Some(permit),
+                // Half-open: do not hold a probe slot through the sleep; the
+                // retry asks for one when it wakes.
+                Ok(probe) => drop(probe),
                 Err(_) => {
                     self.breaker_seen(breaker);
                     return Err(GiveUp::CircuitOpen);

@@ -534,3 +534,71 @@ fn the_runtime_form_takes_the_same_guards() {
         .call(|| Ok(()));
     assert!(matches!(result, Err(ApiError::Open(_))));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_whose_breaker_opened_while_it_slept_is_refused_when_it_wakes() {
+    static BREAKER: CircuitBreaker = CircuitBreaker::new().consecutive_failures(2);
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+
+    #[retry(max_attempts = 5, wait = fixed(10s), jitter = none, breaker = BREAKER)]
+    async fn chat() -> Result<(), ApiError> {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        Err(ApiError::Status(ErrorKind::Server))
+    }
+
+    let call = tokio::spawn(chat());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(RUNS.load(Ordering::SeqCst), 1, "asleep before its retry");
+    // Other calls trip the breaker meanwhile.
+    BREAKER
+        .try_acquire()
+        .expect("closed")
+        .failure(ErrorKind::Server);
+    assert!(is_open(&BREAKER));
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(matches!(call.await.unwrap(), Err(ApiError::Open(_))));
+    assert_eq!(
+        RUNS.load(Ordering::SeqCst),
+        1,
+        "the retry never reached the provider"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_does_not_hold_a_probe_slot_through_its_sleep() {
+    static BREAKER: CircuitBreaker = CircuitBreaker::new()
+        .consecutive_failures(1)
+        .break_for(Duration::from_secs(30));
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+
+    // Its first attempt is admitted while closed and fails late, after the
+    // breaker opened and its break ended; its retry then sleeps 20 s.
+    #[retry(max_attempts = 2, wait = fixed(20s), jitter = none, breaker = BREAKER)]
+    async fn slow() -> Result<(), ApiError> {
+        if RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_secs(40)).await;
+        }
+        Err(ApiError::Status(ErrorKind::Server))
+    }
+
+    #[retry(max_attempts = 1, breaker = BREAKER)]
+    async fn quick() -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    let call = tokio::spawn(slow());
+    tokio::task::yield_now().await;
+    BREAKER
+        .try_acquire()
+        .expect("closed")
+        .failure(ErrorKind::Server);
+    tokio::time::advance(Duration::from_secs(41)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(RUNS.load(Ordering::SeqCst), 1, "the slow call sleeps");
+    // The slot is free for another caller's probe, which closes the breaker.
+    assert_eq!(quick().await, Ok(()));
+    assert_eq!(BREAKER.state(), BreakerState::Closed);
+    call.abort();
+}
