@@ -1,0 +1,364 @@
+//! What retries do to a provider during an outage, and what a retry budget
+//! and a circuit breaker save.
+//!
+//! ```sh
+//! cargo run --release -p examples --bin outage
+//! cargo run --release -p examples --bin outage -- --callers 500 --outage 20 --timeline
+//! ```
+//!
+//! A provider answers `503` to everything for `--outage` seconds, then
+//! recovers. Throughout, `--callers` callers each start a call about once
+//! per `--interval` (open loop: a caller does not wait for its previous call
+//! to finish, as a server calling the provider for its own users does not).
+//! Every call goes through `#[retry(max_attempts = 5, wait =
+//! exponential(200ms, 5s))]` (full jitter), with, depending on the row:
+//!
+//! 1. nothing else;
+//! 2. `budget = ...`: `RetryBudget::new().ratio(0.1).min_retries_per_second(0)`
+//!    over the default 10 s window: exactly 10% of the calls. The library's
+//!    default floor of 10 retries a second (for callers too quiet to earn
+//!    retries) would add 10 / 200 = 0.05 retries per call at the example's
+//!    200 calls a second, half the budget itself; `--budget-floor N` sets
+//!    it (each retry a second adds 0.005 here);
+//! 3. `breaker = ...`: `CircuitBreaker::new().window(5s).break_for(1s)`
+//!    (opens at 50% failures once 20 calls are in the window, the defaults;
+//!    a 5 s window instead of 30 s so that it opens within seconds of an
+//!    outage after a healthy spell; a 1 s break so that recovery shows);
+//! 4. both.
+//!
+//! Each row gets a fresh budget and breaker, and the same traffic (the
+//! callers' schedule comes from `--seed`). For each, it prints:
+//!
+//! - **amplification**: attempts that reached the provider per logical
+//!   call, counting the attempts that arrived while it was down and the
+//!   calls started while it was down (*outage*), and over the whole run
+//!   (*overall*). The target for the budget rows is at most 1.1;
+//! - **after recovery**: the time from the provider's recovery to the first
+//!   call that succeeded, and to the start of the first 1-second window
+//!   (sliding by 10 ms from the recovery) in which at least 95% of the calls
+//!   that ended, succeeded.
+//!
+//! Below the table it prints what the budget should allow: it lets through
+//! 10% of the calls in its window, and when the outage starts the window
+//! still holds the healthy calls made before it, whose share is spent on the
+//! outage's first retries. So during an outage of `T` seconds after `B`
+//! healthy ones, with a window of `W`, expect up to about
+//! `1 + 0.1 * (T + min(B, W)) / T` attempts per call: 1.15 with the
+//! defaults (5 s before, 10 s down), and close to 1.1 only for outages much
+//! longer than the window.
+//!
+//! The provider is simulated in process (a struct that counts attempts and
+//! answers after `--latency-ms`), so nothing but the retry policy and its
+//! guards shapes the load. The four rows run at the same time on one
+//! thread, on the real clock (tokio's paused clock needs its `test-util`
+//! feature, which this package does not enable): about `--before +
+//! --outage + --after` seconds, 20 s by default. The numbers vary a little
+//! from run to run with the timers. `tests/tests/outage.rs` runs the same
+//! simulation (`examples::outage`) on tokio's paused clock, in no time.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use examples::outage::{
+    run, Config, Report, Setup, RECOVERY_SHARE, RECOVERY_STEP, RECOVERY_WINDOW,
+};
+
+const HELP: &str = "\
+outage: retries against a provider that is down, with and without a retry budget and a circuit breaker
+
+USAGE:
+    cargo run --release -p examples --bin outage -- [OPTIONS]
+
+OPTIONS:
+    --callers N           callers calling the provider [default: 200]
+    --interval SECS       mean time between two calls of one caller [default: 1]
+    --latency-ms MS       mean time the provider takes to answer [default: 50]
+    --before SECS         healthy time before the outage [default: 5]
+    --outage SECS         how long the provider answers 503 to everything [default: 10]
+    --after SECS          healthy time after the outage [default: 5]
+    --budget-ratio R      the budget's retries per call [default: 0.1]
+    --budget-floor N      the budget's min_retries_per_second [default: 0]
+    --budget-window SECS  the budget's window [default: 10]
+    --breaker-window SECS the breaker's window [default: 5]
+    --break-for SECS      how long the breaker stays open [default: 1]
+    --seed S              seed of the callers' schedule and of every random draw [default: 42]
+    --timeline            also print the attempts reaching the provider in each second
+    -h, --help            print this help
+";
+
+/// The amplification the budget rows must not exceed.
+const TARGET: f64 = 1.1;
+
+struct Options {
+    config: Config,
+    timeline: bool,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut config = Config::default();
+    let mut timeline = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            "--timeline" => {
+                timeline = true;
+                continue;
+            }
+            _ => {}
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |what: &str| format!("{flag}: expected {what}, got {value:?}");
+        let secs = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| bad("a number of seconds"))
+        };
+        match flag.as_str() {
+            "--callers" => {
+                config.callers = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad("a positive integer"))?;
+            }
+            "--interval" => config.interval = secs()?.max(Duration::from_millis(1)),
+            "--latency-ms" => {
+                config.latency = value
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+                    .ok_or_else(|| bad("a number of milliseconds"))?;
+            }
+            "--before" => config.before = secs()?,
+            "--outage" => config.outage = secs()?,
+            "--after" => config.after = secs()?.max(RECOVERY_WINDOW),
+            "--budget-ratio" => {
+                config.budget_ratio = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| *r >= 0.0)
+                    .ok_or_else(|| bad("a ratio of 0 or more"))?;
+            }
+            "--budget-floor" => {
+                config.budget_floor = value.parse().map_err(|_| bad("an integer"))?;
+            }
+            "--budget-window" => config.budget_window = secs()?,
+            "--breaker-window" => config.breaker_window = secs()?,
+            "--break-for" => config.break_for = secs()?,
+            "--seed" => config.seed = value.parse().map_err(|_| bad("an integer"))?,
+            _ => return Err(format!("unknown option {flag}; see --help")),
+        }
+    }
+    Ok(Options { config, timeline })
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn short(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s == s.trunc() {
+        format!("{s}s")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn print_setting(config: &Config) {
+    let down_from = config.before.as_secs_f64();
+    let down_until = (config.before + config.outage).as_secs_f64();
+    println!(
+        "traffic   {} callers, {:.0} calls/s in all, answers in about {} ms",
+        config.callers,
+        config.calls_per_second(),
+        config.latency.as_millis(),
+    );
+    println!(
+        "provider  healthy until {down_from} s, 503 to everything until {down_until} s, healthy until {} s",
+        config.duration().as_secs_f64(),
+    );
+    println!("retries   #[retry(max_attempts = 5, wait = exponential(200ms, 5s))], full jitter");
+    println!(
+        "budget    RetryBudget::new().ratio({}).min_retries_per_second({}).window({})",
+        config.budget_ratio,
+        config.budget_floor,
+        short(config.budget_window),
+    );
+    println!(
+        "breaker   CircuitBreaker::new().window({}).break_for({}) (opens at 50% failures, 20 calls min)",
+        short(config.breaker_window),
+        short(config.break_for),
+    );
+    println!();
+}
+
+fn print_table(config: &Config, reports: &[Report]) {
+    println!(
+        "{:<27}  {:>17}  {:>16}  {:>12}  {:>18}  {:>7}",
+        "", "during the outage", "amplification", "failed calls", "after recovery", "target"
+    );
+    println!(
+        "{:<27}  {:>7} {:>9}  {:>7} {:>8}  {:>6} {:>5}  {:>8} {:>9}  {:>7}",
+        "configuration",
+        "calls",
+        "attempts",
+        "outage",
+        "overall",
+        "all",
+        "fast",
+        "first ok",
+        "95% ok",
+        format!("<= {TARGET}"),
+    );
+    for r in reports {
+        let target = if r.setup.has_budget() {
+            let pass = r.amplification_during_outage() <= TARGET;
+            if pass {
+                "PASS"
+            } else {
+                "FAIL"
+            }
+        } else {
+            "-"
+        };
+        let when = |d: Option<Duration>| d.map_or_else(|| "never".to_owned(), secs);
+        println!(
+            "{:<27}  {:>7} {:>9}  {:>7.3} {:>8.3}  {:>6} {:>5}  {:>8} {:>9}  {:>7}",
+            r.setup.name(),
+            r.calls_during_outage,
+            r.attempts_during_outage,
+            r.amplification_during_outage(),
+            r.amplification_overall(),
+            r.failed,
+            r.failed_fast,
+            when(r.first_success),
+            when(r.recovered),
+            target,
+        );
+    }
+    println!();
+    println!("outage amplification: attempts that reached the provider while it was down / calls started while it was down");
+    println!("overall amplification: attempts / calls, over the whole run");
+    println!("failed calls: calls that failed in the end (all of the run); fast: those the breaker refused without calling");
+    println!("first ok: from the provider's recovery to the first call that ended in success");
+    println!(
+        "95% ok: from the recovery to the start of the first {} s window (sliding by {} ms from the recovery) in which",
+        RECOVERY_WINDOW.as_secs_f64(),
+        RECOVERY_STEP.as_millis(),
+    );
+    println!(
+        "        >= {:.0}% of the calls that ended, succeeded (a few failures at its start still pass, so it can precede first ok)",
+        RECOVERY_SHARE * 100.0,
+    );
+    if let Some(plain) = reports.iter().find(|r| r.setup == Setup::Plain) {
+        println!();
+        for r in reports.iter().filter(|r| r.setup != Setup::Plain) {
+            let saved = plain
+                .attempts_during_outage
+                .saturating_sub(r.attempts_during_outage);
+            println!(
+                "{}: {saved} fewer attempts on the provider while it was down than plain retries ({:.0}%)",
+                r.setup.name(),
+                100.0 * saved as f64 / plain.attempts_during_outage.max(1) as f64,
+            );
+        }
+    }
+    // What a budget of `ratio` x the calls in its window allows: the calls
+    // of the outage, plus those made before it that are still in the window
+    // when it starts (their share pays for the outage's first retries).
+    let outage = config.outage.as_secs_f64();
+    let credit = config.before.min(config.budget_window).as_secs_f64();
+    if outage > 0.0 {
+        let expected = 1.0
+            + config.budget_ratio * (outage + credit) / outage
+            + f64::from(config.budget_floor) / config.calls_per_second();
+        println!();
+        println!(
+            "The budget lets through {} x the calls in its window ({} s){}. When the outage starts, the window",
+            config.budget_ratio,
+            config.budget_window.as_secs_f64(),
+            if config.budget_floor > 0 {
+                format!(", plus {} retries a second", config.budget_floor)
+            } else {
+                String::new()
+            },
+        );
+        println!(
+            "still holds {credit} s of healthy calls, whose share pays for the outage's first retries: expect up to about"
+        );
+        println!(
+            "1 + {} x ({outage} + {credit}) / {outage}{} = {expected:.3} attempts per call while it is down.",
+            config.budget_ratio,
+            if config.budget_floor > 0 {
+                format!(" + {} / {:.0}", config.budget_floor, config.calls_per_second())
+            } else {
+                String::new()
+            },
+        );
+    }
+}
+
+fn print_timeline(config: &Config, reports: &[Report]) {
+    println!();
+    println!("attempts reaching the provider in each second (provider down in seconds marked *):");
+    let seconds = reports
+        .iter()
+        .map(|r| r.per_second.len())
+        .max()
+        .unwrap_or(0);
+    let down = |s: usize| {
+        let t = Duration::from_secs(s as u64);
+        t + Duration::from_secs(1) > config.before && t < config.before + config.outage
+    };
+    print!("{:<27} ", "second");
+    for s in 0..seconds {
+        print!("{:>5}", format!("{}{s}", if down(s) { "*" } else { "" }));
+    }
+    println!();
+    for r in reports {
+        print!("{:<27} ", r.setup.name());
+        for s in 0..seconds {
+            print!("{:>5}", r.per_second.get(s).copied().unwrap_or(0));
+        }
+        println!();
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("outage: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = options.config;
+    // Every random draw (the callers' schedule, the provider's latency and
+    // the retries' jitter) is made on this thread.
+    fastrand::seed(config.seed);
+    print_setting(&config);
+    let started = Instant::now();
+    let (plain, budget, breaker, both) = tokio::join!(
+        run(Setup::Plain, &config),
+        run(Setup::Budget, &config),
+        run(Setup::Breaker, &config),
+        run(Setup::BudgetAndBreaker, &config),
+    );
+    let reports = [plain, budget, breaker, both];
+    print_table(&config, &reports);
+    if options.timeline {
+        print_timeline(&config, &reports);
+    }
+    println!();
+    println!("wall time {:.1} s", started.elapsed().as_secs_f64());
+    // PASS or FAIL is the finding, not an error of the run.
+    ExitCode::SUCCESS
+}
