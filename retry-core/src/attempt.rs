@@ -1,12 +1,85 @@
 use std::cell::Cell;
 use std::fmt;
+use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 
 thread_local! {
-    static CURRENT: Cell<Option<Attempt>> = const { Cell::new(None) };
+    /// The frame of the attempt running on this thread, or null. Set only by
+    /// [`Frame::enter`], which puts the outer value back before it returns
+    /// or unwinds, and which borrows the frame for that whole time.
+    static CURRENT: Cell<*const Frame> = const { Cell::new(ptr::null()) };
+}
+
+/// Run `f` with the frame of the attempt running on this thread, if any. The
+/// reference cannot outlive `f`.
+///
+/// The crate's one `unsafe` block: reading the frame through the pointer
+/// lets entering and leaving an attempt cost a pointer swap, where copying
+/// the attempt in and out of the thread-local cost several times the rest
+/// of a successful call.
+#[inline]
+#[allow(unsafe_code)]
+fn with_current<R>(f: impl for<'a> FnOnce(Option<&'a Frame>) -> R) -> R {
+    let frame = CURRENT.with(Cell::get);
+    // SAFETY: a non-null `CURRENT` points to a frame that `Frame::enter`
+    // holds borrowed while it runs on this thread, and it is reset before
+    // that borrow ends; we are inside that time, on this thread, and the
+    // reference handed out does not escape `f`.
+    f(unsafe { frame.as_ref() })
+}
+
+/// What code inside an attempt can see of it: the attempt's number, the
+/// call's deadline and clock, and its idempotency key. It lives in the
+/// call's state (or a fallback's future); while an attempt runs, the
+/// thread-local `CURRENT` points to it, so that entering and leaving an
+/// attempt costs a pointer swap.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) number: u32,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) clock: Clock,
+    pub(crate) key: OnceLock<IdempotencyKey>,
+}
+
+impl Frame {
+    #[inline]
+    pub(crate) const fn new(number: u32, deadline: Option<Instant>, clock: Clock) -> Self {
+        Frame {
+            number,
+            deadline,
+            clock,
+            key: OnceLock::new(),
+        }
+    }
+
+    /// Run `f` as this frame's attempt: [`attempt()`] describes it while `f`
+    /// runs on this thread, and an idempotency key made during `f` stays in
+    /// the frame for the attempts that follow.
+    #[inline]
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(*const Frame);
+        impl Drop for Restore {
+            #[inline]
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT.with(|c| c.replace(self)));
+        f()
+    }
+
+    /// The frame as the public [`Attempt`] value.
+    fn attempt(&self) -> Attempt {
+        Attempt {
+            number: self.number,
+            deadline: self.deadline,
+            clock: self.clock,
+            key: self.key.get().copied(),
+        }
+    }
 }
 
 /// The attempt the calling code is running in.
@@ -37,11 +110,14 @@ thread_local! {
 /// # fn main() {}
 /// ```
 pub fn attempt() -> Attempt {
-    CURRENT.with(Cell::get).unwrap_or(Attempt {
-        number: 1,
-        deadline: None,
-        clock: Clock::Std,
-        key: None,
+    with_current(|frame| match frame {
+        Some(frame) => frame.attempt(),
+        None => Attempt {
+            number: 1,
+            deadline: None,
+            clock: Clock::Std,
+            key: None,
+        },
     })
 }
 
@@ -50,7 +126,7 @@ pub fn attempt() -> Attempt {
 /// later.
 #[inline]
 pub(crate) fn inherited_deadline() -> Option<Instant> {
-    CURRENT.with(Cell::get).and_then(|a| a.deadline)
+    with_current(|frame| frame.and_then(|f| f.deadline))
 }
 
 /// One attempt of a retried call, as seen from inside it. See [`attempt()`].
@@ -174,54 +250,10 @@ impl Attempt {
         if let Some(key) = self.key {
             return key;
         }
-        CURRENT.with(|current| match current.get() {
-            Some(Attempt { key: Some(key), .. }) => key,
-            Some(mut inside) => {
-                let key = IdempotencyKey::random();
-                inside.key = Some(key);
-                current.set(Some(inside));
-                key
-            }
+        with_current(|frame| match frame {
+            Some(frame) => *frame.key.get_or_init(IdempotencyKey::random),
             None => IdempotencyKey::random(),
         })
-    }
-
-    /// Run `f` as this attempt of the call whose key lives in `home`: the
-    /// attempt is the current one on this thread while `f` runs, and a key
-    /// made during `f` is kept in `home` for the attempts that follow.
-    #[inline]
-    pub(crate) fn enter<R>(self, home: &OnceLock<IdempotencyKey>, f: impl FnOnce() -> R) -> R {
-        struct Restore<'a> {
-            outer: Option<Attempt>,
-            home: &'a OnceLock<IdempotencyKey>,
-        }
-        impl Drop for Restore<'_> {
-            #[inline]
-            fn drop(&mut self) {
-                let inner = CURRENT.with(|c| c.replace(self.outer));
-                if let Some(Attempt { key: Some(key), .. }) = inner {
-                    let _ = self.home.set(key);
-                }
-            }
-        }
-        let attempt = Attempt {
-            key: home.get().copied(),
-            ..self
-        };
-        let _restore = Restore {
-            outer: CURRENT.with(|c| c.replace(Some(attempt))),
-            home,
-        };
-        f()
-    }
-
-    pub(crate) const fn new(number: u32, deadline: Option<Instant>, clock: Clock) -> Self {
-        Attempt {
-            number,
-            deadline,
-            clock,
-            key: None,
-        }
     }
 }
 
@@ -341,8 +373,7 @@ pin_project_lite::pin_project! {
     /// A fallback's future: polled as a fresh call (attempt 1, its own
     /// idempotency key) that ends no later than the deadline it inherits.
     pub(crate) struct InFallback<F> {
-        attempt: Attempt,
-        home: OnceLock<IdempotencyKey>,
+        frame: Frame,
         #[pin]
         fut: F,
     }
@@ -352,8 +383,7 @@ pin_project_lite::pin_project! {
 impl<F> InFallback<F> {
     pub(crate) fn new(deadline: Option<Instant>, clock: Clock, fut: F) -> Self {
         InFallback {
-            attempt: Attempt::new(1, deadline, clock),
-            home: OnceLock::new(),
+            frame: Frame::new(1, deadline, clock),
             fut,
         }
     }
@@ -369,7 +399,7 @@ impl<F: core::future::Future> core::future::Future for InFallback<F> {
     ) -> core::task::Poll<F::Output> {
         let this = self.project();
         let fut = this.fut;
-        this.attempt.enter(this.home, || fut.poll(cx))
+        this.frame.enter(|| fut.poll(cx))
     }
 }
 

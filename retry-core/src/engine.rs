@@ -1,8 +1,7 @@
 #![cfg_attr(not(feature = "metrics"), allow(clippy::unit_arg))]
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::attempt::Attempt;
+use crate::attempt::Frame;
 use crate::clock::Clock;
 use crate::guard::Guards;
 use crate::metrics::{self, MetricKeys, Outcome};
@@ -10,7 +9,7 @@ use crate::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
 use crate::wait::uniform;
 use crate::{
     AdaptiveLimiter, BreakerPermit, CircuitBreaker, CircuitOpen, Classify, Elapsed, ErrorKind,
-    IdempotencyKey, Jitter, Policy, RetryBudget,
+    Jitter, Policy, RetryBudget,
 };
 
 /// What a retry is about to do, handed to `on_retry` before each sleep.
@@ -202,26 +201,44 @@ pub enum DelaySource {
     RetryAfter,
 }
 
-/// The state of one retried call. Generated code and [`Policy::call`] drive
-/// it; it is public only through `__private`.
+/// The part of a call's state that only failures use.
 #[derive(Debug)]
-pub struct State<'p> {
-    policy: &'p Policy,
-    /// The attempt in flight, from 1.
-    attempt: u32,
-    clock: Clock,
-    deadline: Option<Instant>,
+struct Cold {
+    /// Failures so far, by kind.
     kind_failures: [u32; ErrorKind::COUNT],
     /// Decorrelated jitter's previous delay; `None` until the first retry.
     previous: Option<Duration>,
     /// Set when the attempt in flight was cut off by a timeout.
     cut_off: Option<Elapsed>,
-    /// The call's idempotency key, once an attempt asked for it.
-    key: OnceLock<IdempotencyKey>,
-    /// The call's span, from its first failure on.
+    /// The call's span.
     span: Option<CallSpan>,
     /// The kind of the last failure.
     last_kind: Option<ErrorKind>,
+}
+
+impl Cold {
+    const fn new() -> Self {
+        Cold {
+            kind_failures: [0; ErrorKind::COUNT],
+            previous: None,
+            cut_off: None,
+            span: None,
+            last_kind: None,
+        }
+    }
+}
+
+/// The state of one retried call. Generated code and [`Policy::call`] drive
+/// it; it is public only through `__private`.
+#[derive(Debug)]
+pub struct State<'p> {
+    policy: &'p Policy,
+    /// The attempt in flight (from 1), the deadline, the clock and the
+    /// idempotency key: what [`attempt()`](crate::attempt()) shows inside.
+    frame: Frame,
+    /// What only a failure needs, made at the first: a call that succeeds
+    /// at once writes nothing of it.
+    cold: Option<Cold>,
     /// The call's metric keys.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     name: &'static MetricKeys,
@@ -262,20 +279,19 @@ impl<'p> State<'p> {
         };
         State {
             policy,
-            attempt: 1,
-            clock,
-            deadline,
-            kind_failures: [0; ErrorKind::COUNT],
-            previous: None,
-            cut_off: None,
-            key: OnceLock::new(),
-            span: None,
-            last_kind: None,
+            frame: Frame::new(1, deadline, clock),
+            cold: None,
             name,
             started: metrics::start(),
             guards: Guards::NONE,
             permit: None,
         }
+    }
+
+    /// The part of the state that failures use, made at the first.
+    #[cold]
+    fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Cold::new)
     }
 
     /// Run the call under `breaker`.
@@ -328,7 +344,7 @@ impl<'p> State<'p> {
                 }
             }
         }
-        if self.attempt == 1 {
+        if self.frame.number == 1 {
             if let Some(budget) = self.guards.budget {
                 budget.record_call();
             }
@@ -344,9 +360,9 @@ impl<'p> State<'p> {
     #[cold]
     fn refused(&mut self, breaker: &CircuitBreaker, open: CircuitOpen) -> CircuitOpen {
         self.breaker_seen(breaker);
-        self.last_kind = Some(open.kind());
+        self.cold().last_kind = Some(open.kind());
         trace::failed_fast(&open);
-        let outcome = if self.attempt == 1 {
+        let outcome = if self.frame.number == 1 {
             Outcome::FailedFast
         } else {
             Outcome::GaveUp
@@ -436,14 +452,10 @@ impl<'p> State<'p> {
     /// Whether the call, having given up, should go on to its fallback: its
     /// last error is of a kind in the policy's `fallback_on`.
     pub(crate) fn falls_back(&self) -> bool {
-        self.last_kind
+        self.cold
+            .as_ref()
+            .and_then(|cold| cold.last_kind)
             .is_some_and(|kind| self.policy.fallback_on.contains(kind))
-    }
-
-    /// The attempt in flight.
-    #[inline]
-    pub(crate) fn current(&self) -> Attempt {
-        Attempt::new(self.attempt, self.deadline, self.clock)
     }
 
     /// How long the attempt about to start may run, and the error that
@@ -455,9 +467,9 @@ impl<'p> State<'p> {
             .policy
             .attempt_timeout
             .map(|t| (t, Elapsed::attempt_timeout(t)));
-        let to_deadline = match (self.deadline, self.policy.deadline) {
+        let to_deadline = match (self.frame.deadline, self.policy.deadline) {
             (Some(at), Some(limit)) => Some((
-                at.saturating_duration_since(self.clock.now()),
+                at.saturating_duration_since(self.frame.clock.now()),
                 Elapsed::deadline(limit),
             )),
             _ => None,
@@ -479,10 +491,10 @@ impl<'p> State<'p> {
     /// Note that the attempt in flight was cut off.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn note_cut_off(&mut self, elapsed: Elapsed) {
-        self.cut_off = Some(elapsed);
+        self.cold().cut_off = Some(elapsed);
     }
 
-    /// Decide what to do after attempt `self.attempt` failed with `error`:
+    /// Decide what to do after attempt `self.frame.number` failed with `error`:
     /// `Some(delay)` to sleep and try again, `None` to give up and return the
     /// error. `make_span` opens the call's span, the first time anything is
     /// worth reporting.
@@ -499,8 +511,8 @@ impl<'p> State<'p> {
         W: FnOnce(&E) -> bool,
         H: FnOnce(&RetryEvent<'_, E>),
     {
-        let failed = self.attempt;
-        let cut_off = self.cut_off.take();
+        let failed = self.frame.number;
+        let cut_off = self.cold().cut_off.take();
         let kind = if cut_off.is_some() {
             ErrorKind::Timeout
         } else {
@@ -508,16 +520,14 @@ impl<'p> State<'p> {
         };
         self.report_failure(error, kind);
         let decision = self.decide(error, kind, cut_off, when);
-        let span = self.span.get_or_insert_with(make_span);
-        let kind = match decision {
-            Ok((_, _, kind)) | Err((_, kind)) => kind,
-        };
-        self.last_kind = Some(kind);
+        let cold = self.cold.get_or_insert_with(Cold::new);
+        cold.last_kind = Some(kind);
+        let span = cold.span.get_or_insert_with(make_span);
         let failure = Failure {
             attempt: failed,
             kind,
             request_id: error.request_id(),
-            key: self.key.get().copied(),
+            key: self.frame.key.get().copied(),
         };
         metrics::attempt_failed(self.name, kind);
         match decision {
@@ -531,7 +541,7 @@ impl<'p> State<'p> {
                     delay,
                     source,
                 });
-                self.attempt = failed + 1;
+                self.frame.number = failed + 1;
                 Some(delay)
             }
             Err((why, _)) => {
@@ -556,7 +566,7 @@ impl<'p> State<'p> {
         E: Classify,
         W: FnOnce(&E) -> bool,
     {
-        let failed = self.attempt;
+        let failed = self.frame.number;
         if cut_off.is_some_and(|e| e.is_deadline()) {
             return Err((GiveUp::Deadline, kind));
         }
@@ -570,7 +580,7 @@ impl<'p> State<'p> {
         if failed >= policy.attempts_allowed() {
             return Err((GiveUp::Exhausted, kind));
         }
-        let count = &mut self.kind_failures[kind.index()];
+        let count = &mut self.cold().kind_failures[kind.index()];
         *count = count.saturating_add(1);
         let kind_cap = policy.kind_caps[kind.index()];
         if kind_cap != 0 && *count >= kind_cap {
@@ -590,8 +600,8 @@ impl<'p> State<'p> {
             }
             _ => (self.backoff(failed), DelaySource::Backoff),
         };
-        if let Some(deadline) = self.deadline {
-            match self.clock.now().checked_add(delay) {
+        if let Some(deadline) = self.frame.deadline {
+            match self.frame.clock.now().checked_add(delay) {
                 Some(wake) if wake < deadline => {}
                 _ => return Err((GiveUp::Deadline, kind)),
             }
@@ -606,28 +616,27 @@ impl<'p> State<'p> {
     /// one, with [`attempt()`](crate::attempt()) describing it.
     #[inline]
     pub(crate) fn run_attempt<R>(&self, f: impl FnOnce() -> R) -> R {
-        let attempt = self.current();
-        trace::in_span(self.span.as_ref(), || attempt.enter(&self.key, f))
+        let span = self.cold.as_ref().and_then(|cold| cold.span.as_ref());
+        trace::in_span(span, || self.frame.enter(f))
     }
 
     /// Run a fallback as a fresh call (attempt 1, its own idempotency key)
     /// that ends no later than this call's deadline.
     pub(crate) fn run_fallback<R>(&self, f: impl FnOnce() -> R) -> R {
-        let home = OnceLock::new();
-        Attempt::new(1, self.deadline, self.clock).enter(&home, f)
+        Frame::new(1, self.frame.deadline, self.frame.clock).enter(f)
     }
 
     /// A fallback future, polled as [`run_fallback`](Self::run_fallback)
     /// runs a sync one.
     #[cfg(feature = "tokio")]
     pub(crate) fn fallback_future<F>(&self, fut: F) -> crate::attempt::InFallback<F> {
-        crate::attempt::InFallback::new(self.deadline, self.clock, fut)
+        crate::attempt::InFallback::new(self.frame.deadline, self.frame.clock, fut)
     }
 
     /// The attempt in flight succeeded.
     #[inline]
     pub(crate) fn succeeded(&self) {
-        if self.attempt > 1 {
+        if self.frame.number > 1 {
             self.succeeded_after_retries();
         } else {
             metrics::call_finished(self.name, Outcome::FirstTrySuccess, self.started);
@@ -636,17 +645,18 @@ impl<'p> State<'p> {
 
     #[cold]
     fn succeeded_after_retries(&self) {
-        if let Some(span) = &self.span {
-            trace::succeeded(span, self.attempt, self.key.get().copied());
+        if let Some(span) = self.cold.as_ref().and_then(|cold| cold.span.as_ref()) {
+            trace::succeeded(span, self.frame.number, self.frame.key.get().copied());
         }
         metrics::call_finished(self.name, Outcome::SuccessAfterRetry, self.started);
     }
 
     fn backoff(&mut self, failed: u32) -> Duration {
-        let wait = &self.policy.wait;
+        let policy = self.policy;
+        let wait = &policy.wait;
         let d = wait.delay(failed);
-        let previous = self.previous.get_or_insert(wait.bounds().0);
-        self.policy.jitter.apply(wait, d, previous)
+        let previous = self.cold().previous.get_or_insert(wait.bounds().0);
+        policy.jitter.apply(wait, d, previous)
     }
 
     /// Wait for the limiter's slot before an attempt of a sync call.

@@ -78,7 +78,7 @@
 //! - `reqwest`: `http` plus reqwest support: [`http::check`],
 //!   `Classify for reqwest::Error` and [`http::RequestBuilderExt`].
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod attempt;
