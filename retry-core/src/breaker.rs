@@ -2,9 +2,9 @@
 //! before letting traffic through again.
 
 use core::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::sync::{AtomicU64, Ordering};
 use crate::window::{nanos, now_ns, Window, BUCKETS, HI, LO, TIME_MAX};
 use crate::{Classify, ErrorKind};
 
@@ -123,6 +123,9 @@ pub struct CircuitBreaker {
     /// The state, as encoded below. Read on every admission; written only on
     /// changes of state and by probes.
     state: AtomicU64,
+    /// The timestamp that the generation of the latest half-open state was
+    /// taken from, in full (see [`next_generation`](Self::next_generation)).
+    generation_at: AtomicU64,
     config: Config,
 }
 
@@ -145,9 +148,10 @@ struct Config {
 // - open: the timestamp at which the break ends, in bits 2..64;
 // - half-open: the probes in flight in bits 2..16, and in bits 16..64 the
 //   generation: the timestamp at which the half-open state began, modulo
-//   2^48 ns (78 hours). A probe's permit remembers its generation, so that a
-//   probe left over from an earlier half-open state does nothing to a later
-//   one. Measuring how long ago the state began modulo 78 hours is enough:
+//   2^48 ns (78 hours), or one past the previous generation if the clock has
+//   not moved past it (`next_generation`). A probe's permit remembers its
+//   generation, so that a probe left over from an earlier half-open state
+//   does nothing to a later one. Measuring how long ago the state began modulo 78 hours is enough:
 //   a state that lasts longer with every probe hung can only be held up by
 //   one more `break_for` each 78 hours;
 // - isolated: nothing.
@@ -249,29 +253,32 @@ pub(crate) const fn ppm(ratio: f64) -> u64 {
 }
 
 impl CircuitBreaker {
-    /// A closed breaker with the default settings (see the table in the
-    /// [type docs](Self)). `const`, so it can be a `static`.
-    ///
-    /// ```
-    /// use retry_core::{BreakerState, CircuitBreaker};
-    ///
-    /// static OPENAI: CircuitBreaker = CircuitBreaker::new();
-    /// assert_eq!(OPENAI.state(), BreakerState::Closed);
-    /// ```
-    pub const fn new() -> Self {
-        CircuitBreaker {
-            window: Window::new(),
-            state: AtomicU64::new(CLOSED),
-            config: Config {
-                ratio_ppm: 500_000,
-                min_calls: 20,
-                window_ns: 30_000_000_000,
-                bucket_ns: 30_000_000_000 / BUCKETS,
-                break_ns: 30_000_000_000,
-                probes: 1,
-                consecutive: 0,
-                count_rate_limits: false,
-            },
+    crate::sync::const_fn! {
+        /// A closed breaker with the default settings (see the table in the
+        /// [type docs](Self)). `const`, so it can be a `static`.
+        ///
+        /// ```
+        /// use retry_core::{BreakerState, CircuitBreaker};
+        ///
+        /// static OPENAI: CircuitBreaker = CircuitBreaker::new();
+        /// assert_eq!(OPENAI.state(), BreakerState::Closed);
+        /// ```
+        pub const fn new() -> Self {
+            CircuitBreaker {
+                window: Window::new(),
+                state: AtomicU64::new(CLOSED),
+                generation_at: AtomicU64::new(0),
+                config: Config {
+                    ratio_ppm: 500_000,
+                    min_calls: 20,
+                    window_ns: 30_000_000_000,
+                    bucket_ns: 30_000_000_000 / BUCKETS,
+                    break_ns: 30_000_000_000,
+                    probes: 1,
+                    consecutive: 0,
+                    count_rate_limits: false,
+                },
+            }
         }
     }
 
@@ -445,7 +452,7 @@ impl CircuitBreaker {
                     if now < until {
                         return Err(CircuitOpen::open(Why::Open, until - now));
                     }
-                    let gen = generation(now);
+                    let gen = self.next_generation(now);
                     (State::half_open(gen, 1), gen, Some(false))
                 }
                 State::HalfOpen { gen, probes } if probes < self.config.probes => {
@@ -463,10 +470,7 @@ impl CircuitBreaker {
                     // Every probe has been out for a whole break: presume
                     // them lost (hung, never dropped) and start a new
                     // generation, whose results alone count.
-                    let mut fresh = generation(now);
-                    if fresh == gen {
-                        fresh = (gen + 1) & GEN_MASK;
-                    }
+                    let fresh = self.next_generation(now);
                     (State::half_open(fresh, 1), fresh, Some(true))
                 }
             };
@@ -484,6 +488,31 @@ impl CircuitBreaker {
                     });
                 }
                 Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// The generation of a half-open state that begins at `now`: that of
+    /// `now`, or, if `now` is not later than the timestamp of the latest
+    /// generation (a clock that has not moved since, as tokio's paused clock
+    /// with a zero `break_for`, or one that is behind), that of one
+    /// nanosecond after it. The timestamps only grow, each claimed by one
+    /// read-modify-write, so no two half-open states share a generation
+    /// within its 78-hour range, and a probe left over from an earlier state
+    /// never acts on a later one. A thread that loses the race to begin the
+    /// state has claimed a timestamp for nothing, which is harmless.
+    fn next_generation(&self, now: u64) -> u64 {
+        let mut last = self.generation_at.load(Ordering::Relaxed);
+        loop {
+            let at = if now > last { now } else { last + 1 };
+            match self.generation_at.compare_exchange_weak(
+                last,
+                at,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return generation(at),
+                Err(actual) => last = actual,
             }
         }
     }
@@ -520,7 +549,6 @@ impl CircuitBreaker {
 
     /// The state as a metric value, without reading the clock: 0 closed,
     /// 1 half-open, 2 open (whether or not its break is over), 3 isolated.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn code(&self) -> u8 {
         match self.state.load(Ordering::Acquire) & TAG {
             CLOSED => 0,
@@ -1121,5 +1149,43 @@ mod tests {
         assert_eq!(ppm(-1.0), 0);
         assert_eq!(ppm(f64::NAN), 0);
         assert_eq!(ppm(f64::INFINITY), u64::MAX);
+    }
+
+    // Loom's atomics work only inside a model (tests/loom.rs).
+    #[cfg(not(retry_loom))]
+    #[test]
+    fn generations_never_repeat_on_a_clock_that_stands_still() {
+        let breaker = CircuitBreaker::new();
+        let t = (5 << 48) + GEN_MASK - 1; // a wrap of the generation on the way
+        let a = breaker.next_generation(t);
+        let b = breaker.next_generation(t);
+        let c = breaker.next_generation(t - 5_000); // a clock behind
+        assert_eq!([a, b, c], [GEN_MASK - 1, GEN_MASK, 0]);
+        assert_eq!(breaker.next_generation(t + 5_000), generation(t + 5_000));
+        // Days later, the generation is the time again.
+        let later = t + 3 * GEN_MASK;
+        assert_eq!(breaker.next_generation(later), generation(later));
+    }
+
+    /// Found by the loom model `stale_probe_does_not_touch_a_new_half_open_state`:
+    /// two half-open states begun at one instant shared a generation, so a
+    /// probe of the first acted on the second.
+    #[cfg(all(feature = "tokio", not(retry_loom)))]
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_probe_from_the_same_instant_does_nothing() {
+        let breaker = CircuitBreaker::new()
+            .consecutive_failures(1)
+            .break_for(Duration::ZERO);
+        breaker.try_acquire().unwrap().failure(ErrorKind::Server);
+        let stale = breaker.try_acquire().unwrap();
+        assert!(stale.is_probe());
+        breaker.close();
+        breaker.try_acquire().unwrap().failure(ErrorKind::Server);
+        let fresh = breaker.try_acquire().unwrap();
+        assert!(fresh.is_probe());
+        drop(stale); // would free the fresh probe's slot
+        assert!(breaker.try_acquire().is_err(), "one probe at a time");
+        fresh.success();
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 }

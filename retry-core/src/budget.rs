@@ -3,10 +3,10 @@
 
 use core::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::breaker::ppm;
+use crate::sync::Ordering;
 use crate::window::{nanos, now_ns, Window, BUCKETS, HI, LO};
 
 /// A cap on retries shared by many calls: retries are allowed while those
@@ -80,25 +80,27 @@ struct Config {
 }
 
 impl RetryBudget {
-    /// A budget with the default settings: 10% of calls, plus 10 retries a
-    /// second, over 10 s (see the table in the [type docs](Self)). `const`,
-    /// so it can be a `static`.
-    ///
-    /// ```
-    /// use retry_core::RetryBudget;
-    ///
-    /// static BUDGET: RetryBudget = RetryBudget::new();
-    /// assert_eq!(BUDGET.available(), 100); // 10 a second, over 10 s
-    /// ```
-    pub const fn new() -> Self {
-        RetryBudget {
-            window: Window::new(),
-            config: Config {
-                ratio_ppm: 100_000,
-                min_per_second: 10,
-                window_ns: 10_000_000_000,
-                bucket_ns: 10_000_000_000 / BUCKETS,
-            },
+    crate::sync::const_fn! {
+        /// A budget with the default settings: 10% of calls, plus 10 retries a
+        /// second, over 10 s (see the table in the [type docs](Self)). `const`,
+        /// so it can be a `static`.
+        ///
+        /// ```
+        /// use retry_core::RetryBudget;
+        ///
+        /// static BUDGET: RetryBudget = RetryBudget::new();
+        /// assert_eq!(BUDGET.available(), 100); // 10 a second, over 10 s
+        /// ```
+        pub const fn new() -> Self {
+            RetryBudget {
+                window: Window::new(),
+                config: Config {
+                    ratio_ppm: 100_000,
+                    min_per_second: 10,
+                    window_ns: 10_000_000_000,
+                    bucket_ns: 10_000_000_000 / BUCKETS,
+                },
+            }
         }
     }
 
@@ -294,26 +296,31 @@ pub struct KeyedBudgets<const N: usize> {
 }
 
 impl<const N: usize> KeyedBudgets<N> {
-    /// `N` budgets with the settings of `template` (its counts are not
-    /// copied). `const`, so it can be a `static`. `N` must be at least 1.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use retry_core::{KeyedBudgets, RetryBudget};
-    ///
-    /// static PER_MODEL: KeyedBudgets<16> =
-    ///     KeyedBudgets::new(RetryBudget::new().window(Duration::from_secs(30)));
-    /// assert_eq!(PER_MODEL.key("gpt-4o").available(), 300);
-    /// ```
-    pub const fn new(template: RetryBudget) -> Self {
-        const { assert!(N > 0, "KeyedBudgets needs at least one budget") };
-        let mut budgets = [const { RetryBudget::new() }; N];
-        let mut i = 0;
-        while i < N {
-            budgets[i].config = template.config;
-            i += 1;
+    crate::sync::const_fn! {
+        /// `N` budgets with the settings of `template` (its counts are not
+        /// copied). `const`, so it can be a `static`. `N` must be at least 1.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use retry_core::{KeyedBudgets, RetryBudget};
+        ///
+        /// static PER_MODEL: KeyedBudgets<16> =
+        ///     KeyedBudgets::new(RetryBudget::new().window(Duration::from_secs(30)));
+        /// assert_eq!(PER_MODEL.key("gpt-4o").available(), 300);
+        /// ```
+        pub const fn new(template: RetryBudget) -> Self {
+            const { assert!(N > 0, "KeyedBudgets needs at least one budget") };
+            #[cfg(not(retry_loom))]
+            let mut budgets = [const { RetryBudget::new() }; N];
+            #[cfg(retry_loom)]
+            let mut budgets: [RetryBudget; N] = core::array::from_fn(|_| RetryBudget::new());
+            let mut i = 0;
+            while i < N {
+                budgets[i].config = template.config;
+                i += 1;
+            }
+            KeyedBudgets { budgets }
         }
-        KeyedBudgets { budgets }
     }
 
     /// The budget for `key`: always the same one for equal keys. No

@@ -95,6 +95,7 @@ mod kind;
 mod limiter;
 pub mod metrics;
 mod policy;
+mod sync;
 mod trace;
 mod wait;
 mod window;

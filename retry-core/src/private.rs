@@ -18,6 +18,10 @@ pub use crate::{
 #[cfg(feature = "tracing")]
 pub use tracing;
 
+/// The clock that the loom model checks (`tests/loom.rs`) set: `set_now`.
+#[cfg(retry_loom)]
+pub use crate::sync::clock as loom;
+
 /// A `Duration` from whole seconds and nanoseconds, as the macro spells it.
 pub const fn duration(secs: u64, nanos: u32) -> Duration {
     Duration::new(secs, nanos)

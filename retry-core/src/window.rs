@@ -43,11 +43,15 @@
 //! slots can leave one slot older than it should be until it is reused. Both
 //! only ever over-count old events; the totals themselves are always exact.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+#[cfg(not(retry_loom))]
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(retry_loom))]
+use std::time::Instant;
 
+#[cfg(not(retry_loom))]
 use crate::clock::shared_now;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// The number of buckets in a window.
 pub(crate) const BUCKETS: u64 = 10;
@@ -64,11 +68,13 @@ const LO_MASK: u64 = HI - 1;
 const NO_HEAD: u64 = u64::MAX;
 
 /// Timestamps of readings at the epoch.
+#[cfg_attr(retry_loom, allow(dead_code))]
 const BIAS: u64 = 1 << 60;
 
 /// The largest timestamp: timestamps fit in 62 bits.
 pub(crate) const TIME_MAX: u64 = (1 << 62) - 1;
 
+#[cfg(not(retry_loom))]
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// `d` in nanoseconds, saturating.
@@ -82,6 +88,7 @@ pub(crate) const fn nanos(d: Duration) -> u64 {
 }
 
 /// Now, as a timestamp (see the module docs).
+#[cfg(not(retry_loom))]
 pub(crate) fn now_ns() -> u64 {
     let now = shared_now();
     let epoch = *EPOCH.get_or_init(|| now);
@@ -90,6 +97,13 @@ pub(crate) fn now_ns() -> u64 {
         None => BIAS.saturating_sub(nanos(epoch.saturating_duration_since(now))),
     };
     t.min(TIME_MAX)
+}
+
+/// Now, under the loom model: the time its tests set (see
+/// [`crate::sync::clock`]), so that every execution sees the same times.
+#[cfg(retry_loom)]
+pub(crate) fn now_ns() -> u64 {
+    crate::sync::clock::now().min(TIME_MAX)
 }
 
 /// Keeps what it holds on a cache line of its own (128 bytes: two lines on
@@ -139,16 +153,21 @@ impl Bounds {
 }
 
 impl Window {
-    pub(crate) const fn new() -> Self {
-        Window {
-            hot: CachePadded(Hot {
-                totals: AtomicU64::new(0),
-                mark: AtomicU64::new(0),
-                aux: AtomicU32::new(0),
-            }),
-            head: AtomicU64::new(NO_HEAD),
-            floor: AtomicU64::new(0),
-            slots: [const { AtomicU64::new(0) }; BUCKETS as usize],
+    crate::sync::const_fn! {
+        pub(crate) const fn new() -> Self {
+            Window {
+                hot: CachePadded(Hot {
+                    totals: AtomicU64::new(0),
+                    mark: AtomicU64::new(0),
+                    aux: AtomicU32::new(0),
+                }),
+                head: AtomicU64::new(NO_HEAD),
+                floor: AtomicU64::new(0),
+                #[cfg(not(retry_loom))]
+                slots: [const { AtomicU64::new(0) }; BUCKETS as usize],
+                #[cfg(retry_loom)]
+                slots: core::array::from_fn(|_| AtomicU64::new(0)),
+            }
         }
     }
 
@@ -302,7 +321,8 @@ impl Window {
     }
 }
 
-#[cfg(test)]
+// Loom's atomics work only inside a model: tests/loom.rs checks the window.
+#[cfg(all(test, not(retry_loom)))]
 mod tests {
     use super::*;
 
