@@ -39,8 +39,12 @@ use crate::window::{nanos, now_ns, Window, BUCKETS, HI, LO};
 /// Recording a call is one atomic add (plus one load), with no clock reading,
 /// allocation or lock. [`try_retry`](Self::try_retry) reads the clock: calls
 /// recorded since it was last read are spread evenly over the time since, and
-/// retries land in the current bucket. The window moves on a tenth at a time
-/// and may lag by up to one bucket width. Time is the same clock as
+/// retries land in the current bucket. The window moves on a tenth at a
+/// time: calls count over the last nine to ten tenths of it, and retries over
+/// the last ten to eleven, so that a retry leaves the count only once a whole
+/// window has passed since it, and the limit holds over every stretch of the
+/// window's length, however it lines up with the tenths. Time is the same
+/// clock as
 /// [`CircuitBreaker`](crate::CircuitBreaker)'s: tokio's, when the `tokio`
 /// feature is on, moved on by
 /// [`testing::skip_sleeps`](crate::testing::skip_sleeps).
@@ -196,7 +200,7 @@ impl RetryBudget {
         let totals = self.window.totals();
         let mut before = totals.load(Ordering::Acquire);
         loop {
-            let (calls, retries) = bounds.counts(before);
+            let (calls, retries) = bounds.counts_wide_low(before);
             if self.allowance(calls, retries) == 0 {
                 return false;
             }
@@ -228,7 +232,8 @@ impl RetryBudget {
     /// ```
     pub fn available(&self) -> u64 {
         let bucket = self.window.advance(now_ns(), self.config.bucket_ns);
-        let (calls, retries) = self.window.counts(bucket);
+        let bounds = self.window.bounds(bucket);
+        let (calls, retries) = bounds.counts_wide_low(self.window.totals().load(Ordering::Acquire));
         self.allowance(calls, retries)
     }
 

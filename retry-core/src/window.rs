@@ -56,6 +56,11 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// The number of buckets in a window.
 pub(crate) const BUCKETS: u64 = 10;
 
+/// The number of slots: one per bucket in the window, and one more for the
+/// bucket before it, where the low events of the wide count begin (see
+/// [`Bounds::counts_wide_low`]).
+const SLOTS: u64 = BUCKETS + 1;
+
 /// One "high" event (a call) in the totals.
 pub(crate) const HI: u64 = 1 << 32;
 
@@ -131,13 +136,17 @@ pub(crate) struct Window {
     /// The totals when the window was last reset: nothing before counts.
     floor: AtomicU64,
     /// The totals at the start of each of the last `BUCKETS` buckets.
-    slots: [AtomicU64; BUCKETS as usize],
+    slots: [AtomicU64; SLOTS as usize],
 }
 
 /// Where the window begins, as read by [`Window::bounds`].
 #[derive(Clone, Copy)]
 pub(crate) struct Bounds {
+    /// The totals at the start of the oldest bucket in the window.
     slot: u64,
+    /// The totals at the start of the bucket before it.
+    wide: u64,
+    /// The totals at the last reset.
     floor: u64,
 }
 
@@ -149,6 +158,19 @@ impl Bounds {
         let a = totals.wrapping_sub(self.slot);
         let b = totals.wrapping_sub(self.floor);
         ((a >> 32).min(b >> 32), (a & LO_MASK).min(b & LO_MASK))
+    }
+
+    /// As [`counts`](Self::counts), but the low events counted from one
+    /// bucket further back: over between `BUCKETS` and `BUCKETS + 1`
+    /// buckets, where the high ones are over between `BUCKETS - 1` and
+    /// `BUCKETS`. A limit on low events per high event checked with these
+    /// counts holds over every stretch of the window's length, however the
+    /// stretch lines up with the buckets.
+    pub(crate) fn counts_wide_low(self, totals: u64) -> (u64, u64) {
+        let (high, _) = self.counts(totals);
+        let w = totals.wrapping_sub(self.wide);
+        let b = totals.wrapping_sub(self.floor);
+        (high, (w & LO_MASK).min(b & LO_MASK))
     }
 }
 
@@ -164,7 +186,7 @@ impl Window {
                 head: AtomicU64::new(NO_HEAD),
                 floor: AtomicU64::new(0),
                 #[cfg(not(retry_loom))]
-                slots: [const { AtomicU64::new(0) }; BUCKETS as usize],
+                slots: [const { AtomicU64::new(0) }; SLOTS as usize],
                 #[cfg(retry_loom)]
                 slots: core::array::from_fn(|_| AtomicU64::new(0)),
             }
@@ -229,7 +251,7 @@ impl Window {
                 (0, 0)
             } else {
                 (
-                    self.slots[(head % BUCKETS) as usize].load(Ordering::Acquire),
+                    self.slots[(head % SLOTS) as usize].load(Ordering::Acquire),
                     self.hot.0.mark.load(Ordering::Acquire),
                 )
             };
@@ -280,12 +302,12 @@ impl Window {
         let start = u128::from(head) * u128::from(bucket_ns);
         // `now` is in bucket `bucket > head`, so the span is positive.
         let span = (u128::from(now) - start).max(1);
-        let first = (head + 1).max(bucket.saturating_sub(BUCKETS - 1));
+        let first = (head + 1).max(bucket.saturating_sub(SLOTS - 1));
         for k in first..=bucket {
             let elapsed = u128::from(k - head) * u128::from(bucket_ns);
             // Both shares are at most the pending counts, so they fit.
             let share = ((hi * elapsed / span) as u64) << 32 | (lo * elapsed / span) as u64;
-            self.slots[(k % BUCKETS) as usize].store(base.wrapping_add(share), Ordering::Release);
+            self.slots[(k % SLOTS) as usize].store(base.wrapping_add(share), Ordering::Release);
         }
     }
 
@@ -299,11 +321,13 @@ impl Window {
             bucket.max(head)
         };
         let oldest = newest.saturating_sub(BUCKETS - 1);
+        let before = newest.saturating_sub(BUCKETS);
         // Acquire: the totals that were read to compute the slot (or the
         // floor) happen before our own reading of the totals, which therefore
         // is no smaller.
         Bounds {
-            slot: self.slots[(oldest % BUCKETS) as usize].load(Ordering::Acquire),
+            slot: self.slots[(oldest % SLOTS) as usize].load(Ordering::Acquire),
+            wide: self.slots[(before % SLOTS) as usize].load(Ordering::Acquire),
             floor: self.floor.load(Ordering::Acquire),
         }
     }

@@ -753,6 +753,10 @@ async fn a_budget_refills_as_time_passes() {
     assert_eq!(budget.available(), 0, "the retries are still in the window");
     assert!(!budget.try_retry());
     advance(s(5)).await;
+    // A retry leaves the count only once a whole window has passed since
+    // it: at the start of the second bucket after the window's end.
+    assert_eq!(budget.available(), 0, "a whole window has not passed");
+    advance(s(1)).await;
     assert_eq!(budget.available(), 10, "they have left it");
     assert_eq!((0..100).filter(|_| budget.try_retry()).count(), 10);
 }
@@ -786,8 +790,48 @@ async fn the_floor_lets_a_quiet_caller_retry() {
     budget.record_call();
     // 0.1 × 1 call + 2 a second × 5 s.
     assert_eq!((0..100).filter(|_| budget.try_retry()).count(), 10);
-    advance(s(5)).await;
+    // The window and one bucket (0.5 s) later, the retries have left it.
+    advance(ms(5500)).await;
     assert_eq!((0..100).filter(|_| budget.try_retry()).count(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_count_for_a_whole_window_however_it_lines_up_with_the_buckets() {
+    // 10% of calls, no floor, a 10 s window in 1 s buckets, 100 calls a
+    // second. For 10 s the calls all succeed; then every call wants a retry
+    // (an outage). The calls before it pay for a burst of retries at its
+    // start; those must not leave the count before 10 s have passed, or a
+    // second burst would fall within the same 10 s.
+    let budget = RetryBudget::new()
+        .ratio(0.1)
+        .min_retries_per_second(0)
+        .window(s(10));
+    budget.try_retry(); // start the window
+    let mut by_tick = Vec::new();
+    for tick in 0..300u64 {
+        for _ in 0..10 {
+            budget.record_call();
+        }
+        if tick >= 100 {
+            while budget.try_retry() {
+                by_tick.push(tick);
+            }
+        }
+        advance(ms(100)).await;
+    }
+    // Over every 10 s stretch of the outage: at most 10% of the 1000 calls
+    // a window holds, plus what one bucket of lag may add (10 retries).
+    for start in 100..200 {
+        let in_stretch = by_tick
+            .iter()
+            .filter(|&&t| t >= start && t < start + 100)
+            .count();
+        assert!(
+            in_stretch <= 100 + 10,
+            "{in_stretch} retries in the 10 s from tick {start}"
+        );
+    }
+    assert!(by_tick.len() >= 150, "{} retries in all", by_tick.len());
 }
 
 #[test]

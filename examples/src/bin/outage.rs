@@ -38,14 +38,13 @@
 //!   (sliding by 10 ms from the recovery) in which at least 95% of the calls
 //!   that ended, succeeded.
 //!
-//! Below the table it prints what the budget should allow: it lets through
-//! 10% of the calls in its window, and when the outage starts the window
-//! still holds the healthy calls made before it, whose share is spent on the
-//! outage's first retries. So during an outage of `T` seconds after `B`
-//! healthy ones, with a window of `W`, expect up to about
-//! `1 + 0.1 * (T + min(B, W)) / T` attempts per call: 1.15 with the
-//! defaults (5 s before, 10 s down), and close to 1.1 only for outages much
-//! longer than the window.
+//! Below the table it prints what the budget should allow: over any
+//! stretch as long as its window `W`, at most 10% of the calls made in that
+//! stretch. An outage of `T <= W` seconds after `B` healthy ones may also
+//! spend the share of the healthy calls still in the window when it ends:
+//! up to `1 + 0.1 * (T + min(B, W - T)) / T` attempts per call, 1.1 with
+//! the defaults (10 s down, a 10 s window). A longer outage stays within
+//! `1 + 0.1 * W * ceil(T / W) / T`, which tends to 1.1.
 //!
 //! The provider is simulated in process (a struct that counts attempts and
 //! answers after `--latency-ms`), so nothing but the retry policy and its
@@ -270,20 +269,26 @@ fn print_table(config: &Config, reports: &[Report]) {
             );
         }
     }
-    // What a budget of `ratio` x the calls in its window allows: the calls
-    // of the outage, plus those made before it that are still in the window
-    // when it starts (their share pays for the outage's first retries).
+    // What a budget of `ratio` x the calls in its window allows: over any
+    // stretch of the window's length, `ratio` x the calls made in it. An
+    // outage no longer than the window may also spend the share of the
+    // healthy calls still in the window at its end.
     let outage = config.outage.as_secs_f64();
-    let credit = config.before.min(config.budget_window).as_secs_f64();
+    let window = config.budget_window.as_secs_f64();
+    let before = config.before.as_secs_f64();
+    let credit = if outage <= window {
+        (window - outage).min(before)
+    } else {
+        window * (outage / window).ceil() - outage
+    };
     if outage > 0.0 {
         let expected = 1.0
             + config.budget_ratio * (outage + credit) / outage
             + f64::from(config.budget_floor) / config.calls_per_second();
         println!();
         println!(
-            "The budget lets through {} x the calls in its window ({} s){}. When the outage starts, the window",
+            "The budget lets through at most {} x the calls made over any {window} s{}; an outage may",
             config.budget_ratio,
-            config.budget_window.as_secs_f64(),
             if config.budget_floor > 0 {
                 format!(", plus {} retries a second", config.budget_floor)
             } else {
@@ -291,7 +296,7 @@ fn print_table(config: &Config, reports: &[Report]) {
             },
         );
         println!(
-            "still holds {credit} s of healthy calls, whose share pays for the outage's first retries: expect up to about"
+            "also spend the share of {credit:.1} s of calls made before it: expect up to about"
         );
         println!(
             "1 + {} x ({outage} + {credit}) / {outage}{} = {expected:.3} attempts per call while it is down.",
