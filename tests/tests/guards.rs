@@ -602,3 +602,51 @@ async fn a_retry_does_not_hold_a_probe_slot_through_its_sleep() {
     assert_eq!(BREAKER.state(), BreakerState::Closed);
     call.abort();
 }
+
+#[test]
+fn many_tasks_on_a_multi_thread_runtime_keep_the_budget_exact() {
+    static BUDGET: RetryBudget = RetryBudget::new()
+        .ratio(0.5)
+        .min_retries_per_second(0)
+        .window(Duration::from_secs(3600));
+    // Counts every attempt, never opens.
+    static BREAKER: CircuitBreaker = CircuitBreaker::new()
+        .window(Duration::from_secs(3600))
+        .min_calls(u32::MAX);
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    const CALLS: u32 = 2000;
+
+    // Each call fails once, then succeeds if the budget lets it retry.
+    #[retry(max_attempts = 2, wait = none, breaker = BREAKER, budget = BUDGET)]
+    async fn chat(first: Arc<std::sync::atomic::AtomicBool>) -> Result<(), ApiError> {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        if first.swap(false, Ordering::SeqCst) {
+            return Err(ApiError::Status(ErrorKind::Server));
+        }
+        Ok(())
+    }
+
+    // No `enable_time`: with `wait = none` a retry needs no timer.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    let succeeded = rt.block_on(async {
+        let tasks: Vec<_> = (0..CALLS)
+            .map(|_| tokio::spawn(chat(Arc::new(std::sync::atomic::AtomicBool::new(true)))))
+            .collect();
+        let mut ok = 0u32;
+        for task in tasks {
+            ok += u32::from(task.await.unwrap().is_ok());
+        }
+        ok
+    });
+    let retries = RUNS.load(Ordering::SeqCst) - CALLS;
+    assert_eq!(succeeded, retries, "every retry succeeds");
+    assert!(retries <= CALLS / 2);
+    // Every call and every retry counted, none twice: what is left is the
+    // limit less what was spent.
+    assert_eq!(BUDGET.available(), u64::from(CALLS / 2 - retries));
+    assert_eq!(BREAKER.state(), BreakerState::Closed);
+}
