@@ -5,7 +5,7 @@ use core::fmt;
 use std::time::Duration;
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::window::{nanos, now_ns, Window, BUCKETS, HI, LO, TIME_MAX};
+use crate::window::{nanos, now_ns, CachePadded, Window, BUCKETS, HI, LO, TIME_MAX};
 use crate::{Classify, ErrorKind};
 
 /// Stops calls to a provider that keeps failing, then lets a few probe calls
@@ -73,9 +73,12 @@ use crate::{Classify, ErrorKind};
 /// # Cost
 ///
 /// Admission while closed is one atomic load. Reporting a success is one
-/// atomic add (plus one load, and with `consecutive_failures` on, a second
-/// load), with no clock reading, allocation or lock. Counts are exact under
-/// any number of threads. The breaker holds atomics only, is `Sync`, and is
+/// atomic add, on one of eight counters that threads take in turn, each on a
+/// cache line of its own, so that threads reporting at once seldom share
+/// one (plus one load, and with `consecutive_failures` on, a second load),
+/// with no clock reading, allocation or lock. A failure moves the counted
+/// successes into the window before reading it. Counts are exact under any
+/// number of threads. The breaker holds atomics only, is `Sync`, and is
 /// built in `const` context, so it can be a `static` shared by every call to
 /// a provider.
 ///
@@ -120,6 +123,11 @@ use crate::{Classify, ErrorKind};
 pub struct CircuitBreaker {
     /// Calls (high) and failures (low), and the failure streak.
     window: Window,
+    /// Successes not yet moved into the window, on counters spread over the
+    /// threads that report them, each on a cache line of its own, so that
+    /// threads reporting successes at once do not fight over one line. They
+    /// are moved (drained) into the window before it is read.
+    successes: [CachePadded<AtomicU64>; STRIPES],
     /// The state, as encoded below. Read on every admission; written only on
     /// changes of state and by probes.
     state: AtomicU64,
@@ -180,6 +188,44 @@ const LOST_PROBE_MIN: u64 = 1_000_000_000;
 
 /// The most: half the range of a generation.
 const LOST_PROBE_MAX: u64 = GEN_MASK / 2;
+
+/// How many success counters a breaker spreads its threads over.
+#[cfg(not(retry_loom))]
+const STRIPES: usize = 8;
+
+/// Under the model checks, one: every thread shares it, and each extra
+/// counter would multiply the interleavings to explore.
+#[cfg(retry_loom)]
+const STRIPES: usize = 1;
+
+/// The success counter of the calling thread: threads take the counters in
+/// turn, on first use.
+#[cfg(not(retry_loom))]
+#[inline]
+fn stripe() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    MINE.with(|mine| {
+        let i = mine.get();
+        if i != usize::MAX {
+            return i;
+        }
+        let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
+        mine.set(i);
+        i
+    })
+}
+
+/// Under the model checks every thread uses the one counter.
+#[cfg(retry_loom)]
+fn stripe() -> usize {
+    0
+}
 
 /// The generation of a permit that is not a probe.
 const NOT_PROBE: u64 = u64::MAX;
@@ -266,6 +312,10 @@ impl CircuitBreaker {
         pub const fn new() -> Self {
             CircuitBreaker {
                 window: Window::new(),
+                #[cfg(not(retry_loom))]
+                successes: [const { CachePadded(AtomicU64::new(0)) }; STRIPES],
+                #[cfg(retry_loom)]
+                successes: core::array::from_fn(|_| CachePadded(AtomicU64::new(0))),
                 state: AtomicU64::new(CLOSED),
                 generation_at: AtomicU64::new(0),
                 config: Config {
@@ -593,6 +643,7 @@ impl CircuitBreaker {
     /// ```
     pub fn close(&self) {
         // Forget first, so that nothing recorded after the close is lost.
+        self.forget_successes();
         self.window.reset();
         self.window.aux().store(0, Ordering::Relaxed);
         let before = self.state.swap(CLOSED, Ordering::AcqRel);
@@ -615,7 +666,8 @@ impl CircuitBreaker {
     /// A call admitted while closed succeeded: no clock, no lock.
     #[inline]
     fn succeeded(&self) {
-        self.window.add(HI, self.config.bucket_ns);
+        self.successes[stripe()].0.fetch_add(1, Ordering::Relaxed);
+        self.window.start_if_new(self.config.bucket_ns);
         if self.config.consecutive != 0 {
             let streak = self.window.aux();
             if streak.load(Ordering::Relaxed) != 0 {
@@ -628,6 +680,7 @@ impl CircuitBreaker {
     #[cold]
     #[inline(never)]
     fn failed(&self, probe: u64) {
+        self.drain();
         let now = now_ns();
         let bucket = self.window.advance(now, self.config.bucket_ns);
         self.window.add_stamped(HI + LO);
@@ -672,12 +725,33 @@ impl CircuitBreaker {
         }
     }
 
+    /// Move the successes reported so far into the window, as calls made at
+    /// unknown times since it was last read (as if each had been added to
+    /// it when reported).
+    fn drain(&self) {
+        let mut n: u64 = 0;
+        for stripe in &self.successes {
+            n = n.wrapping_add(stripe.0.swap(0, Ordering::AcqRel));
+        }
+        if n != 0 {
+            self.window.add(n.wrapping_mul(HI), self.config.bucket_ns);
+        }
+    }
+
+    /// Drop the successes not yet in the window, before it is emptied.
+    fn forget_successes(&self) {
+        for stripe in &self.successes {
+            stripe.0.store(0, Ordering::Release);
+        }
+    }
+
     /// The probe of generation `gen` succeeded: close, with an empty window.
     fn probe_succeeded(&self, gen: u64) {
         self.window.add(HI, self.config.bucket_ns);
         let mut word = self.state.load(Ordering::Acquire);
         while matches!(State::decode(word), State::HalfOpen { gen: g, .. } if g == gen) {
             // Forget before closing: calls admitted once closed all count.
+            self.forget_successes();
             self.window.reset();
             self.window.aux().store(0, Ordering::Relaxed);
             match self
@@ -784,7 +858,8 @@ pub struct BreakerPermit<'a> {
 
 impl BreakerPermit<'_> {
     /// The call succeeded. Closes the breaker if this was a half-open probe.
-    /// Otherwise one atomic add: no clock reading, no lock.
+    /// Otherwise one atomic add on the calling thread's counter: no clock
+    /// reading, no lock.
     ///
     /// ```
     /// use retry_core::{BreakerState, CircuitBreaker};

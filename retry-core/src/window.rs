@@ -214,6 +214,16 @@ impl Window {
         }
     }
 
+    /// Start the window if nothing has started it: for events kept outside
+    /// the totals until later (the breaker's successes), which must still
+    /// start the window at the time of the first of them. One load.
+    #[inline]
+    pub(crate) fn start_if_new(&self, bucket_ns: u64) {
+        if self.head.load(Ordering::Relaxed) == NO_HEAD {
+            self.start(bucket_ns);
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn start(&self, bucket_ns: u64) {
