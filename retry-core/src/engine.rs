@@ -1,4 +1,5 @@
 #![cfg_attr(not(feature = "metrics"), allow(clippy::unit_arg))]
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::attempt::Frame;
@@ -201,6 +202,25 @@ pub enum DelaySource {
     RetryAfter,
 }
 
+impl Drop for State<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.cold.is_some() || self.permit.is_some() {
+            self.drop_cold();
+        }
+    }
+}
+
+impl State<'_> {
+    #[cold]
+    #[inline(never)]
+    fn drop_cold(&mut self) {
+        // A probe's permit dropped here gives its slot back.
+        *self.permit = None;
+        *self.cold = None;
+    }
+}
+
 /// The part of a call's state that only failures use.
 #[derive(Debug)]
 struct Cold {
@@ -238,7 +258,9 @@ pub struct State<'p> {
     frame: Frame,
     /// What only a failure needs, made at the first: a call that succeeds
     /// at once writes nothing of it.
-    cold: Option<Cold>,
+    /// (Dropped by hand, in the `Drop` of `State`, so that a call that never
+    /// failed drops it with one test, inline.)
+    cold: ManuallyDrop<Option<Cold>>,
     /// The call's metric keys.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     name: &'static MetricKeys,
@@ -248,7 +270,8 @@ pub struct State<'p> {
     /// The breaker, budget and limiter the call runs under, if any.
     guards: Guards<'p>,
     /// The breaker's permit for the attempt in flight (or about to start).
-    permit: Option<BreakerPermit<'p>>,
+    /// (Dropped by hand, as `cold` is.)
+    permit: ManuallyDrop<Option<BreakerPermit<'p>>>,
 }
 
 impl<'p> State<'p> {
@@ -280,11 +303,11 @@ impl<'p> State<'p> {
         State {
             policy,
             frame: Frame::new(1, deadline, clock),
-            cold: None,
+            cold: ManuallyDrop::new(None),
             name,
             started: metrics::start(),
             guards: Guards::NONE,
-            permit: None,
+            permit: ManuallyDrop::new(None),
         }
     }
 
@@ -327,18 +350,18 @@ impl<'p> State<'p> {
         if let Some(breaker) = self.guards.breaker {
             // A retry's permit was taken before its sleep while the breaker
             // was closed; if it opened meanwhile, the retry asks again.
-            let stale = match &self.permit {
+            let stale = match &*self.permit {
                 None => true,
                 Some(permit) => !permit.is_probe() && breaker.code() != 0,
             };
             if stale {
-                self.permit = None;
+                *self.permit = None;
                 match breaker.try_acquire() {
                     Ok(permit) => {
                         if permit.is_probe() {
                             self.breaker_seen(breaker);
                         }
-                        self.permit = Some(permit);
+                        *self.permit = Some(permit);
                     }
                     Err(open) => return Err(self.refused(breaker, open)),
                 }
@@ -428,7 +451,7 @@ impl<'p> State<'p> {
             match breaker.try_acquire() {
                 // Closed: keep the permit (it costs nothing) for after the
                 // sleep.
-                Ok(permit) if !permit.is_probe() => self.permit = Some(permit),
+                Ok(permit) if !permit.is_probe() => *self.permit = Some(permit),
                 // Half-open: do not hold a probe slot through the sleep; the
                 // retry asks for one when it wakes.
                 Ok(probe) => drop(probe),
@@ -441,7 +464,7 @@ impl<'p> State<'p> {
         if let Some(budget) = self.guards.budget {
             if !budget.try_retry() {
                 // A probe's slot goes back at once.
-                self.permit = None;
+                *self.permit = None;
                 metrics::budget_refused(self.name);
                 return Err(GiveUp::Budget);
             }
