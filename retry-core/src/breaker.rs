@@ -5,7 +5,7 @@ use core::fmt;
 use std::time::Duration;
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::window::{nanos, now_ns, CachePadded, Window, BUCKETS, HI, LO, TIME_MAX};
+use crate::window::{bucket_ns, nanos, now_ns, CachePadded, Window, BUCKETS, HI, LO, TIME_MAX};
 use crate::{Classify, ErrorKind};
 
 /// Stops calls to a provider that keeps failing, then lets a few probe calls
@@ -379,7 +379,7 @@ impl CircuitBreaker {
     pub const fn window(mut self, d: Duration) -> Self {
         let ns = nanos(d);
         self.config.window_ns = ns;
-        self.config.bucket_ns = if ns / BUCKETS == 0 { 1 } else { ns / BUCKETS };
+        self.config.bucket_ns = bucket_ns(ns);
         self
     }
 

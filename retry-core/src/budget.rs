@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::breaker::ppm;
 use crate::sync::Ordering;
-use crate::window::{nanos, now_ns, Window, BUCKETS, HI, LO};
+use crate::window::{bucket_ns, nanos, now_ns, Window, BUCKETS, HI, LO};
 
 /// A cap on retries shared by many calls: retries are allowed while those
 /// made over a recent window stay within a share of the calls made over it,
@@ -155,7 +155,7 @@ impl RetryBudget {
     pub const fn window(mut self, d: Duration) -> Self {
         let ns = nanos(d);
         self.config.window_ns = ns;
-        self.config.bucket_ns = if ns / BUCKETS == 0 { 1 } else { ns / BUCKETS };
+        self.config.bucket_ns = bucket_ns(ns);
         self
     }
 

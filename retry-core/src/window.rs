@@ -92,6 +92,16 @@ pub(crate) const fn nanos(d: Duration) -> u64 {
     }
 }
 
+/// The width of one bucket of a window `window_ns` long: a tenth of it, and
+/// at least 1 ns.
+pub(crate) const fn bucket_ns(window_ns: u64) -> u64 {
+    if window_ns / BUCKETS == 0 {
+        1
+    } else {
+        window_ns / BUCKETS
+    }
+}
+
 /// Now, as a timestamp (see the module docs).
 #[cfg(not(retry_loom))]
 pub(crate) fn now_ns() -> u64 {
