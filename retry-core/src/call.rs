@@ -1,4 +1,4 @@
-use crate::engine::State;
+use crate::engine::{Refusals, State};
 use crate::guard::{FailFast, Guards, NoBreaker, Refuse};
 use crate::trace::policy_span;
 use crate::{
@@ -31,7 +31,7 @@ impl Policy {
     /// ```
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        E: Classify,
+        E: Classify + From<crate::Elapsed>,
         F: FnMut() -> Result<T, E>,
     {
         self.hooks().call(op)
@@ -155,7 +155,7 @@ impl Policy {
     pub fn call_each<I, T, E, F>(&self, items: I, op: F) -> Option<Result<T, E>>
     where
         I: IntoIterator,
-        E: Classify,
+        E: Classify + From<crate::Elapsed>,
         F: FnMut(&I::Item) -> Result<T, E>,
     {
         self.hooks().call_each(items, op)
@@ -232,6 +232,11 @@ impl Policy {
     ///         Error::Open(open)
     ///     }
     /// }
+    /// # impl From<retry_core::Elapsed> for Error {
+    /// #     fn from(_: retry_core::Elapsed) -> Self {
+    /// #         unreachable!("no deadline")
+    /// #     }
+    /// # }
     ///
     /// static BREAKER: CircuitBreaker = CircuitBreaker::new().consecutive_failures(2);
     /// let policy = Policy::new().max_attempts(2).wait(Wait::none());
@@ -444,6 +449,11 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// #         ChatError::Unavailable(open)
     /// #     }
     /// # }
+    /// # impl From<retry_core::Elapsed> for ChatError {
+    /// #     fn from(_: retry_core::Elapsed) -> Self {
+    /// #         unreachable!("no deadline")
+    /// #     }
+    /// # }
     /// use retry_core::{CircuitBreaker, Policy, RetryBudget};
     ///
     /// let budget = RetryBudget::new();
@@ -508,6 +518,11 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// #         ErrorKind::RateLimit
     /// #     }
     /// # }
+    /// # impl From<retry_core::Elapsed> for TooManyRequests {
+    /// #     fn from(_: retry_core::Elapsed) -> Self {
+    /// #         unreachable!("no deadline")
+    /// #     }
+    /// # }
     /// use retry_core::{AdaptiveLimiter, Policy, RetryBudget};
     ///
     /// let budget = RetryBudget::new();
@@ -546,7 +561,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// ```
     pub fn call<T, E, F>(&self, mut op: F) -> Result<T, E>
     where
-        E: Classify,
+        E: Classify + From<crate::Elapsed>,
         F: FnMut() -> Result<T, E>,
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
@@ -554,15 +569,9 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     {
         let mut state = State::new_sync(self.policy, &crate::metrics::POLICY_KEYS);
         state.set_guards(self.guards);
+        let refusals = self.refusals();
         loop {
-            match state.admit() {
-                Ok(pace) => State::pace_sync(pace),
-                Err(open) => {
-                    if let Some(error) = self.refuse.refuse(open) {
-                        return Err(error);
-                    }
-                }
-            }
+            state.before_attempt_sync(&refusals)?;
             let error = match state.run_attempt(&mut op) {
                 Ok(value) => {
                     state.succeeded_guarded();
@@ -625,15 +634,9 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     {
         let mut state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
         state.set_guards(self.guards);
+        let refusals = self.refusals();
         loop {
-            match state.admit() {
-                Ok(pace) => State::pace_async(pace).await,
-                Err(open) => {
-                    if let Some(error) = self.refuse.refuse(open) {
-                        return Err(error);
-                    }
-                }
-            }
+            state.before_attempt_async(&refusals).await?;
             let outcome =
                 crate::__private::run_async_timed(&state, state.run_attempt(&mut op)).await;
             let error = match outcome {
@@ -645,7 +648,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
                 Err(elapsed) => state.cut_off(elapsed),
             };
             match state.failed(&error, &self.when, &self.on_retry, policy_span) {
-                Some(delay) => State::sleep_async(delay).await,
+                Some(delay) => state.sleep_async(delay).await,
                 None => return Err(error),
             }
         }
@@ -672,7 +675,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     pub fn call_each<I, T, E, F>(&self, items: I, mut op: F) -> Option<Result<T, E>>
     where
         I: IntoIterator,
-        E: Classify,
+        E: Classify + From<crate::Elapsed>,
         F: FnMut(&I::Item) -> Result<T, E>,
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
@@ -686,7 +689,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
             match state.run_fallback(|| self.call(|| op(&item))) {
                 Ok(value) => return Some(Ok(value)),
                 Err(error) => {
-                    let falls_back = fallback_kind(self.policy, &error);
+                    let falls_back = fallback_kind(self.policy, &error) && state.before_deadline();
                     last = Some(error);
                     if !falls_back {
                         break;
@@ -746,15 +749,18 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         R: Refuse<E>,
     {
         let state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
+        let refusals = self.refusals();
         let mut last = None;
         for item in items {
             // Every item runs as a fallback of the chain: a fresh call that
             // ends no later than the chain's deadline.
-            let outcome = state.fallback_future(self.call_async(|| op(&item))).await;
+            let outcome = state
+                .fallback_async(self.call_async(|| op(&item)), &refusals)
+                .await;
             match outcome {
                 Ok(value) => return Some(Ok(value)),
                 Err(error) => {
-                    let falls_back = fallback_kind(self.policy, &error);
+                    let falls_back = fallback_kind(self.policy, &error) && state.before_deadline();
                     last = Some(error);
                     if !falls_back {
                         break;
@@ -763,6 +769,19 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
             }
         }
         last.map(Err)
+    }
+}
+
+impl<W, H, R> Hooks<'_, W, H, R> {
+    /// How a call under these hooks reports a refusal.
+    fn refusals<E: From<crate::Elapsed>>(&self) -> Refusals<E>
+    where
+        R: Refuse<E>,
+    {
+        Refusals {
+            open: self.refuse.conversion(),
+            deadline: Some(E::from),
+        }
     }
 }
 

@@ -170,3 +170,24 @@ impl Classify for Elapsed {
         ErrorKind::Timeout
     }
 }
+
+/// A deadline or attempt timeout as an [`io::Error`](std::io::Error) of kind
+/// [`TimedOut`](std::io::ErrorKind::TimedOut), with the `Elapsed` as its
+/// inner error, so that functions returning `io::Result` can be retried
+/// under a deadline.
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use retry_core::{Elapsed, Policy, Wait};
+///
+/// let policy = Policy::new().wait(Wait::none()).deadline(Duration::from_secs(5));
+/// let read: io::Result<u32> = policy.call(|| Ok(7));
+/// assert_eq!(read.unwrap(), 7);
+/// # let _ = |e: Elapsed| io::Error::from(e);
+/// ```
+impl From<Elapsed> for std::io::Error {
+    fn from(elapsed: Elapsed) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed)
+    }
+}

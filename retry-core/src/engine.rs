@@ -147,6 +147,11 @@ impl<'a, E> RetryEvent<'a, E> {
     /// #         self.retry_after
     /// #     }
     /// # }
+    /// # impl From<retry_core::Elapsed> for RateLimited {
+    /// #     fn from(_: retry_core::Elapsed) -> Self {
+    /// #         unreachable!("no deadline")
+    /// #     }
+    /// # }
     /// use std::cell::RefCell;
     /// use retry_core::{DelaySource, Policy, Wait};
     ///
@@ -180,6 +185,11 @@ impl<'a, E> RetryEvent<'a, E> {
 /// #         self.retry_after
 /// #     }
 /// # }
+/// # impl From<retry_core::Elapsed> for RateLimited {
+/// #     fn from(_: retry_core::Elapsed) -> Self {
+/// #         unreachable!("no deadline")
+/// #     }
+/// # }
 /// use std::cell::Cell;
 /// use retry_core::{DelaySource, Policy};
 ///
@@ -201,6 +211,31 @@ pub enum DelaySource {
     /// spread so that callers told the same value do not return together.
     RetryAfter,
 }
+
+/// How a call turns a refusal into its own error type: an open circuit
+/// breaker (`From<CircuitOpen>`), and its own deadline coming before it could
+/// send (`From<Elapsed>`). `None` where the call cannot (it names no breaker,
+/// or sets no deadline of its own): it is then never refused for that reason.
+/// Generated code and [`Policy::call`] make one; public only through
+/// `__private`.
+#[derive(Debug)]
+pub struct Refusals<E> {
+    /// The error for a call the open breaker refuses.
+    pub open: Option<fn(CircuitOpen) -> E>,
+    /// The error for a call whose deadline comes first.
+    pub deadline: Option<fn(Elapsed) -> E>,
+}
+
+/// The deadline error of a call, and how it becomes the call's error type.
+type DeadlineReport<E> = (Elapsed, fn(Elapsed) -> E);
+
+impl<E> Clone for Refusals<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Refusals<E> {}
 
 impl Drop for State<'_> {
     #[inline]
@@ -341,41 +376,151 @@ impl<'p> State<'p> {
         self.guards = guards;
     }
 
-    /// Before an attempt of a call with guards: the breaker's permit (an
-    /// `Err` when it refuses the call's first attempt; later attempts got
-    /// theirs before their sleep), the call counted in the budget, and how
-    /// long the limiter says to wait before sending.
+    /// How long the call may still wait: the time left before its deadline
+    /// (its own, or the one it inherited from the call it runs in), `None`
+    /// when it has none. Reads the clock only when there is a deadline.
+    ///
+    /// This is the one rule every wait of a call goes through: a backoff, a
+    /// `Retry-After`, the limiter's pacing, a fallback. Nothing a call does
+    /// waits past its deadline.
     #[inline]
-    pub(crate) fn admit(&mut self) -> Result<Duration, CircuitOpen> {
-        if let Some(breaker) = self.guards.breaker {
-            // A retry's permit was taken before its sleep while the breaker
-            // was closed; if it opened meanwhile, the retry asks again.
-            let stale = match &*self.permit {
-                None => true,
-                Some(permit) => !permit.is_probe() && breaker.code() != 0,
-            };
-            if stale {
-                *self.permit = None;
-                match breaker.try_acquire() {
-                    Ok(permit) => {
-                        if permit.is_probe() {
-                            self.breaker_seen(breaker);
-                        }
-                        *self.permit = Some(permit);
-                    }
-                    Err(open) => return Err(self.refused(breaker, open)),
-                }
-            }
-        }
+    fn time_left(&self) -> Option<Duration> {
+        self.frame
+            .deadline
+            .map(|at| at.saturating_duration_since(self.frame.clock.now()))
+    }
+
+    /// Whether a wait of `delay` from now ends before the deadline.
+    fn wait_fits(&self, delay: Duration) -> bool {
+        self.time_left().is_none_or(|left| delay < left)
+    }
+
+    /// The error a call reports when its own deadline comes: `None` when the
+    /// policy sets none (an inherited deadline is the enclosing call's to
+    /// report).
+    fn deadline_error<E>(&self, refusals: &Refusals<E>) -> Option<DeadlineReport<E>> {
+        Some((Elapsed::deadline(self.policy.deadline?), refusals.deadline?))
+    }
+
+    /// Before an attempt of a call with guards, in order: the breaker's
+    /// verdict (an open breaker refuses at once, before anything else is
+    /// spent), the call counted in the budget (first attempt), and the
+    /// limiter's send slot, taken only if it comes before the deadline.
+    /// Returns how long to wait for that slot. A probe slot of a half-open
+    /// breaker is never held through that wait: it is given back and asked
+    /// for again by [`permit_for_attempt`](Self::permit_for_attempt).
+    #[inline]
+    fn admit<E>(&mut self, refusals: &Refusals<E>) -> Result<Duration, E> {
+        self.permit_for_attempt(refusals)?;
         if self.frame.number == 1 {
             if let Some(budget) = self.guards.budget {
                 budget.record_call();
             }
         }
-        Ok(match self.guards.limiter {
-            Some(limiter) => limiter.acquire_delay(),
-            None => Duration::ZERO,
-        })
+        let Some(limiter) = self.guards.limiter else {
+            return Ok(Duration::ZERO);
+        };
+        // Only a call that can report its deadline is refused by it.
+        let report = self.deadline_error(refusals);
+        let within = match report {
+            Some(_) => self.time_left().unwrap_or(Duration::MAX),
+            None => Duration::MAX,
+        };
+        match (limiter.try_acquire_within(within), report) {
+            (Ok(pace), _) => {
+                if !pace.is_zero() && self.permit.as_ref().is_some_and(|p| p.is_probe()) {
+                    // Nothing scarce is held across a wait.
+                    *self.permit = None;
+                }
+                Ok(pace)
+            }
+            (Err(_), Some((elapsed, into))) => {
+                self.paced_past_deadline();
+                Err(into(elapsed))
+            }
+            // Not asked for a slot within a limit: never refused.
+            (Err(pace), None) => Ok(pace),
+        }
+    }
+
+    /// The breaker's permit for the attempt about to start, unless the call
+    /// holds a valid one: before the limiter's pacing, and again after it
+    /// if the wait gave a probe slot back (or the breaker opened meanwhile).
+    /// A call that cannot report an open breaker (none was given) is not
+    /// refused by one.
+    #[inline]
+    fn permit_for_attempt<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
+        let (Some(breaker), Some(into)) = (self.guards.breaker, refusals.open) else {
+            return Ok(());
+        };
+        // A retry's permit was taken before its sleep while the breaker was
+        // closed; if it opened meanwhile, the retry asks again.
+        let stale = match &*self.permit {
+            None => true,
+            Some(permit) => !permit.is_probe() && breaker.code() != 0,
+        };
+        if stale {
+            *self.permit = None;
+            match breaker.try_acquire() {
+                Ok(permit) => {
+                    if permit.is_probe() {
+                        self.breaker_seen(breaker);
+                    }
+                    *self.permit = Some(permit);
+                }
+                Err(open) => return Err(into(self.refused(breaker, open))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The limiter's next slot comes after the deadline: the attempt is
+    /// never started, and the call fails with its deadline error (made by
+    /// the caller).
+    #[cold]
+    fn paced_past_deadline(&mut self) {
+        // A probe's slot goes back at once.
+        *self.permit = None;
+        let failure = Failure {
+            attempt: self.frame.number,
+            kind: ErrorKind::Timeout,
+            request_id: None,
+            key: self.frame.key.get().copied(),
+        };
+        let cold = self.cold.get_or_insert_with(Cold::new);
+        cold.last_kind = Some(ErrorKind::Timeout);
+        let span = cold.span.get_or_insert_with(trace::policy_span);
+        trace::gave_up(span, &failure, GiveUp::PacedPastDeadline);
+        metrics::call_finished(self.name, Outcome::GaveUp, self.started);
+    }
+
+    /// Everything before an attempt of a sync call with guards: admission,
+    /// the limiter's pacing, and the breaker's permit. `Err` is the error
+    /// the call ends with: the breaker refused it, or its turn to send comes
+    /// after its deadline.
+    #[inline]
+    pub(crate) fn before_attempt_sync<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
+        let pace = self.admit(refusals)?;
+        if !pace.is_zero() {
+            Self::pace_sync(pace);
+            self.permit_for_attempt(refusals)?;
+        }
+        Ok(())
+    }
+
+    /// [`before_attempt_sync`](Self::before_attempt_sync) for an async call.
+    #[cfg(feature = "tokio")]
+    #[inline]
+    pub(crate) async fn before_attempt_async<E>(
+        &mut self,
+        refusals: &Refusals<E>,
+    ) -> Result<(), E> {
+        let pace = self.admit(refusals)?;
+        if !pace.is_zero() {
+            Self::pace_async(pace).await;
+            self.permit_for_attempt(refusals)?;
+        }
+        Ok(())
     }
 
     /// The breaker refused an attempt: the call fails fast (its first
@@ -384,7 +529,7 @@ impl<'p> State<'p> {
     fn refused(&mut self, breaker: &CircuitBreaker, open: CircuitOpen) -> CircuitOpen {
         self.breaker_seen(breaker);
         self.cold().last_kind = Some(open.kind());
-        trace::failed_fast(&open);
+        trace::failed_fast(&open, self.frame.number);
         let outcome = if self.frame.number == 1 {
             Outcome::FailedFast
         } else {
@@ -473,12 +618,20 @@ impl<'p> State<'p> {
     }
 
     /// Whether the call, having given up, should go on to its fallback: its
-    /// last error is of a kind in the policy's `fallback_on`.
+    /// last error is of a kind in the policy's `fallback_on`, and its
+    /// deadline has not passed.
     pub(crate) fn falls_back(&self) -> bool {
         self.cold
             .as_ref()
             .and_then(|cold| cold.last_kind)
             .is_some_and(|kind| self.policy.fallback_on.contains(kind))
+            && self.before_deadline()
+    }
+
+    /// Whether the deadline, if any, is still ahead: nothing new (a
+    /// fallback, the next item of a chain) starts once it has passed.
+    pub(crate) fn before_deadline(&self) -> bool {
+        self.time_left() != Some(Duration::ZERO)
     }
 
     /// How long the attempt about to start may run, and the error that
@@ -569,7 +722,12 @@ impl<'p> State<'p> {
             }
             Err((why, _)) => {
                 trace::gave_up(span, &failure, why);
-                metrics::call_finished(self.name, Outcome::GaveUp, self.started);
+                let outcome = match why {
+                    // The call's only attempt failed in a way no retry fixes.
+                    GiveUp::NotRetried(_) | GiveUp::Rejected if failed == 1 => Outcome::NotRetried,
+                    _ => Outcome::GaveUp,
+                };
+                metrics::call_finished(self.name, outcome, self.started);
                 None
             }
         }
@@ -623,11 +781,8 @@ impl<'p> State<'p> {
             }
             _ => (self.backoff(failed), DelaySource::Backoff),
         };
-        if let Some(deadline) = self.frame.deadline {
-            match self.frame.clock.now().checked_add(delay) {
-                Some(wake) if wake < deadline => {}
-                _ => return Err((GiveUp::Deadline, kind)),
-            }
+        if !self.wait_fits(delay) {
+            return Err((GiveUp::Deadline, kind));
         }
         if let Err(why) = self.guard_retry() {
             return Err((why, kind));
@@ -654,6 +809,34 @@ impl<'p> State<'p> {
     #[cfg(feature = "tokio")]
     pub(crate) fn fallback_future<F>(&self, fut: F) -> crate::attempt::InFallback<F> {
         crate::attempt::InFallback::new(self.frame.deadline, self.frame.clock, fut)
+    }
+
+    /// Run an async fallback, cut off at this call's own deadline whether
+    /// or not the fallback has one (and reported as `E::from(Elapsed)`):
+    /// a fallback ends no later than the call it replaces.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn fallback_async<T, E, F>(
+        &self,
+        fut: F,
+        refusals: &Refusals<E>,
+    ) -> impl core::future::Future<Output = Result<T, E>> + use<T, E, F>
+    where
+        F: core::future::Future<Output = Result<T, E>>,
+    {
+        let fallback = self.fallback_future(fut);
+        let cut_off = match (self.deadline_error(refusals), self.time_left()) {
+            (Some(report), Some(left)) => Some((report, left)),
+            _ => None,
+        };
+        async move {
+            match cut_off {
+                None => fallback.await,
+                Some(((elapsed, into), left)) => match tokio::time::timeout(left, fallback).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(into(elapsed)),
+                },
+            }
+        }
     }
 
     /// The attempt in flight succeeded.
@@ -705,12 +888,44 @@ impl<'p> State<'p> {
     }
 
     /// Sleep before the next attempt of an async call, on tokio's timer.
+    ///
+    /// Every retry gives the scheduler a turn, whatever the delay: a zero
+    /// delay (`wait = none`) yields, so that a loop of instant failures
+    /// never starves the tasks that share its thread. With a deadline, a
+    /// zero delay waits for the timer's next tick (1 ms) instead, the
+    /// resolution at which tokio measures the deadline: the loop then
+    /// reaches it in at most one attempt per tick, on a paused test clock
+    /// too (which moves on only while every task waits on the timer).
     #[cfg(feature = "tokio")]
-    pub(crate) async fn sleep_async(delay: Duration) {
-        // A zero delay (`wait = none`) retries at once: tokio's timer would
-        // round it up to its next tick, and needs a runtime with time on.
-        if !crate::testing::skip(delay) && !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+    pub(crate) fn sleep_async(
+        &self,
+        delay: Duration,
+    ) -> impl core::future::Future<Output = ()> + Send + 'static {
+        let tick = self.frame.deadline.is_some();
+        async move {
+            if crate::testing::skip(delay) {
+                yield_now().await;
+            } else if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            } else if tick {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            } else {
+                yield_now().await;
+            }
         }
     }
+}
+
+/// Give the scheduler a turn: pending once, with the task woken at once.
+#[cfg(feature = "tokio")]
+fn yield_now() -> impl core::future::Future<Output = ()> {
+    let mut yielded = false;
+    core::future::poll_fn(move |cx| {
+        if yielded {
+            return core::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
+    })
 }

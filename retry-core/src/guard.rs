@@ -165,6 +165,9 @@ pub trait Refuse<E> {
     /// The error for a call the breaker refused; `None` when there is no
     /// breaker to refuse it.
     fn refuse(&self, open: CircuitOpen) -> Option<E>;
+
+    /// The conversion [`refuse`](Refuse::refuse) applies, if any.
+    fn conversion(&self) -> Option<fn(CircuitOpen) -> E>;
 }
 
 /// The [`Refuse`] of a [`Hooks`](crate::Hooks) without a circuit breaker.
@@ -186,6 +189,11 @@ pub struct NoBreaker;
 impl<E> Refuse<E> for NoBreaker {
     #[inline]
     fn refuse(&self, _: CircuitOpen) -> Option<E> {
+        None
+    }
+
+    #[inline]
+    fn conversion(&self) -> Option<fn(CircuitOpen) -> E> {
         None
     }
 }
@@ -218,5 +226,10 @@ impl<E> Refuse<E> for FailFast<E> {
     #[inline]
     fn refuse(&self, open: CircuitOpen) -> Option<E> {
         Some(self(open))
+    }
+
+    #[inline]
+    fn conversion(&self) -> Option<fn(CircuitOpen) -> E> {
+        Some(*self)
     }
 }

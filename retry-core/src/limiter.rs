@@ -394,7 +394,39 @@ impl AdaptiveLimiter {
         if bits == UNLIMITED {
             return Duration::ZERO;
         }
-        self.reserve(bits)
+        self.reserve(bits, i64::MAX).unwrap_or(Duration::MAX)
+    }
+
+    /// Reserve the next send slot only if it comes sooner than `within` from
+    /// now: `Ok(delay)` with how long to wait for it, as
+    /// [`acquire_delay`](Self::acquire_delay) returns, or `Err(delay)` with
+    /// how long the next free slot is away, in which case nothing is
+    /// reserved and the slot stays free for other callers. The retry engine
+    /// calls it with the time left before a call's deadline, so that a call
+    /// never waits for a slot it could not use.
+    ///
+    /// While unlimited this is one atomic load, with no clock read.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new().initial_rate(1.0); // a slot a second
+    /// assert_eq!(limiter.try_acquire_within(Duration::from_secs(5)), Ok(Duration::ZERO));
+    /// // The next slot is about a second away: too late for a 100 ms budget ...
+    /// let refused = limiter.try_acquire_within(Duration::from_millis(100)).unwrap_err();
+    /// assert!(refused > Duration::from_millis(900), "{refused:?}");
+    /// // ... and still free for a caller that can wait for it.
+    /// let delay = limiter.try_acquire_within(Duration::from_secs(5)).unwrap();
+    /// assert!(delay > Duration::from_millis(900) && delay <= Duration::from_secs(1), "{delay:?}");
+    /// ```
+    #[inline]
+    pub fn try_acquire_within(&self, within: Duration) -> Result<Duration, Duration> {
+        let bits = self.rate.load(Relaxed);
+        if bits == UNLIMITED {
+            return Ok(Duration::ZERO);
+        }
+        self.reserve(bits, duration_to_nanos(within))
     }
 
     /// Report that an attempt succeeded (the provider admitted it). One
@@ -592,24 +624,31 @@ impl AdaptiveLimiter {
         (bits != UNLIMITED && rate < self.ceiling()).then_some(rate)
     }
 
-    /// The paced path of [`acquire_delay`](Self::acquire_delay).
+    /// The paced path of [`acquire_delay`](Self::acquire_delay) and
+    /// [`try_acquire_within`](Self::try_acquire_within): reserve the next
+    /// slot if it is less than `within` nanoseconds away (`i64::MAX`: any
+    /// slot), else `Err` with how far away it is, reserving nothing.
     #[inline(never)]
-    fn reserve(&self, bits: u64) -> Duration {
+    fn reserve(&self, bits: u64, within: i64) -> Result<Duration, Duration> {
         let now = now_nanos();
         let Some(rate) = self.grow(bits, now) else {
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         };
         let interval = self.interval(rate);
         let tolerance = self.tolerance(rate.to_bits());
         let mut next = self.next.load(Relaxed);
         loop {
             let slot = now.max(next.saturating_sub(tolerance));
+            let wait = Duration::from_nanos(slot.abs_diff(now));
+            if within != i64::MAX && slot.saturating_sub(now) >= within {
+                return Err(wait);
+            }
             let after = slot.max(next).saturating_add(interval);
             match self
                 .next
                 .compare_exchange_weak(next, after, Relaxed, Relaxed)
             {
-                Ok(_) => return Duration::from_nanos(slot.abs_diff(now)),
+                Ok(_) => return Ok(wait),
                 Err(actual) => next = actual,
             }
         }

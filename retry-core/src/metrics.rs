@@ -7,7 +7,7 @@
 //!
 //! | name | type | labels | what |
 //! |---|---|---|---|
-//! | `retry_calls_total` | counter | `function`, `outcome` | logical calls by outcome: `first_try_success`, `success_after_retry`, `gave_up`, `failed_fast` (refused by an open circuit breaker) |
+//! | `retry_calls_total` | counter | `function`, `outcome` | logical calls by outcome: `first_try_success`, `success_after_retry`, `gave_up` (failed after retrying, or stopped by the deadline, the budget or a breaker that opened meanwhile), `failed_fast` (refused by an open circuit breaker, never sent), `not_retried` (its one attempt failed with an error no retry fixes: a 400, 401 or exhausted quota, say) |
 //! | `retry_attempt_failures_total` | counter | `function`, `kind` | failed attempts by error kind |
 //! | `retry_retries_total` | counter | `function` | retries made (retry rate = this / `retry_calls_total`) |
 //! | `retry_budget_refusals_total` | counter | `function` | retries refused by a retry budget |
@@ -79,6 +79,7 @@ pub(crate) enum Outcome {
     SuccessAfterRetry = 1,
     GaveUp = 2,
     FailedFast = 3,
+    NotRetried = 4,
 }
 
 /// The metric keys of one retried function, built once on first use and
@@ -127,16 +128,17 @@ mod imp {
     const METADATA: Metadata<'static> =
         Metadata::new("retry_core", Level::INFO, Some("retry_core"));
 
-    const OUTCOMES: [&str; 4] = [
+    const OUTCOMES: [&str; 5] = [
         "first_try_success",
         "success_after_retry",
         "gave_up",
         "failed_fast",
+        "not_retried",
     ];
     const TRANSITIONS: [&str; 3] = ["closed", "half_open", "open"];
 
     pub(crate) struct Keys {
-        calls: [Key; 4],
+        calls: [Key; 5],
         failures: [Key; ErrorKind::COUNT],
         retries: Key,
         budget_refusals: Key,

@@ -200,6 +200,11 @@ impl Policy {
     /// #         Some(self.0)
     /// #     }
     /// # }
+    /// # impl From<retry_core::Elapsed> for RateLimited {
+    /// #     fn from(_: retry_core::Elapsed) -> Self {
+    /// #         unreachable!("no deadline")
+    /// #     }
+    /// # }
     /// use std::time::Duration;
     /// use retry_core::Policy;
     ///

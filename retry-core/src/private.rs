@@ -8,7 +8,7 @@ use core::time::Duration;
 pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
-pub use crate::engine::State;
+pub use crate::engine::{Refusals, State};
 pub use crate::guard::{AsBreaker, AsBudget, AsLimiter};
 pub use crate::metrics::MetricKeys;
 pub use crate::trace::{CallSpan, MakeSpan};
@@ -58,24 +58,34 @@ pub fn set_limiter<'p, L: AsLimiter + ?Sized>(state: &mut State<'p>, limiter: &'
     state.set_limiter(limiter.as_limiter());
 }
 
-/// Before each attempt of a call with a breaker, budget or limiter: how long
-/// to wait for the limiter, or the breaker's refusal.
+/// Before each attempt of a call with a breaker, budget or limiter: the
+/// breaker's verdict, the budget, the limiter's pacing (never past the
+/// deadline). `Err` is the error the call ends with.
 #[inline]
-pub fn admit(state: &mut State<'_>) -> Result<Duration, CircuitOpen> {
-    state.admit()
+pub fn before_attempt_sync<E>(state: &mut State<'_>, refusals: &Refusals<E>) -> Result<(), E> {
+    state.before_attempt_sync(refusals)
 }
 
-/// Wait for the limiter before an attempt of a sync call.
-#[inline]
-pub fn pace_sync(delay: Duration) {
-    State::pace_sync(delay);
-}
-
-/// Wait for the limiter before an attempt of an async call.
+/// [`before_attempt_sync`] for an async call.
 #[cfg(feature = "tokio")]
 #[inline]
-pub fn pace_async(delay: Duration) -> impl Future<Output = ()> + Send {
-    State::pace_async(delay)
+pub async fn before_attempt_async<E>(
+    state: &mut State<'_>,
+    refusals: &Refusals<E>,
+) -> Result<(), E> {
+    state.before_attempt_async(refusals).await
+}
+
+/// The `open` conversion of [`Refusals`] for a call with `breaker = ...`.
+#[inline]
+pub fn circuit_open<E: FromCircuitOpen>(open: CircuitOpen) -> E {
+    E::from_circuit_open(open)
+}
+
+/// The `deadline` conversion of [`Refusals`] for a call with a deadline.
+#[inline]
+pub fn from_elapsed<E: FromElapsed>(elapsed: Elapsed) -> E {
+    E::from_elapsed(elapsed)
 }
 
 /// The attempt in flight of a call with a breaker, budget or limiter
@@ -83,12 +93,6 @@ pub fn pace_async(delay: Duration) -> impl Future<Output = ()> + Send {
 #[inline]
 pub fn succeeded_guarded(state: &mut State<'_>) {
     state.succeeded_guarded();
-}
-
-/// The breaker refused the call: turn that into the function's error.
-#[inline]
-pub fn circuit_open<E: FromCircuitOpen>(open: CircuitOpen) -> E {
-    E::from_circuit_open(open)
 }
 
 /// `From<CircuitOpen>`, with a message that says what to write when it is
@@ -195,11 +199,15 @@ pub fn fallback_sync<R, F: FnOnce() -> R>(state: &State<'_>, call: F) -> R {
     state.run_fallback(call)
 }
 
-/// Call an async fallback within the call's deadline.
+/// Call an async fallback, cut off at the call's deadline.
 #[cfg(feature = "tokio")]
 #[inline]
-pub fn fallback_async<F: Future>(state: &State<'_>, call: F) -> impl Future<Output = F::Output> {
-    state.fallback_future(call)
+pub fn fallback_async<T, E, F: Future<Output = Result<T, E>>>(
+    state: &State<'_>,
+    call: F,
+    refusals: &Refusals<E>,
+) -> impl Future<Output = Result<T, E>> {
+    state.fallback_async(call, refusals)
 }
 
 /// The default `when`: every error of a retried kind is retried.
@@ -246,6 +254,9 @@ pub fn sleep_sync(delay: Duration) {
 /// Sleep before the next attempt of an async call.
 #[cfg(feature = "tokio")]
 #[inline]
-pub fn sleep_async(delay: Duration) -> impl Future<Output = ()> + Send {
-    State::sleep_async(delay)
+pub fn sleep_async(
+    state: &State<'_>,
+    delay: Duration,
+) -> impl Future<Output = ()> + Send + 'static {
+    state.sleep_async(delay)
 }

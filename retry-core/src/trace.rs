@@ -21,6 +21,8 @@ pub(crate) enum GiveUp {
     RetryAfterTooLong(Duration),
     /// The next attempt could not start before the deadline.
     Deadline,
+    /// The limiter's next send slot comes after the deadline.
+    PacedPastDeadline,
     /// The retry budget is spent.
     Budget,
     /// The circuit breaker refused the next attempt.
@@ -40,6 +42,9 @@ impl GiveUp {
             GiveUp::KindCap(_) => "the per-kind max_attempts for this kind reached",
             GiveUp::RetryAfterTooLong(_) => "the server asked for a wait above retry_after_cap",
             GiveUp::Deadline => "the deadline comes before the next attempt could start",
+            GiveUp::PacedPastDeadline => {
+                "the rate limiter's next send slot comes after the deadline; nothing was sent"
+            }
             GiveUp::Budget => "the retry budget is spent",
             GiveUp::CircuitOpen => "the circuit breaker is open",
         }
@@ -119,14 +124,26 @@ mod imp {
         }
     }
 
-    pub(crate) fn failed_fast(open: &crate::CircuitOpen) {
-        tracing::debug!(
-            target: "retry_core",
-            retry_in_ms = open
-                .retry_in()
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            "circuit breaker open; failing fast without calling"
-        );
+    pub(crate) fn failed_fast(open: &crate::CircuitOpen, attempt: u32) {
+        let retry_in_ms = open
+            .retry_in()
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if attempt == 1 {
+            tracing::debug!(
+                target: "retry_core",
+                retry_in_ms,
+                refused = true,
+                "circuit breaker open; failing fast, refused without sending"
+            );
+        } else {
+            tracing::debug!(
+                target: "retry_core",
+                attempt,
+                retry_in_ms,
+                refused = true,
+                "circuit breaker opened while waiting to retry; giving up without sending"
+            );
+        }
     }
 
     pub(crate) fn succeeded(span: &CallSpan, attempts: u32, key: Option<IdempotencyKey>) {
@@ -160,7 +177,7 @@ mod imp {
     pub(crate) fn gave_up(_: &CallSpan, _: &Failure<'_>, _: GiveUp) {}
 
     #[inline]
-    pub(crate) fn failed_fast(_: &crate::CircuitOpen) {}
+    pub(crate) fn failed_fast(_: &crate::CircuitOpen, _: u32) {}
 
     #[inline]
     pub(crate) fn succeeded(_: &CallSpan, _: u32, _: Option<IdempotencyKey>) {}

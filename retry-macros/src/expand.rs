@@ -456,6 +456,21 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         .clone()
         .unwrap_or_else(|| syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
 
+    // How the call reports a refusal: an open breaker (with `breaker`), and
+    // its own deadline coming before it could send (the limiter's pacing) or
+    // before its fallback ended (async).
+    let refusals = Ident::new("__retry_refusals", site);
+    let open_conversion = match &args.breaker {
+        Some((_, key)) => respan(quote!(#p::Some(#p::circuit_open)), *key),
+        None => quote!(#p::None),
+    };
+    let deadline_conversion = match &args.deadline {
+        Some((_, key)) if sig.asyncness.is_some() || args.limiter.is_some() => {
+            respan(quote!(#p::Some(#p::from_elapsed)), *key)
+        }
+        _ => quote!(#p::None),
+    };
+
     let give_up = match &args.fallback {
         None => quote!(return #p::Err(#error);),
         Some(path) => {
@@ -468,7 +483,7 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             });
             let call = quote_spanned!(path.span()=> #path(#(#forwarded),*));
             let run = if sig.asyncness.is_some() {
-                quote!(#p::fallback_async(&#state, #call).await)
+                quote!(#p::fallback_async(&#state, #call, &#refusals).await)
             } else {
                 quote!(#p::fallback_sync(&#state, || #call))
             };
@@ -500,31 +515,20 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             set_guards.extend(quote_spanned!(span=> #set(&mut #state, #ident);));
         }
     }
-    let pace = Ident::new("__retry_pace", site);
-    let open = Ident::new("__retry_open", site);
-    let admit = |pace_call: TokenStream| {
+    let admit = |before: TokenStream| {
         if !guarded {
             return TokenStream::new();
         }
-        let refused = match &args.breaker {
-            Some((_, key)) => {
-                let circuit_open = respan(quote!(#p::circuit_open), *key);
-                let convert = quote_spanned!(*key=> #circuit_open(#open));
-                quote! {
-                    #p::Err(#open) => {
-                        let #error = #convert;
-                        #give_up
-                    }
-                }
-            }
-            None => quote!(#p::Err(_) => {}),
-        };
         quote! {
-            match #p::admit(&mut #state) {
-                #p::Ok(#pace) => #pace_call,
-                #refused
+            if let #p::Err(#error) = #before {
+                #give_up
             }
         }
+    };
+    let bind_refusals = if guarded || (args.fallback.is_some() && sig.asyncness.is_some()) {
+        quote!(let #refusals = #p::Refusals { open: #open_conversion, deadline: #deadline_conversion };)
+    } else {
+        TokenStream::new()
     };
     let succeeded = if guarded {
         quote!(#p::succeeded_guarded(&mut #state);)
@@ -555,15 +559,15 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         (
             quote!(#p::start_async),
             run,
-            quote!(#p::sleep_async(#delay).await),
-            admit(quote!(#p::pace_async(#pace).await)),
+            quote!(#p::sleep_async(&#state, #delay).await),
+            admit(quote!(#p::before_attempt_async(&mut #state, &#refusals).await)),
         )
     } else {
         (
             quote!(#p::start_sync),
             quote!(#p::attempt_sync::<#ret, _>(&#state, || #block)),
             quote!(#p::sleep_sync(#delay)),
-            admit(quote!(#p::pace_sync(#pace))),
+            admit(quote!(#p::before_attempt_sync(&mut #state, &#refusals))),
         )
     };
 
@@ -575,6 +579,7 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             #bind_guards
             let mut #state = #start(&__RETRY_POLICY, &__RETRY_METRICS);
             #set_guards
+            #bind_refusals
             loop {
                 #admit
                 // The clones live for the attempt alone: a fallback gets the

@@ -70,7 +70,13 @@ fn calls_attempts_and_retries_are_counted_by_function() {
     );
     assert_eq!(
         get("retry_calls_total{function=chat,outcome=gave_up}"),
-        2,
+        1,
+        "{c:?}"
+    );
+    // The `Auth` failure was never retried: an outcome of its own.
+    assert_eq!(
+        get("retry_calls_total{function=chat,outcome=not_retried}"),
+        1,
         "{c:?}"
     );
     assert_eq!(
@@ -185,4 +191,29 @@ fn fast_failures_budget_refusals_and_breaker_transitions_are_counted() {
         "{c:?}"
     );
     assert_eq!(get("retry_retries_total{function=budgeted}"), 0, "{c:?}");
+}
+
+#[test]
+fn calls_never_retried_have_an_outcome_of_their_own() {
+    let recorder = DebuggingRecorder::new();
+    let _sleeps = testing::skip_sleeps();
+    metrics::with_local_recorder(&recorder, || {
+        // One attempt, an error no retry fixes: not retried.
+        chat(&mut vec![ErrorKind::Client]).unwrap_err();
+        chat(&mut vec![ErrorKind::Quota]).unwrap_err();
+        // Retried once, then an error no retry fixes: it gave up.
+        chat(&mut vec![ErrorKind::Client, ErrorKind::Timeout]).unwrap_err();
+    });
+    let c = counters(&recorder);
+    let get = |k: &str| c.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        get("retry_calls_total{function=chat,outcome=not_retried}"),
+        2,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_calls_total{function=chat,outcome=gave_up}"),
+        1,
+        "{c:?}"
+    );
 }
