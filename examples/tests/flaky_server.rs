@@ -388,6 +388,43 @@ async fn fail_first_counts_attempts_per_logical_request() {
 }
 
 #[tokio::test]
+async fn the_outage_scenario_answers_503_to_every_attempt() {
+    let provider = FlakyProvider::spawn(Scenario::from_name("outage").unwrap()).unwrap();
+    let client = client();
+    // However often the same logical request comes back, by key or by
+    // `user`, it is never answered: unlike `503`, it does not recover.
+    for (key, user) in [(Some("k"), None), (None, Some("u")), (None, None)] {
+        for _ in 0..4 {
+            let resp = chat(&client, &provider, key, user).await.unwrap();
+            assert_eq!(resp.status(), 503, "{key:?} {user:?}");
+            assert_eq!(header(&resp, "idempotent-replayed"), None);
+            let json: Value = resp.json().await.unwrap();
+            assert_eq!(json["error"]["code"], "service_unavailable");
+        }
+    }
+    let stats = provider.stats();
+    assert_eq!(stats.requests, 12);
+    assert_eq!((stats.processed, stats.replayed), (0, 0));
+    assert_eq!(stats.faults.get("503"), Some(&12));
+    assert!(outcomes(&provider).iter().all(|o| o == "503"));
+}
+
+#[tokio::test]
+async fn the_recoverable_scenarios_answer_the_third_attempt() {
+    for name in ["500", "503", "529"] {
+        let provider = FlakyProvider::spawn(Scenario::from_name(name).unwrap()).unwrap();
+        let client = client();
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let resp = chat(&client, &provider, Some("k"), None).await.unwrap();
+            statuses.push(resp.status().as_u16().to_string());
+        }
+        assert_eq!(statuses, [name, name, "200"]);
+        assert_eq!(provider.stats().processed, 1, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn a_repeated_key_gets_the_stored_response() {
     let provider = FlakyProvider::spawn(Scenario::Healthy).unwrap();
     let client = client();

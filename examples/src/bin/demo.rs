@@ -1,11 +1,37 @@
-//! The demo: hundreds of chat completions through `#[retry]` against a
-//! provider that fails in every way an LLM API does, then a summary.
+//! The demo: hundreds of chat completions through a retry [`Policy`] and a
+//! shared [`CircuitBreaker`], against a local provider that fails in every
+//! way an LLM API does (or a real OpenAI-compatible endpoint), then a
+//! summary.
 //!
 //! ```sh
 //! cargo run --release -p examples --bin demo
-//! cargo run --release -p examples --bin demo -- --scenario rate-limit --requests 500
+//! cargo run --release -p examples --bin demo -- --scenario 503 --requests 50
+//! cargo run --release -p examples --bin demo -- --scenario outage
 //! OPENAI_API_KEY=sk-... cargo run --release -p examples --bin demo -- --base-url https://api.openai.com/v1 --requests 5
 //! ```
+//!
+//! # Settings
+//!
+//! The policy is built at run time from the flags. Against the local
+//! provider, whose answers are instant, an attempt may take 2 s (its `slow`
+//! fault answers after 3 s, so a slow attempt is cut off and retried), a call
+//! 30 s, with up to 6 attempts. Against `--base-url`, sized for real chat
+//! completions: 120 s per attempt, 300 s per call, up to 4 attempts.
+//! `--attempt-timeout`, `--deadline` and `--max-attempts` change them.
+//!
+//! # The breaker
+//!
+//! All calls share one breaker. It should open when the provider is down,
+//! not when a burst of calls each fail a couple of times before they
+//! succeed. In the `500`, `503`, `529`, `slow` and `drop` scenarios every
+//! request fails its first attempts (two at most), so with C calls in
+//! flight the first 2 × C attempts all fail, and later about two attempts in
+//! three fail. The breaker therefore opens only when **90 %** of the attempts
+//! in the last 30 s failed, counted once there are at least
+//! **max(100, 4 × concurrency)** of them: every call of those scenarios
+//! succeeds, while in `outage` (every attempt gets a 503) it opens after
+//! that many failures and refuses every later call for 30 s without sending
+//! it. Rate limits do not count as failures.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -13,70 +39,150 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::builder::PossibleValuesParser;
+use clap::Parser;
 use examples::flaky::{FlakyProvider, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::{retry, CircuitBreaker, Classify, DelaySource, RetryEvent};
+use retry_core::{CircuitBreaker, CircuitOpen, Classify, DelaySource, Policy, RetryEvent, Wait};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-const HELP: &str = "\
-demo: chat completions through #[retry] against a flaky provider
-
-USAGE:
-    cargo run --release -p examples --bin demo -- [OPTIONS]
-
-OPTIONS:
-    --requests N       logical chat requests to send [default: 200]
-    --concurrency C    requests in flight at once [default: 32]
-    --scenario NAME    the local provider's faults [default: chaos]
-    --base-url URL     call this OpenAI-compatible endpoint instead (needs OPENAI_API_KEY)
-    --model NAME       model to ask for [default: gpt-4o-mini]
-    -h, --help         print this help
-";
-
+/// Chat completions through a retry policy and a circuit breaker, against a
+/// local provider that fails on purpose or a real OpenAI-compatible endpoint.
+#[derive(Parser, Debug)]
+#[command(name = "demo")]
 struct Options {
-    requests: usize,
-    concurrency: usize,
+    /// Logical chat requests to send.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
+
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+
+    /// The local provider's faults. `500`, `503`, `529`, `slow` and `drop` fail
+    /// each request twice, then answer; `outage` answers 503 to everything.
+    #[arg(
+        long,
+        default_value = "chaos",
+        value_parser = PossibleValuesParser::new(Scenario::names()),
+        conflicts_with = "base_url"
+    )]
     scenario: String,
+
+    /// Call this OpenAI-compatible endpoint (e.g. https://api.openai.com/v1)
+    /// instead of the local provider; the key is read from OPENAI_API_KEY.
+    #[arg(long, value_name = "URL")]
     base_url: Option<String>,
+
+    /// The model to ask for.
+    #[arg(long, default_value = "gpt-4o-mini")]
     model: String,
+
+    /// How long one attempt may take before it is cut off and retried, e.g.
+    /// `90s`, `2m`, `500ms` [default: 2s locally, 120s with --base-url].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    attempt_timeout: Option<Duration>,
+
+    /// How long a call may take, all its attempts and waits included
+    /// [default: 30s locally, 300s with --base-url].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    deadline: Option<Duration>,
+
+    /// Attempts per call, the first one included [default: 6 locally, 4 with
+    /// --base-url].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: Option<u32>,
 }
 
-fn parse_options() -> Result<Options, String> {
-    let mut options = Options {
-        requests: 200,
-        concurrency: 32,
-        scenario: "chaos".to_owned(),
-        base_url: None,
-        model: "gpt-4o-mini".to_owned(),
+/// `120s`, `1.5s`, `250ms`, `2m`, `1h`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}; write a duration like 120s, 2m or 500ms"
+            ))
+        }
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            print!("{HELP}");
-            std::process::exit(0);
+    match number.parse::<f64>() {
+        Ok(n) if (0.001..=86_400.0).contains(&(n * scale)) => {
+            Ok(Duration::from_secs_f64(n * scale))
         }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value; see --help"))?;
-        let count = |v: &str| -> Result<usize, String> {
-            match v.parse() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("{flag} takes a whole number above 0, not {v:?}")),
-            }
-        };
-        match flag.as_str() {
-            "--requests" => options.requests = count(&value)?,
-            "--concurrency" => options.concurrency = count(&value)?,
-            "--scenario" => options.scenario = value,
-            "--base-url" => options.base_url = Some(value.trim_end_matches('/').to_owned()),
-            "--model" => options.model = value,
-            other => return Err(format!("unknown option {other}; see --help")),
-        }
+        _ => Err(format!(
+            "{text:?} is not a duration between 1ms and 24h; write one like 120s, 2m or 500ms"
+        )),
     }
-    Ok(options)
+}
+
+/// A duration as a person would say it: `30s`, `1.5s`, `250ms`.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 10.0 {
+        format!("{}s", secs.round())
+    } else if secs >= 1.0 {
+        let tenths = (secs * 10.0).round() / 10.0;
+        format!("{tenths}s")
+    } else {
+        // Rounded up: a wait is never "0ms".
+        format!("{}ms", d.as_nanos().div_ceil(1_000_000))
+    }
+}
+
+/// The breaker's refusal inside `error`, when the call was refused instead
+/// of answered.
+fn refusal(error: &HttpError) -> Option<&CircuitOpen> {
+    std::error::Error::source(error).and_then(|s| s.downcast_ref::<CircuitOpen>())
+}
+
+/// `text` on one line, its runs of whitespace collapsed to one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A provider error as one line: status, request id, wait asked for, and the
+/// provider's message whole (the `error.message` of an OpenAI- or
+/// Anthropic-shaped body, else the body), or the transport error's chain.
+fn describe(error: &HttpError) -> String {
+    let mut line = match error.status() {
+        Some(status) => format!("HTTP {}", status.as_u16()),
+        None => format!("{} error", error.kind()),
+    };
+    let mut notes = Vec::new();
+    if let Some(id) = error.request_id() {
+        notes.push(format!("request {id}"));
+    }
+    if let Some(wait) = error.retry_after() {
+        notes.push(format!("retry after {}", human(wait)));
+    }
+    if !notes.is_empty() {
+        line.push_str(&format!(" ({})", notes.join(", ")));
+    }
+    let message = serde_json::from_str::<Value>(error.body())
+        .ok()
+        .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| error.body().to_owned());
+    if !message.is_empty() {
+        line.push_str(": ");
+        line.push_str(&message);
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    one_line(&line)
 }
 
 /// Counters that the retry hook and the calls share.
@@ -89,11 +195,6 @@ fn on_retry(event: &RetryEvent<'_, HttpError>) {
     }
 }
 
-/// One breaker for the provider, shared by every call: it fails calls fast
-/// if the provider goes down (its defaults: 50% of at least 20 calls over
-/// 30 s fail; try `--scenario 503`).
-static BREAKER: CircuitBreaker = CircuitBreaker::new();
-
 struct Endpoint {
     client: reqwest::Client,
     base_url: String,
@@ -101,14 +202,7 @@ struct Endpoint {
     model: String,
 }
 
-#[retry(
-    max_attempts = 8,
-    wait = exponential(100ms, 2s),
-    attempt_timeout = 1s,
-    deadline = 30s,
-    on_retry = on_retry,
-    breaker = BREAKER
-)]
+/// One attempt: a chat completion request, with the retry headers.
 async fn chat(endpoint: &Endpoint, user: &str, prompt: &str) -> Result<String, HttpError> {
     ATTEMPTS.fetch_add(1, Ordering::Relaxed);
     let mut request = endpoint
@@ -130,12 +224,28 @@ async fn chat(endpoint: &Endpoint, user: &str, prompt: &str) -> Result<String, H
         .to_owned())
 }
 
+/// How one logical request ended.
+enum Outcome {
+    Answered(Duration),
+    /// The provider's (or the network's) error: kind and a one-line example.
+    Failed(String, String),
+    /// Refused by the breaker after `sent` attempts had been sent.
+    Refused {
+        sent: u32,
+        open: CircuitOpen,
+    },
+}
+
 /// The counters and gauges retry-core reported, one line each, and the
 /// mean call time.
 fn print_metrics(snapshotter: &Snapshotter) {
     let mut lines = Vec::new();
+    let mut function = None;
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let (_, key) = key.into_parts();
+        if let Some(f) = key.labels().find(|l| l.key() == "function") {
+            function = Some(f.value().to_owned());
+        }
         let labels: Vec<String> = key
             .labels()
             .filter(|l| l.key() != "function")
@@ -158,25 +268,65 @@ fn print_metrics(snapshotter: &Snapshotter) {
         }
     }
     lines.sort();
-    println!("\nmetrics (function=chat):");
+    match function {
+        Some(function) => println!("\nmetrics (function={function}):"),
+        None => println!("\nmetrics:"),
+    }
     for line in lines {
         println!("  {line}");
     }
     println!();
 }
 
+/// Prints one row of the summary table.
+fn row(label: &str, value: impl std::fmt::Display) {
+    println!("{label:<44}{value}");
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("demo: {message}");
-            return ExitCode::from(2);
-        }
+    let options = Options::parse();
+    let remote = options.base_url.is_some();
+    // Sized for real chat completions against an endpoint; for instant
+    // answers (and a 3 s `slow` fault) locally.
+    let (max_attempts, attempt_timeout, deadline, wait) = if remote {
+        (
+            options.max_attempts.unwrap_or(4),
+            options.attempt_timeout.unwrap_or(Duration::from_secs(120)),
+            options.deadline.unwrap_or(Duration::from_secs(300)),
+            Wait::exponential(Duration::from_millis(500), Duration::from_secs(20)),
+        )
+    } else {
+        (
+            options.max_attempts.unwrap_or(6),
+            options.attempt_timeout.unwrap_or(Duration::from_secs(2)),
+            options.deadline.unwrap_or(Duration::from_secs(30)),
+            Wait::exponential(Duration::from_millis(100), Duration::from_secs(2)),
+        )
     };
+    let policy = Policy::new()
+        .max_attempts(max_attempts)
+        .wait(wait)
+        .attempt_timeout(attempt_timeout)
+        .deadline(deadline);
+    if let Err(e) = policy.validate() {
+        eprintln!("demo: the retry settings do not work together: {e}");
+        return ExitCode::from(2);
+    }
+    // Opens on an outage, not on a burst of recoverable failures: see the
+    // module documentation.
+    let min_calls = options.concurrency.saturating_mul(4).max(100);
+    let breaker = Arc::new(
+        CircuitBreaker::new()
+            .failure_ratio(0.9)
+            .min_calls(min_calls)
+            .window(Duration::from_secs(30))
+            .break_for(Duration::from_secs(30)),
+    );
+
     let (provider, base_url, api_key) = match &options.base_url {
         Some(url) => match std::env::var("OPENAI_API_KEY") {
-            Ok(key) => (None, url.clone(), Some(key)),
+            Ok(key) => (None, url.trim_end_matches('/').to_owned(), Some(key)),
             Err(_) => {
                 eprintln!("demo: --base-url needs OPENAI_API_KEY set to the endpoint's API key");
                 return ExitCode::from(2);
@@ -212,7 +362,7 @@ async fn main() -> ExitCode {
     }
 
     let client = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(10))
         .build()
     {
         Ok(client) => client,
@@ -239,45 +389,72 @@ async fn main() -> ExitCode {
             "remote endpoint".to_owned()
         }
     );
-    let bar = ProgressBar::new(options.requests as u64);
+    println!(
+        "Up to {max_attempts} attempts of at most {} each, {} per call; the breaker opens \
+         when 90% of at least {min_calls} attempts in 30s fail, and then refuses calls for 30s.",
+        human(attempt_timeout),
+        human(deadline),
+    );
+    let bar = ProgressBar::new(u64::from(options.requests));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} calls  {elapsed_precise}  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
     let started = Instant::now();
-    let limit = Arc::new(Semaphore::new(options.concurrency));
+    let limit = Arc::new(Semaphore::new(options.concurrency as usize));
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..options.requests {
         let endpoint = Arc::clone(&endpoint);
+        let breaker = Arc::clone(&breaker);
         let limit = Arc::clone(&limit);
         let bar = bar.clone();
         calls.spawn(async move {
             let _slot = limit.acquire_owned().await;
             let begun = Instant::now();
             let user = format!("demo-{i}");
-            let outcome = chat(&endpoint, &user, &format!("Say hello to caller {i}")).await;
+            let prompt = format!("Say hello to caller {i}");
+            let mut sent = 0;
+            let outcome = policy
+                .on_retry(on_retry)
+                .breaker(&breaker)
+                .call_async(|| {
+                    sent += 1;
+                    chat(&endpoint, &user, &prompt)
+                })
+                .await;
             bar.inc(1);
-            (
-                begun.elapsed(),
-                outcome.map_err(|e| (e.kind(), e.to_string())),
-            )
+            match outcome {
+                Ok(_) => Outcome::Answered(begun.elapsed()),
+                Err(e) => match refusal(&e) {
+                    Some(open) => Outcome::Refused { sent, open: *open },
+                    None => Outcome::Failed(e.kind().to_string(), describe(&e)),
+                },
+            }
         });
     }
 
-    let mut latencies = Vec::with_capacity(options.requests);
+    let mut latencies = Vec::with_capacity(options.requests as usize);
     let mut failed: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut refused: BTreeMap<&str, (u64, CircuitOpen)> = BTreeMap::new();
     while let Some(joined) = calls.join_next().await {
         match joined {
-            Ok((latency, Ok(_))) => latencies.push(latency),
-            Ok((_, Err((kind, message)))) => {
-                let entry = failed.entry(kind.to_string()).or_insert((0, message));
-                entry.0 += 1;
+            Ok(Outcome::Answered(latency)) => latencies.push(latency),
+            Ok(Outcome::Failed(kind, example)) => {
+                failed.entry(kind).or_insert((0, example)).0 += 1;
+            }
+            Ok(Outcome::Refused { sent, open }) => {
+                let label = if sent == 0 {
+                    "refused by circuit breaker (not sent)"
+                } else {
+                    "refused by circuit breaker (retry not sent)"
+                };
+                refused.entry(label).or_insert((0, open)).0 += 1;
             }
             Err(e) => {
                 let entry = failed
                     .entry("panicked".to_owned())
-                    .or_insert((0, e.to_string()));
+                    .or_insert((0, one_line(&e.to_string())));
                 entry.0 += 1;
             }
         }
@@ -297,51 +474,124 @@ async fn main() -> ExitCode {
     let attempts = ATTEMPTS.load(Ordering::Relaxed);
 
     println!();
-    println!("{:<38}{}", "logical requests", options.requests);
-    println!("{:<38}{}", "succeeded", succeeded);
+    row("logical requests", options.requests);
+    row("succeeded", succeeded);
     if failed.is_empty() {
-        println!("{:<38}0", "failed");
+        row("failed", 0);
     }
     for (kind, (count, example)) in &failed {
-        let example: String = if example.chars().count() > 90 {
-            example.chars().take(89).chain(['…']).collect()
-        } else {
-            example.clone()
-        };
-        println!("{:<38}{count}   e.g. {example}", format!("failed: {kind}"));
-    }
-    println!("{:<38}{attempts}", "attempts sent");
-    if succeeded > 0 {
-        println!(
-            "{:<38}{:.2}",
-            "attempts per success",
-            attempts as f64 / succeeded as f64
+        row(
+            &format!("failed: {kind}"),
+            format!("{count:<5}e.g. {example}"),
         );
     }
-    println!(
-        "{:<38}{}",
+    for (label, (count, open)) in &refused {
+        let example = match open.retry_in() {
+            Some(wait) if !open.is_isolated() => {
+                format!("breaker open; next probe in {}", human(wait))
+            }
+            _ => "breaker isolated".to_owned(),
+        };
+        row(label, format!("{count:<5}e.g. {example}"));
+    }
+    row("attempts sent", attempts);
+    if succeeded > 0 {
+        row(
+            "attempts per success",
+            format!("{:.2}", attempts as f64 / succeeded as f64),
+        );
+    }
+    row(
         "Retry-After waits honoured",
-        RETRY_AFTER_WAITS.load(Ordering::Relaxed)
+        RETRY_AFTER_WAITS.load(Ordering::Relaxed),
     );
-    println!("{:<38}{}", "latency p50", percentile(0.50));
-    println!("{:<38}{}", "latency p95", percentile(0.95));
-    println!("{:<38}{}", "latency p99", percentile(0.99));
-    println!("{:<38}{:.2} s", "wall time", wall.as_secs_f64());
+    row("latency p50", percentile(0.50));
+    row("latency p95", percentile(0.95));
+    row("latency p99", percentile(0.99));
+    row("wall time", format!("{:.2} s", wall.as_secs_f64()));
     print_metrics(&snapshotter);
     match &provider {
         Some(provider) => {
             let stats = provider.stats();
-            println!("{:<38}{}", "requests the provider saw", stats.requests);
-            println!(
-                "{:<38}{}",
-                "answers replayed by idempotency key", stats.replayed
-            );
-            println!("{:<38}{}", "requests billed twice", stats.billed_twice);
+            row("requests the provider saw", stats.requests);
+            row("answers replayed by idempotency key", stats.replayed);
+            row("requests billed twice", stats.billed_twice);
             if stats.billed_twice > 0 {
                 return ExitCode::FAILURE;
             }
         }
-        None => println!("{:<38}n/a (remote endpoint)", "requests billed twice"),
+        None => row("requests billed twice", "n/a (remote endpoint)"),
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use reqwest::StatusCode;
+
+    #[test]
+    fn waits_are_rounded_for_people() {
+        let cases = [
+            (Duration::from_nanos(29_999_981_533), "30s"),
+            (Duration::from_secs(120), "120s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(2000), "2s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_micros(249_001), "250ms"),
+            (Duration::from_nanos(1), "1ms"),
+        ];
+        for (wait, want) in cases {
+            assert_eq!(human(wait), want, "{wait:?}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_their_units() {
+        assert_eq!(parse_duration("120s"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        for bad in ["", "0s", "5x", "-1s", "s", "2 days", "0.1ms", "25h"] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(error.contains("120s, 2m or 500ms"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_told_apart_from_a_provider_error() {
+        let breaker = CircuitBreaker::new().consecutive_failures(1);
+        breaker
+            .try_acquire()
+            .unwrap()
+            .failure(retry_core::ErrorKind::Overloaded);
+        let refused = HttpError::from(breaker.try_acquire().unwrap_err());
+        assert!(refusal(&refused).is_some());
+        let overloaded =
+            HttpError::from_response(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), b"busy");
+        assert!(refusal(&overloaded).is_none());
+    }
+
+    #[test]
+    fn the_providers_message_is_shown_whole_on_one_line() {
+        let message = "The engine is currently overloaded,\nplease try again later. ".repeat(5);
+        let body = json!({"error": {"message": message, "type": "server_error"}}).to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("req_7"));
+        headers.insert("retry-after", HeaderValue::from_static("1.5"));
+        let error =
+            HttpError::from_response(StatusCode::SERVICE_UNAVAILABLE, &headers, body.as_bytes());
+        let line = describe(&error);
+        assert!(
+            line.starts_with("HTTP 503 (request req_7, retry after 1.5s): The engine"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(line.matches("please try again later.").count(), 5, "{line}");
+        // Not JSON: the body itself.
+        let error = HttpError::from_response(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"no\n");
+        assert_eq!(describe(&error), "HTTP 502: no");
+    }
 }

@@ -148,6 +148,7 @@ const NAMES: &[&str] = &[
     "401",
     "slow",
     "drop",
+    "outage",
 ];
 
 impl Scenario {
@@ -167,8 +168,12 @@ impl Scenario {
     /// | `500`, `503`, `529`, `400`, `401` | 2 × that status |
     /// | `slow` | 2 × answered after 3 s |
     /// | `drop` | 2 × connection dropped after processing |
+    /// | `outage` | [`Scenario::Always`] `503`: a provider that is down |
     ///
-    /// "2 ×" means [`Scenario::FailFirst`] with `failures: 2`.
+    /// "2 ×" means [`Scenario::FailFirst`] with `failures: 2`: every logical
+    /// request recovers on its third attempt (on its second for `slow` and
+    /// `drop` when it carries an `Idempotency-Key`, as the stored answer is
+    /// replayed). Only `outage` fails every attempt.
     pub fn from_name(name: &str) -> Option<Scenario> {
         let fail_twice = |fault| Scenario::FailFirst { failures: 2, fault };
         Some(match name {
@@ -197,6 +202,7 @@ impl Scenario {
             "401" => fail_twice(Fault::Status(401)),
             "slow" => fail_twice(Fault::Slow(Duration::from_secs(3))),
             "drop" => fail_twice(Fault::DropAfterProcessing),
+            "outage" => Scenario::Always(Fault::Status(503)),
             _ => return None,
         })
     }
@@ -285,6 +291,23 @@ mod tests {
         assert_eq!(Scenario::from_name("nope"), None);
         let err = "nope".parse::<Scenario>().unwrap_err().to_string();
         assert!(err.contains("rate-limit"), "{err}");
+    }
+
+    #[test]
+    fn outage_is_503_to_everything_and_the_recoverable_ones_are_not() {
+        assert_eq!(
+            Scenario::from_name("outage"),
+            Some(Scenario::Always(Fault::Status(503)))
+        );
+        for name in ["500", "503", "529", "slow", "drop"] {
+            assert!(
+                matches!(
+                    Scenario::from_name(name),
+                    Some(Scenario::FailFirst { failures: 2, .. })
+                ),
+                "{name}"
+            );
+        }
     }
 
     #[test]
