@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
+use syn::{Block, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::args::{Args, Jitter, WaitArg};
 
@@ -295,6 +295,33 @@ fn replace_impl_trait(ty: &mut Type) {
     }
 }
 
+/// The async body as the attempt's block, type-checked as the function's own
+/// body would be.
+///
+/// An `async` block takes its output type from the first `return` or tail
+/// it meets, so `return Ok(Box::new(e))` would make it `Result<Box<E>, _>`
+/// and no coercion to `Result<Box<dyn Error>, _>` would happen. A first,
+/// never-taken `return` of a value of the declared type (`ret`) fixes the
+/// output type before any of the user's code, which makes every later
+/// `return` and the tail coercion sites against it, as in the plain function.
+/// The value is matched out of a `None` rather than made by a diverging
+/// expression so that a crate that forbids `unreachable_code` still builds;
+/// the branch is a constant and compiles to nothing.
+fn typed_async_body(block: &Block, ret: &Type, ret_span: Span) -> TokenStream {
+    let value = Ident::new("__retry_return", Span::mixed_site());
+    let mut body = quote_spanned! {Span::call_site().located_at(ret_span)=>
+        if let ::core::option::Option::Some(#value) = ::core::option::Option::<#ret>::None {
+            return #value;
+        }
+    };
+    for stmt in &block.stmts {
+        stmt.to_tokens(&mut body);
+    }
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
+    group.set_span(block.brace_token.span.join());
+    group.into_token_stream()
+}
+
 /// The `E` of a return type written `...Result<T, E>`, if written so.
 fn error_type(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else { return None };
@@ -537,6 +564,11 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     };
 
     let (start, run, sleep, admit) = if sig.asyncness.is_some() {
+        let ret_span = match &sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => sig.ident.span(),
+        };
+        let block = typed_async_body(block, &ret, ret_span);
         let limit_span = args
             .deadline
             .map(|(_, span)| span)
