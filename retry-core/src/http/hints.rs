@@ -100,7 +100,7 @@ pub(crate) fn retry_after(
 fn exhausted(headers: &HeaderMap, name: &str) -> bool {
     header_str(headers, name)
         .and_then(parse_count)
-        .map_or(true, |n| n == 0)
+        .is_none_or(|n| n == 0)
 }
 
 fn positive(d: Duration) -> Option<Duration> {
