@@ -1049,16 +1049,46 @@ impl CircuitOpen {
     }
 }
 
-/// `12.3s`, or `250ms` under a second (rounded up: never "0ms" for a wait).
-struct Secs(Duration);
+/// A wait as people read it, rounded to about two significant figures:
+/// `250ms` under a second (rounded up: never `0ms` for a wait), `1.5s` or
+/// `30s` under a minute, `2m30s` under an hour, `1h5m` under a day, then
+/// `3d4h`. Used wherever the crate shows a wait in a message.
+pub(crate) struct HumanWait(pub(crate) Duration);
 
-impl fmt::Display for Secs {
+impl fmt::Display for HumanWait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 >= Duration::from_secs(1) {
-            write!(f, "{:.1}s", self.0.as_secs_f64())
-        } else {
-            write!(f, "{}ms", self.0.as_micros().div_ceil(1000))
+        const MS: u128 = 1_000_000;
+        const S: u128 = 1_000 * MS;
+        let nanos = self.0.as_nanos();
+        // Round at the precision of the form first, then pick the form by
+        // the rounded value, so that 59.97 s reads `1m`, not `60s`.
+        let round = |unit: u128| (nanos + unit / 2) / unit;
+        let ms = nanos.div_ceil(MS);
+        if ms < 1_000 {
+            return write!(f, "{ms}ms");
         }
+        let tenths = round(S / 10);
+        if tenths < 600 {
+            return match tenths % 10 {
+                0 => write!(f, "{}s", tenths / 10),
+                t => write!(f, "{}.{t}s", tenths / 10),
+            };
+        }
+        let pair = |f: &mut fmt::Formatter<'_>, n: u128, per: u128, big: &str, small: &str| match n
+            % per
+        {
+            0 => write!(f, "{}{big}", n / per),
+            rest => write!(f, "{}{big}{rest}{small}", n / per),
+        };
+        let secs = round(S);
+        if secs < 3_600 {
+            return pair(f, secs, 60, "m", "s");
+        }
+        let minutes = round(60 * S);
+        if minutes < 24 * 60 {
+            return pair(f, minutes, 60, "h", "m");
+        }
+        pair(f, round(3_600 * S), 24, "d", "h")
     }
 }
 
@@ -1069,12 +1099,12 @@ impl fmt::Display for CircuitOpen {
                 f.write_str("circuit breaker isolated; no call is admitted until it is closed")
             }
             (Why::Open, Some(d)) => {
-                write!(f, "circuit breaker open; a probe is admitted in {}", Secs(d))
+                write!(f, "circuit breaker open; a probe is admitted in {}", HumanWait(d))
             }
             (Why::HalfOpen, Some(d)) => write!(
                 f,
                 "circuit breaker half-open with its probes in flight; a probe is admitted in {} at the latest",
-                Secs(d)
+                HumanWait(d)
             ),
         }
     }

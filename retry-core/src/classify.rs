@@ -1,3 +1,4 @@
+use std::error::Error;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +47,8 @@ use crate::ErrorKind;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not implement `retry_core::Classify`, so a retry cannot tell which of its errors are worth another attempt",
     label = "this error type needs `impl retry_core::Classify`",
-    note = "add `impl retry_core::Classify for {Self} {{ fn kind(&self) -> retry_core::ErrorKind {{ ... }} }}`, returning `ErrorKind::RateLimit`, `Timeout`, `Server`, ... for each of its errors"
+    note = "add `impl retry_core::Classify for {Self} {{ fn kind(&self) -> retry_core::ErrorKind {{ ... }} }}`, returning `ErrorKind::RateLimit`, `Timeout`, `Server`, ... for each of its errors",
+    note = "or return an error type that classifies as it is: `Box<dyn std::error::Error + Send + Sync>` or `anyhow::Error` (feature `anyhow` of retry-core), classified by their chain of causes; `std::io::Error`; or `retry_core::http::HttpError` (feature `http`)"
 )]
 pub trait Classify {
     /// The kind of failure this error is.
@@ -148,5 +150,172 @@ impl<E: Classify + ?Sized> Classify for Arc<E> {
     }
     fn request_id(&self) -> Option<&str> {
         (**self).request_id()
+    }
+}
+
+/// The links of an error's chain that this crate knows how to classify, as
+/// [`Classify`]: the error itself, then its [`source`](Error::source)s, going
+/// into the error an [`io::Error`] wraps. At most [`CHAIN_LIMIT`] links are
+/// looked at, so a chain that loops back on itself still ends.
+///
+/// Known: [`io::Error`], [`Elapsed`](crate::Elapsed),
+/// [`CircuitOpen`](crate::CircuitOpen), tokio's `Elapsed` (feature `tokio`),
+/// `HttpError` (feature `http`) and `reqwest::Error` (feature `reqwest`).
+fn known_links<'e>(
+    error: &'e (dyn Error + 'static),
+) -> impl Iterator<Item = &'e dyn Classify> + 'e {
+    let mut next = Some(error);
+    std::iter::from_fn(move || {
+        let link = next?;
+        next = match link.downcast_ref::<io::Error>() {
+            // `io::Error::source` skips the error it wraps: step into it.
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+            None => link.source(),
+        };
+        Some(link)
+    })
+    .take(CHAIN_LIMIT)
+    .filter_map(known)
+}
+
+/// How many links of a chain [`known_links`] looks at.
+const CHAIN_LIMIT: usize = 32;
+
+/// `error` as a [`Classify`], if it is of a type this crate knows.
+fn known<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e dyn Classify> {
+    if let Some(e) = error.downcast_ref::<io::Error>() {
+        return Some(e);
+    }
+    if let Some(e) = error.downcast_ref::<crate::Elapsed>() {
+        return Some(e);
+    }
+    if let Some(e) = error.downcast_ref::<crate::CircuitOpen>() {
+        return Some(e);
+    }
+    #[cfg(feature = "tokio")]
+    if let Some(e) = error.downcast_ref::<tokio::time::error::Elapsed>() {
+        return Some(e);
+    }
+    #[cfg(feature = "http")]
+    if let Some(e) = error.downcast_ref::<crate::http::HttpError>() {
+        return Some(e);
+    }
+    #[cfg(feature = "reqwest")]
+    if let Some(e) = error.downcast_ref::<reqwest::Error>() {
+        return Some(e);
+    }
+    None
+}
+
+/// The kind of the first known link that is not [`Other`](ErrorKind::Other).
+fn chain_kind(error: &(dyn Error + 'static)) -> ErrorKind {
+    known_links(error)
+        .map(|e| e.kind())
+        .find(|kind| *kind != ErrorKind::Other)
+        .unwrap_or(ErrorKind::Other)
+}
+
+/// The `retry_after` of the first known link that has one.
+fn chain_retry_after(error: &(dyn Error + 'static)) -> Option<Duration> {
+    known_links(error).find_map(|e| e.retry_after())
+}
+
+/// The `request_id` of the first known link that has one.
+fn chain_request_id<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e str> {
+    known_links(error).find_map(|e| e.request_id())
+}
+
+/// Classifies a boxed error by its chain: the error and its sources are
+/// looked at in turn (into the error an [`io::Error`] wraps too), and the
+/// first one of a type this crate knows with a kind other than
+/// [`Other`](ErrorKind::Other) decides. Known are [`io::Error`],
+/// [`Elapsed`](crate::Elapsed), [`CircuitOpen`](crate::CircuitOpen),
+/// tokio's `Elapsed`, `HttpError` (feature `http`) and `reqwest::Error`
+/// (feature `reqwest`); a chain with none of them is
+/// [`Other`](ErrorKind::Other), which is not retried. `retry_after` and
+/// `request_id` come from the first known error that has one.
+///
+/// With it, `Result<T, Box<dyn Error + Send + Sync>>` (and `Box<dyn Error>`,
+/// `&dyn Error`, `Arc<dyn Error + Send + Sync>`) can take `#[retry]`; the
+/// `?` operator boxes the errors as they come.
+///
+/// ```
+/// use std::error::Error;
+/// use std::io;
+/// use retry_core::{Classify, Elapsed, ErrorKind};
+///
+/// let reset: Box<dyn Error + Send + Sync> = io::Error::from(io::ErrorKind::ConnectionReset).into();
+/// assert_eq!(reset.kind(), ErrorKind::Network);
+///
+/// // An io::Error wrapping one of ours is looked into.
+/// let wrapped: Box<dyn Error + Send + Sync> = io::Error::other(io::Error::from(io::ErrorKind::TimedOut)).into();
+/// assert_eq!(wrapped.kind(), ErrorKind::Timeout);
+///
+/// let unknown: Box<dyn Error + Send + Sync> = "model returned nonsense".into();
+/// assert_eq!(unknown.kind(), ErrorKind::Other);
+/// ```
+impl Classify for dyn Error + Send + Sync + 'static {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(self)
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(self)
+    }
+}
+
+/// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+/// by the error's chain.
+impl Classify for dyn Error + Send + 'static {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(self)
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(self)
+    }
+}
+
+/// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+/// by the error's chain.
+impl Classify for dyn Error + 'static {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(self)
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(self)
+    }
+}
+
+/// Classifies an `anyhow::Error` (feature `anyhow`) by its chain, as for
+/// [`Box<dyn Error + Send + Sync>`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+/// `.context(...)` layers are looked through.
+///
+/// ```
+/// use anyhow::Context;
+/// use retry_core::{Classify, ErrorKind};
+///
+/// let read: Result<(), std::io::Error> = Err(std::io::ErrorKind::TimedOut.into());
+/// let error = read.context("reading the completion").unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::Timeout);
+/// assert_eq!(anyhow::anyhow!("no choices in the reply").kind(), ErrorKind::Other);
+/// ```
+#[cfg(feature = "anyhow")]
+impl Classify for anyhow::Error {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(self.as_ref())
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(self.as_ref())
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(self.as_ref())
     }
 }

@@ -171,20 +171,33 @@ impl Classify for Elapsed {
     }
 }
 
-/// A deadline or attempt timeout as an [`io::Error`](std::io::Error) of kind
-/// [`TimedOut`](std::io::ErrorKind::TimedOut), with the `Elapsed` as its
-/// inner error, so that functions returning `io::Result` can be retried
-/// under a deadline.
+/// An [`io::Error`](std::io::Error) of kind
+/// [`TimedOut`](std::io::ErrorKind::TimedOut) with the `Elapsed` as its inner
+/// error, so that `Result<T, std::io::Error>` can take a `deadline` or an
+/// `attempt_timeout`. It classifies as a [`Timeout`](ErrorKind::Timeout), and
+/// [`get_ref`](std::io::Error::get_ref) gives the `Elapsed` back.
 ///
 /// ```
 /// use std::io;
 /// use std::time::Duration;
-/// use retry_core::{Elapsed, Policy, Wait};
+/// use retry_core::{Classify, Elapsed, ErrorKind, Policy};
 ///
-/// let policy = Policy::new().wait(Wait::none()).deadline(Duration::from_secs(5));
-/// let read: io::Result<u32> = policy.call(|| Ok(7));
-/// assert_eq!(read.unwrap(), 7);
-/// # let _ = |e: Elapsed| io::Error::from(e);
+/// # #[cfg(feature = "tokio")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let policy = Policy::new().max_attempts(1).attempt_timeout(Duration::from_millis(10));
+/// let hung = || async {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     Ok::<(), io::Error>(())
+/// };
+/// let error = policy.call_async(hung).await.unwrap_err();
+/// assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+/// assert_eq!(Classify::kind(&error), ErrorKind::Timeout);
+/// let elapsed = error.get_ref().and_then(|e| e.downcast_ref::<Elapsed>()).unwrap();
+/// assert!(!elapsed.is_deadline());
+/// # }
+/// # #[cfg(not(feature = "tokio"))]
+/// # fn main() {}
 /// ```
 impl From<Elapsed> for std::io::Error {
     fn from(elapsed: Elapsed) -> Self {

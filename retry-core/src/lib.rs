@@ -71,12 +71,31 @@
 //!   failure and named after the function, with an event per failed attempt
 //!   (attempt, kind, delay and why, request id, idempotency key) and one at
 //!   the end. A call that succeeds at once logs nothing.
-//! - `http`: [`http`] classification of statuses, `Retry-After` and
-//!   rate-limit headers, and provider error bodies, with [`http::HttpError`].
+// The items of the list that link into `http` do so only when it is built.
+#![cfg_attr(
+    feature = "http",
+    doc = "- `http`: [`http`] classification of statuses, `Retry-After` and",
+    doc = "  rate-limit headers, and provider error bodies, with [`http::HttpError`]."
+)]
+#![cfg_attr(
+    not(feature = "http"),
+    doc = "- `http`: `retry_core::http`, classification of statuses, `Retry-After`",
+    doc = "  and rate-limit headers, and provider error bodies, with `HttpError`."
+)]
 //! - `metrics`: counters and histograms through the `metrics` facade; see
 //!   [`metrics`](mod@metrics) for the list.
-//! - `reqwest`: `http` plus reqwest support: [`http::check`],
-//!   `Classify for reqwest::Error` and [`http::RequestBuilderExt`].
+#![cfg_attr(
+    feature = "reqwest",
+    doc = "- `reqwest`: `http` plus reqwest support: [`http::check`],",
+    doc = "  `Classify for reqwest::Error` and [`http::RequestBuilderExt`]."
+)]
+#![cfg_attr(
+    not(feature = "reqwest"),
+    doc = "- `reqwest`: `http` plus reqwest support: `http::check`,",
+    doc = "  `Classify for reqwest::Error` and `http::RequestBuilderExt`."
+)]
+//! - `anyhow`: `Classify for anyhow::Error`, by its chain of causes, as for
+//!   `Box<dyn Error + Send + Sync>` (which needs no feature).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

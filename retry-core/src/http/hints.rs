@@ -1,14 +1,36 @@
 //! Reading how long a provider asked the caller to wait, from response
 //! headers. Every parser here rejects what it does not understand; none
 //! panics.
+//!
+//! Every duration-valued header goes through [`parse_decimal`], in its own
+//! unit: the number is read exactly (no floating point) and converted to a
+//! [`Duration`] in that unit first; a number too large for a `Duration`
+//! saturates at [`LONGEST`]. Nothing else clamps, so a larger number never
+//! reads as a shorter wait, and `retry-after-ms: 5000` is exactly
+//! `retry-after: 5`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 
-/// Waits longer than this are taken as this: long enough that any sensible
-/// `retry_after_cap` gives up, short enough that no arithmetic overflows.
-const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
+/// What a well-formed wait too large for a [`Duration`] reads as:
+/// `Duration::MAX`. It is above every `retry_after_cap` the `#[retry]`
+/// attribute accepts (at most `u64::MAX` seconds) and every cap given to
+/// `Policy::retry_after_cap` short of `Duration::MAX` itself, so the call
+/// gives up at once instead of sleeping.
+pub(crate) const LONGEST: Duration = Duration::MAX;
+
+/// Nanoseconds in one of each unit the headers use.
+const NS: u128 = 1;
+const US: u128 = 1_000;
+const MS: u128 = 1_000_000;
+const S: u128 = 1_000_000_000;
+const MIN: u128 = 60 * S;
+const H: u128 = 3600 * S;
+
+/// How many fractional digits count; later ones are dropped (rounding the
+/// wait down by less than a nanosecond's worth of any unit used here).
+const FRACTION_DIGITS: usize = 20;
 
 /// How long the response asks the caller to wait before trying again, if it
 /// says so in a form this crate understands:
@@ -21,23 +43,24 @@ const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
 ///    `1s`, `6m0s`) and `anthropic-ratelimit-*-reset` (RFC 3339 times). The
 ///    longest one wins.
 ///
-/// Unparseable, negative or NaN values are ignored; absurdly large ones are
-/// taken as a year, so that the policy's `retry_after_cap` gives up rather
-/// than the caller coming back too soon. A time in the past means no wait.
+/// Unparseable, negative or NaN values are ignored (the next form is tried);
+/// a well-formed number too large for a `Duration` is [`LONGEST`], so that
+/// the policy's `retry_after_cap` gives up rather than the caller coming
+/// back too soon. Zero, or a time in the past, means no wait.
 pub(crate) fn retry_after(
     headers: &HeaderMap,
     rate_limited: bool,
     now: SystemTime,
 ) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(parse_seconds) {
-        return positive(ms / 1000);
+    if let Some(wait) = header_str(headers, "retry-after-ms").and_then(|v| parse_decimal(v, MS)) {
+        return positive(wait);
     }
     if let Some(value) = header_str(headers, "retry-after") {
-        if let Some(secs) = parse_seconds(value) {
-            return positive(secs);
+        if let Some(wait) = parse_decimal(value, S) {
+            return positive(wait);
         }
         if let Ok(at) = httpdate::parse_http_date(value) {
-            return positive(at.duration_since(now).unwrap_or(Duration::ZERO));
+            return positive(until(at, now));
         }
     }
     if !rate_limited {
@@ -65,23 +88,28 @@ pub(crate) fn retry_after(
             consider(
                 header_str(headers, &format!("anthropic-ratelimit-{resource}-reset"))
                     .and_then(parse_rfc3339)
-                    .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO)),
+                    .map(|at| until(at, now)),
             );
         }
     }
     longest.and_then(positive)
 }
 
-/// Whether a `remaining` header says the limit is used up, or is absent.
+/// Whether a `remaining` header says the limit is used up (`0`), or says
+/// nothing readable (absent, or not a count).
 fn exhausted(headers: &HeaderMap, name: &str) -> bool {
-    match header_str(headers, name) {
-        None => true,
-        Some(v) => v.parse::<f64>().map_or(true, |n| n <= 0.0),
-    }
+    header_str(headers, name)
+        .and_then(parse_count)
+        .is_none_or(|n| n == 0)
 }
 
 fn positive(d: Duration) -> Option<Duration> {
-    (!d.is_zero()).then_some(d.min(LONGEST))
+    (!d.is_zero()).then_some(d)
+}
+
+/// How long from `now` until `at`; zero when `at` has passed.
+pub(crate) fn until(at: SystemTime, now: SystemTime) -> Duration {
+    at.duration_since(now).unwrap_or(Duration::ZERO)
 }
 
 /// A header's value as text, trimmed; `None` when absent or not UTF-8.
@@ -90,29 +118,85 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h s
     std::str::from_utf8(value.as_bytes()).ok().map(str::trim)
 }
 
-/// A non-negative decimal number of units (`1`, `0.25`, `1e3`), as a
-/// duration of that many seconds. Rejects signs, NaN, infinity and words.
-pub(crate) fn parse_seconds(text: &str) -> Option<Duration> {
+/// A count such as a `remaining` header: ASCII digits only; one too large
+/// for a `u64` is `u64::MAX`.
+pub(crate) fn parse_count(text: &str) -> Option<u64> {
     let text = text.trim();
-    if text.is_empty()
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E'))
-    {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let value: f64 = text.parse().ok()?;
-    if !value.is_finite() || value < 0.0 {
+    Some(text.parse().unwrap_or(u64::MAX))
+}
+
+/// A non-negative decimal number of units of `unit` nanoseconds each
+/// (`1`, `0.25`, `.5`, `1e3`), read exactly and converted to a [`Duration`]
+/// before anything else: one too large saturates at [`LONGEST`]. Rejects
+/// signs, NaN, infinity, hex and words.
+pub(crate) fn parse_decimal(text: &str, unit: u128) -> Option<Duration> {
+    let text = text.trim();
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
         return None;
     }
-    Some(
-        Duration::try_from_secs_f64(value)
-            .unwrap_or(LONGEST)
-            .min(LONGEST),
-    )
+    // The decimal point moves right by the exponent.
+    let shift = match exponent {
+        None => 0,
+        Some(e) if !e.is_empty() && digits(e) => e.parse::<usize>().unwrap_or(usize::MAX),
+        Some(_) => return None,
+    };
+    let all = whole
+        .bytes()
+        .chain(fraction.bytes())
+        .map(|b| u128::from(b - b'0'));
+    let point = whole.len().saturating_add(shift);
+    let (mut units, mut saturated) = (0u128, false);
+    let (mut frac, mut scale) = (0u128, 1u128);
+    for (i, d) in all.enumerate() {
+        if i < point {
+            match units.checked_mul(10).and_then(|u| u.checked_add(d)) {
+                Some(u) => units = u,
+                None => saturated = true,
+            }
+        } else if i - point < FRACTION_DIGITS {
+            frac = frac * 10 + d;
+            scale *= 10;
+        }
+    }
+    // Zeros the exponent appends past the last digit.
+    let mut pad = point.saturating_sub(whole.len() + fraction.len());
+    while pad > 0 && units != 0 && !saturated {
+        match units.checked_mul(10) {
+            Some(u) => units = u,
+            None => saturated = true,
+        }
+        pad -= 1;
+    }
+    if saturated {
+        return Some(LONGEST);
+    }
+    // frac < 10^20 and unit <= 3.6e12: the product fits a u128.
+    let nanos = units
+        .checked_mul(unit)
+        .and_then(|n| n.checked_add(frac * unit / scale));
+    Some(nanos.map_or(LONGEST, from_nanos))
+}
+
+/// A `Duration` of `nanos` nanoseconds, [`LONGEST`] when that is too many.
+fn from_nanos(nanos: u128) -> Duration {
+    match u64::try_from(nanos / S) {
+        Ok(secs) => Duration::new(secs, (nanos % S) as u32),
+        Err(_) => LONGEST,
+    }
 }
 
 /// A Go-style duration as OpenAI sends it: `20ms`, `1s`, `6m0s`, `1h2m3.5s`.
+/// Each part is read by [`parse_decimal`] in its unit; the sum saturates at
+/// [`LONGEST`].
 pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -126,25 +210,24 @@ pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
         if digits == 0 {
             return None;
         }
-        let amount = parse_seconds(&rest[..digits])?;
+        let amount = &rest[..digits];
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let scale: f64 = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
+        let unit = match &rest[..unit_len] {
+            "h" => H,
+            "m" => MIN,
+            "s" => S,
+            "ms" => MS,
+            "us" | "µs" | "μs" => US,
+            "ns" => NS,
             _ => return None,
         };
         rest = &rest[unit_len..];
-        let part = Duration::try_from_secs_f64(amount.as_secs_f64() * scale).unwrap_or(LONGEST);
-        total = total.saturating_add(part);
+        total = total.saturating_add(parse_decimal(amount, unit)?);
     }
-    Some(total.min(LONGEST))
+    Some(total)
 }
 
 /// An RFC 3339 time: `2026-11-29T05:30:00Z`, `2026-11-29T05:30:00.25+01:00`.
@@ -294,6 +377,59 @@ mod tests {
     }
 
     #[test]
+    fn decimals_convert_units_first_and_saturate() {
+        let secs = |t| parse_decimal(t, S);
+        assert_eq!(secs("2"), Some(Duration::from_secs(2)));
+        assert_eq!(secs("0.25"), Some(Duration::from_millis(250)));
+        assert_eq!(secs(".5"), Some(Duration::from_millis(500)));
+        assert_eq!(secs("1e3"), Some(Duration::from_secs(1000)));
+        assert_eq!(secs("1.5E2"), Some(Duration::from_secs(150)));
+        assert_eq!(secs("0e999999999999999999999"), Some(Duration::ZERO));
+        assert_eq!(
+            secs("000000000000000000000000000000000000000001"),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(secs("1e300"), Some(LONGEST));
+        assert_eq!(
+            secs("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(secs("18446744073709551616"), Some(LONGEST));
+        assert_eq!(
+            secs("99999999999999999999999999999999999999999999"),
+            Some(LONGEST)
+        );
+        // A day in milliseconds is a day, not a year's clamp divided by 1000.
+        assert_eq!(
+            parse_decimal("86400000", MS),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_decimal("100000000000", MS),
+            Some(Duration::from_secs(100_000_000))
+        );
+        assert_eq!(
+            parse_decimal("0.0000001", MS),
+            Some(Duration::from_nanos(0))
+        );
+        assert_eq!(parse_decimal("0.000001", MS), Some(Duration::from_nanos(1)));
+        for bad in [
+            "", ".", "-1", "+1", "1e", "e3", "1e-3", "1.2.3", "NaN", "inf", "0x10", "1 2",
+        ] {
+            assert_eq!(secs(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn counts_saturate() {
+        assert_eq!(parse_count("30"), Some(30));
+        assert_eq!(parse_count("99999999999999999999999"), Some(u64::MAX));
+        for bad in ["", "-1", "1.5", "many"] {
+            assert_eq!(parse_count(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("20ms"), Some(Duration::from_millis(20)));
         assert_eq!(parse_go_duration("1s"), Some(Duration::from_secs(1)));
@@ -302,7 +438,13 @@ mod tests {
             parse_go_duration("1h2m3.5s"),
             Some(Duration::from_millis(3_723_500))
         );
-        for bad in ["", "5", "s", "-1s", "1x", "1.2.3s"] {
+        assert_eq!(
+            parse_go_duration("1.5h30m"),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(parse_go_duration("99999999999999999999h"), Some(LONGEST));
+        assert_eq!(parse_go_duration("5124095576030431h1h"), Some(LONGEST));
+        for bad in ["", "5", "s", "-1s", "1x", "1.2.3s", "1e3s"] {
             assert_eq!(parse_go_duration(bad), None, "{bad:?}");
         }
     }

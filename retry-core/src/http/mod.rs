@@ -25,6 +25,11 @@
 //! How long to wait comes from `retry-after-ms`, then `retry-after` (seconds
 //! or an HTTP-date), then, for 429s, the providers' reset hints
 //! (`x-ratelimit-reset-requests`/`-tokens`, `anthropic-ratelimit-*-reset`).
+//! Numbers are read exactly, in their own unit (`retry-after-ms: 86400000`
+//! is one day). A well-formed number too large for a [`Duration`] reads as
+//! `Duration::MAX`, which is above any `retry_after_cap` short of
+//! `Duration::MAX` itself, so the call gives up at once rather than coming
+//! back too soon; garbage (words, signs, NaN) reads as no wait given.
 //!
 //! With the `reqwest` feature, [`check`] turns a non-2xx response into an
 //! [`HttpError`], `reqwest::Error` implements [`Classify`], and
@@ -57,7 +62,8 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
-use crate::{Classify, Elapsed, ErrorKind};
+use crate::breaker::HumanWait;
+use crate::{CircuitOpen, Classify, Elapsed, ErrorKind};
 
 mod hints;
 #[cfg(feature = "reqwest")]
@@ -167,7 +173,8 @@ pub fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> 
 /// `x-ratelimit-reset-requests` (a duration such as `6m0s`), else
 /// Anthropic's `anthropic-ratelimit-requests-remaining` with
 /// `anthropic-ratelimit-requests-reset` (an RFC 3339 time). `None` when
-/// either half is missing or cannot be read.
+/// either half is missing or cannot be read. Numbers too large for their
+/// type saturate: a count at `u64::MAX`, a reset at `Duration::MAX`.
 ///
 /// Hand it to an [`AdaptiveLimiter`](crate::AdaptiveLimiter), so that it
 /// paces callers before the provider starts refusing them:
@@ -191,7 +198,7 @@ pub fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> 
 /// assert_eq!(requests_remaining(&headers), None);
 /// ```
 pub fn requests_remaining(headers: &HeaderMap) -> Option<(u64, Duration)> {
-    let count = |name| hints::header_str(headers, name)?.parse::<u64>().ok();
+    let count = |name| hints::header_str(headers, name).and_then(hints::parse_count);
     if let Some(remaining) = count("x-ratelimit-remaining-requests") {
         let reset = hints::header_str(headers, "x-ratelimit-reset-requests")
             .and_then(hints::parse_go_duration)?;
@@ -200,10 +207,7 @@ pub fn requests_remaining(headers: &HeaderMap) -> Option<(u64, Duration)> {
     let remaining = count("anthropic-ratelimit-requests-remaining")?;
     let at = hints::header_str(headers, "anthropic-ratelimit-requests-reset")
         .and_then(hints::parse_rfc3339)?;
-    let reset = at
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    Some((remaining, reset))
+    Some((remaining, hints::until(at, SystemTime::now())))
 }
 
 /// The provider's id for a request: `x-request-id` (OpenAI), else
@@ -373,6 +377,30 @@ impl HttpError {
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
+
+    /// The [`CircuitOpen`] refusal this error stands for, when the request
+    /// was never sent because a circuit breaker was open (see
+    /// [`From<CircuitOpen>`](#impl-From%3CCircuitOpen%3E-for-HttpError)).
+    /// Such an error is [`Overloaded`](ErrorKind::Overloaded), so fallbacks
+    /// for overload still run; this tells it apart from a provider's 503.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use retry_core::{http::HttpError, CircuitBreaker, Classify, ErrorKind};
+    ///
+    /// let breaker = CircuitBreaker::new().consecutive_failures(1);
+    /// breaker.try_acquire().unwrap().failure(ErrorKind::Server);
+    /// let refused = HttpError::from(breaker.try_acquire().unwrap_err());
+    /// assert_eq!(refused.kind(), ErrorKind::Overloaded);
+    /// assert!(refused.circuit_open().is_some());
+    ///
+    /// let busy = HttpError::from_response(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), b"");
+    /// assert_eq!(busy.kind(), ErrorKind::Overloaded);
+    /// assert!(busy.circuit_open().is_none()); // the provider said so
+    /// ```
+    pub fn circuit_open(&self) -> Option<&CircuitOpen> {
+        self.source.as_deref()?.downcast_ref::<CircuitOpen>()
+    }
 }
 
 impl Classify for HttpError {
@@ -391,6 +419,9 @@ impl Classify for HttpError {
 
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(open) = self.circuit_open() {
+            return write!(f, "refused without sending: {open}");
+        }
         match self.status {
             Some(status) => write!(f, "HTTP {status} ({}", self.kind)?,
             None => write!(f, "{} error", self.kind)?,
@@ -399,7 +430,7 @@ impl fmt::Display for HttpError {
             write!(f, ", request {id}")?;
         }
         if let Some(wait) = self.retry_after {
-            write!(f, ", retry after {wait:?}")?;
+            write!(f, ", retry after {}", HumanWait(wait))?;
         }
         if self.status.is_some() {
             f.write_str(")")?;
@@ -425,20 +456,28 @@ impl std::error::Error for HttpError {
 /// A call refused by an open [`CircuitBreaker`](crate::CircuitBreaker) is
 /// [`Overloaded`](ErrorKind::Overloaded), with the time until the breaker
 /// admits a probe as its `retry_after`, so that `Result<T, HttpError>` works
-/// with `#[retry(breaker = ...)]` as it is.
+/// with `#[retry(breaker = ...)]` as it is. [`HttpError::circuit_open`]
+/// tells it apart from a provider's overload, and its message says the
+/// request was not sent.
 ///
 /// ```
+/// use std::time::Duration;
 /// use retry_core::{http::HttpError, CircuitBreaker, Classify, ErrorKind};
 ///
-/// let breaker = CircuitBreaker::new().consecutive_failures(1);
+/// let breaker = CircuitBreaker::new().consecutive_failures(1).break_for(Duration::from_secs(30));
 /// breaker.try_acquire().unwrap().failure(ErrorKind::Server);
 /// let error = HttpError::from(breaker.try_acquire().unwrap_err());
 /// assert_eq!(error.kind(), ErrorKind::Overloaded);
 /// assert!(error.retry_after().is_some());
 /// assert_eq!(error.status(), None);
+/// assert!(error.circuit_open().is_some());
+/// assert_eq!(
+///     error.to_string(),
+///     "refused without sending: circuit breaker open; a probe is admitted in 30s"
+/// );
 /// ```
-impl From<crate::CircuitOpen> for HttpError {
-    fn from(open: crate::CircuitOpen) -> Self {
+impl From<CircuitOpen> for HttpError {
+    fn from(open: CircuitOpen) -> Self {
         let mut error = HttpError::from_source(ErrorKind::Overloaded, open);
         error.retry_after = open.retry_in();
         error
