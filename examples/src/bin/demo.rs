@@ -142,7 +142,7 @@ fn human(d: Duration) -> String {
 /// The breaker's refusal inside `error`, when the call was refused instead
 /// of answered.
 fn refusal(error: &HttpError) -> Option<&CircuitOpen> {
-    std::error::Error::source(error).and_then(|s| s.downcast_ref::<CircuitOpen>())
+    error.circuit_open()
 }
 
 /// `text` on one line, its runs of whitespace collapsed to one space.
