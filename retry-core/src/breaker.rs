@@ -1052,8 +1052,21 @@ impl CircuitOpen {
 /// A wait as people read it, rounded to about two significant figures:
 /// `250ms` under a second (rounded up: never `0ms` for a wait), `1.5s` or
 /// `30s` under a minute, `2m30s` under an hour, `1h5m` under a day, then
-/// `3d4h`. Used wherever the crate shows a wait in a message.
-pub(crate) struct HumanWait(pub(crate) Duration);
+/// `3d4h`. Every message of this crate that shows a wait uses it; use it
+/// in yours to match. Any `Duration` formats, `Duration::MAX` included.
+///
+/// ```
+/// use std::time::Duration;
+/// use retry_core::HumanWait;
+///
+/// assert_eq!(HumanWait(Duration::from_nanos(29_999_981_533)).to_string(), "30s");
+/// assert_eq!(HumanWait(Duration::from_millis(1500)).to_string(), "1.5s");
+/// assert_eq!(HumanWait(Duration::from_micros(249_001)).to_string(), "250ms");
+/// assert_eq!(HumanWait(Duration::from_secs(150)).to_string(), "2m30s");
+/// assert_eq!(HumanWait(Duration::from_secs(3 * 86_400 + 4 * 3_600)).to_string(), "3d4h");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanWait(pub Duration);
 
 impl fmt::Display for HumanWait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -306,16 +306,34 @@ impl Classify for dyn Error + 'static {
 /// let error = read.context("reading the completion").unwrap_err();
 /// assert_eq!(error.kind(), ErrorKind::Timeout);
 /// assert_eq!(anyhow::anyhow!("no choices in the reply").kind(), ErrorKind::Other);
+///
+/// // An error made from a boxed one is classified by what the box holds.
+/// let boxed: Box<dyn std::error::Error + Send + Sync> =
+///     Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+/// let error = anyhow::anyhow!(boxed).context("streaming the answer");
+/// assert_eq!(error.kind(), ErrorKind::Network);
 /// ```
 #[cfg(feature = "anyhow")]
 impl Classify for anyhow::Error {
     fn kind(&self) -> ErrorKind {
-        chain_kind(self.as_ref())
+        chain_kind(anyhow_chain(self))
     }
     fn retry_after(&self) -> Option<Duration> {
-        chain_retry_after(self.as_ref())
+        chain_retry_after(anyhow_chain(self))
     }
     fn request_id(&self) -> Option<&str> {
-        chain_request_id(self.as_ref())
+        chain_request_id(anyhow_chain(self))
+    }
+}
+
+/// The start of an `anyhow::Error`'s chain. An error made from a boxed one
+/// (`anyhow!(boxed)`) hides the box behind a wrapper that shows its message
+/// but not its type: the box, found by downcasting, is where the chain
+/// starts.
+#[cfg(feature = "anyhow")]
+fn anyhow_chain(error: &anyhow::Error) -> &(dyn std::error::Error + 'static) {
+    match error.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>() {
+        Some(boxed) => boxed.as_ref(),
+        None => error.as_ref(),
     }
 }

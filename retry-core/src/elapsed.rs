@@ -45,6 +45,9 @@ pub struct Elapsed {
 enum Limit {
     Attempt,
     Deadline,
+    /// The deadline of the call this one runs in (as an attempt or a
+    /// fallback of it), with the time that was left.
+    Inherited,
 }
 
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
@@ -60,6 +63,15 @@ impl Elapsed {
         Elapsed {
             limit: Limit::Deadline,
             after,
+        }
+    }
+
+    /// The deadline of the enclosing call, `left` before it when it was
+    /// reached by a call without one of its own.
+    pub(crate) const fn inherited(left: Duration) -> Self {
+        Elapsed {
+            limit: Limit::Inherited,
+            after: left,
         }
     }
 
@@ -100,11 +112,12 @@ impl Elapsed {
     /// # fn main() {}
     /// ```
     pub const fn is_deadline(&self) -> bool {
-        matches!(self.limit, Limit::Deadline)
+        matches!(self.limit, Limit::Deadline | Limit::Inherited)
     }
 
     /// The limit that was reached: the attempt timeout, or the deadline of the
-    /// whole call.
+    /// whole call. For a call without a deadline of its own that ran into
+    /// the deadline of the call it runs in, the time it had left of it.
     ///
     /// ```
     /// use std::time::Duration;
@@ -150,13 +163,18 @@ impl fmt::Display for Elapsed {
         match self.limit {
             Limit::Attempt => write!(
                 f,
-                "attempt cut off by its attempt_timeout of {:?}",
-                self.after
+                "attempt cut off by its attempt_timeout of {}",
+                crate::HumanWait(self.after)
             ),
             Limit::Deadline => write!(
                 f,
-                "call cut off by its deadline of {:?} (sleeps included)",
-                self.after
+                "call cut off by its deadline of {} (sleeps included)",
+                crate::HumanWait(self.after)
+            ),
+            Limit::Inherited => write!(
+                f,
+                "call cut off by the deadline of the call it runs in ({} were left)",
+                crate::HumanWait(self.after)
             ),
         }
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::attempt::Frame;
 use crate::clock::Clock;
 use crate::guard::Guards;
+use crate::limiter::Slot;
 use crate::metrics::{self, MetricKeys, Outcome};
 use crate::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
 use crate::wait::uniform;
@@ -226,6 +227,32 @@ pub struct Refusals<E> {
     pub deadline: Option<fn(Elapsed) -> E>,
 }
 
+/// A limiter's send slot that its call has not used yet: given back when
+/// dropped (the call was dropped while it waited for it, or refused after),
+/// kept by [`used`](GiveBack::used).
+struct GiveBack<'l> {
+    limiter: Option<&'l AdaptiveLimiter>,
+    slot: Slot,
+}
+
+impl<'l> GiveBack<'l> {
+    fn new(limiter: Option<&'l AdaptiveLimiter>, slot: Slot) -> Self {
+        GiveBack { limiter, slot }
+    }
+
+    fn used(mut self) {
+        self.limiter = None;
+    }
+}
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        if let Some(limiter) = self.limiter {
+            limiter.give_back(self.slot);
+        }
+    }
+}
+
 /// The deadline error of a call, and how it becomes the call's error type.
 type DeadlineReport<E> = (Elapsed, fn(Elapsed) -> E);
 
@@ -395,11 +422,16 @@ impl<'p> State<'p> {
         self.time_left().is_none_or(|left| delay < left)
     }
 
-    /// The error a call reports when its own deadline comes: `None` when the
-    /// policy sets none (an inherited deadline is the enclosing call's to
-    /// report).
+    /// The error a call reports when its deadline comes, its own or the one
+    /// it inherited: `None` when it has none, or cannot report one (its
+    /// error type has no `From<Elapsed>` that the call could name).
     fn deadline_error<E>(&self, refusals: &Refusals<E>) -> Option<DeadlineReport<E>> {
-        Some((Elapsed::deadline(self.policy.deadline?), refusals.deadline?))
+        let into = refusals.deadline?;
+        let elapsed = match self.policy.deadline {
+            Some(limit) => Elapsed::deadline(limit),
+            None => Elapsed::inherited(self.time_left()?),
+        };
+        Some((elapsed, into))
     }
 
     /// Before an attempt of a call with guards, in order: the breaker's
@@ -410,7 +442,7 @@ impl<'p> State<'p> {
     /// breaker is never held through that wait: it is given back and asked
     /// for again by [`permit_for_attempt`](Self::permit_for_attempt).
     #[inline]
-    fn admit<E>(&mut self, refusals: &Refusals<E>) -> Result<Duration, E> {
+    fn admit<E>(&mut self, refusals: &Refusals<E>) -> Result<(Duration, Slot), E> {
         self.permit_for_attempt(refusals)?;
         if self.frame.number == 1 {
             if let Some(budget) = self.guards.budget {
@@ -418,7 +450,7 @@ impl<'p> State<'p> {
             }
         }
         let Some(limiter) = self.guards.limiter else {
-            return Ok(Duration::ZERO);
+            return Ok((Duration::ZERO, Slot::NONE));
         };
         // Only a call that can report its deadline is refused by it.
         let report = self.deadline_error(refusals);
@@ -426,20 +458,20 @@ impl<'p> State<'p> {
             Some(_) => self.time_left().unwrap_or(Duration::MAX),
             None => Duration::MAX,
         };
-        match (limiter.try_acquire_within(within), report) {
-            (Ok(pace), _) => {
+        match (limiter.reserve_within(within), report) {
+            (Ok((pace, slot)), _) => {
                 if !pace.is_zero() && self.permit.as_ref().is_some_and(|p| p.is_probe()) {
                     // Nothing scarce is held across a wait.
                     *self.permit = None;
                 }
-                Ok(pace)
+                Ok((pace, slot))
             }
             (Err(_), Some((elapsed, into))) => {
                 self.paced_past_deadline();
                 Err(into(elapsed))
             }
             // Not asked for a slot within a limit: never refused.
-            (Err(pace), None) => Ok(pace),
+            (Err(pace), None) => Ok((pace, Slot::NONE)),
         }
     }
 
@@ -500,10 +532,12 @@ impl<'p> State<'p> {
     /// after its deadline.
     #[inline]
     pub(crate) fn before_attempt_sync<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
-        let pace = self.admit(refusals)?;
+        let (pace, slot) = self.admit(refusals)?;
         if !pace.is_zero() {
+            let unused = GiveBack::new(self.guards.limiter, slot);
             Self::pace_sync(pace);
             self.permit_for_attempt(refusals)?;
+            unused.used();
         }
         Ok(())
     }
@@ -515,10 +549,13 @@ impl<'p> State<'p> {
         &mut self,
         refusals: &Refusals<E>,
     ) -> Result<(), E> {
-        let pace = self.admit(refusals)?;
+        let (pace, slot) = self.admit(refusals)?;
         if !pace.is_zero() {
+            // A call dropped while it waits gives its slot back.
+            let unused = GiveBack::new(self.guards.limiter, slot);
             Self::pace_async(pace).await;
             self.permit_for_attempt(refusals)?;
+            unused.used();
         }
         Ok(())
     }

@@ -126,7 +126,7 @@ pub mod http;
 
 pub use attempt::{attempt, Attempt, IdempotencyKey};
 pub use backoff::Backoff;
-pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen};
+pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen, HumanWait};
 pub use budget::{KeyedBudgets, RetryBudget};
 pub use call::{Hooks, NoHook, RetryAll};
 pub use classify::Classify;

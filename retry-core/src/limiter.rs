@@ -394,7 +394,8 @@ impl AdaptiveLimiter {
         if bits == UNLIMITED {
             return Duration::ZERO;
         }
-        self.reserve(bits, i64::MAX).unwrap_or(Duration::MAX)
+        self.reserve(bits, i64::MAX)
+            .map_or(Duration::MAX, |(delay, _)| delay)
     }
 
     /// Reserve the next send slot only if it comes sooner than `within` from
@@ -422,11 +423,29 @@ impl AdaptiveLimiter {
     /// ```
     #[inline]
     pub fn try_acquire_within(&self, within: Duration) -> Result<Duration, Duration> {
+        self.reserve_within(within).map(|(delay, _)| delay)
+    }
+
+    /// [`try_acquire_within`](Self::try_acquire_within), with the slot
+    /// taken, for [`give_back`](Self::give_back).
+    #[inline]
+    pub(crate) fn reserve_within(&self, within: Duration) -> Result<(Duration, Slot), Duration> {
         let bits = self.rate.load(Relaxed);
         if bits == UNLIMITED {
-            return Ok(Duration::ZERO);
+            return Ok((Duration::ZERO, Slot::NONE));
         }
         self.reserve(bits, duration_to_nanos(within))
+    }
+
+    /// Give back a slot its caller will not use (it was dropped while it
+    /// waited, or refused after): if no later slot was handed out since,
+    /// the next caller gets it instead of waiting an interval more. A slot
+    /// with later ones behind it stays a gap in the schedule.
+    #[cold]
+    pub(crate) fn give_back(&self, slot: Slot) {
+        if let Slot(Some((after, before))) = slot {
+            let _ = self.next.compare_exchange(after, before, Relaxed, Relaxed);
+        }
     }
 
     /// Report that an attempt succeeded (the provider admitted it). One
@@ -629,10 +648,10 @@ impl AdaptiveLimiter {
     /// slot if it is less than `within` nanoseconds away (`i64::MAX`: any
     /// slot), else `Err` with how far away it is, reserving nothing.
     #[inline(never)]
-    fn reserve(&self, bits: u64, within: i64) -> Result<Duration, Duration> {
+    fn reserve(&self, bits: u64, within: i64) -> Result<(Duration, Slot), Duration> {
         let now = now_nanos();
         let Some(rate) = self.grow(bits, now) else {
-            return Ok(Duration::ZERO);
+            return Ok((Duration::ZERO, Slot::NONE));
         };
         let interval = self.interval(rate);
         let tolerance = self.tolerance(rate.to_bits());
@@ -648,7 +667,7 @@ impl AdaptiveLimiter {
                 .next
                 .compare_exchange_weak(next, after, Relaxed, Relaxed)
             {
-                Ok(_) => return Ok(wait),
+                Ok(_) => return Ok((wait, Slot(Some((after, next))))),
                 Err(actual) => next = actual,
             }
         }
@@ -842,6 +861,16 @@ impl core::fmt::Debug for AdaptiveLimiter {
             .field("successes", &self.successes.load(Relaxed))
             .finish_non_exhaustive()
     }
+}
+
+/// A send slot taken from a limiter: the schedule's `next` after it was
+/// taken and before, so that it can be given back; `None` when unlimited.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot(Option<(i64, i64)>);
+
+impl Slot {
+    /// No slot: the limiter did not pace.
+    pub(crate) const NONE: Slot = Slot(None);
 }
 
 /// The time limiters share, in nanoseconds since a process-wide epoch (the

@@ -245,6 +245,31 @@ impl<E: From<Elapsed>> FromElapsed for E {
     }
 }
 
+/// The `deadline` conversion of [`Refusals`] for a call with `limiter = ...`.
+#[inline]
+pub fn paced_past_deadline<E: PacedPastDeadline>(elapsed: Elapsed) -> E {
+    E::paced_past_deadline(elapsed)
+}
+
+/// `From<Elapsed>` for a call with a limiter, with a message that says what
+/// to write when it is missing.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` with `limiter` needs `{Self}: From<retry_core::Elapsed>`",
+    label = "a call whose send slot comes after its deadline (its own, or that of the call it runs in) fails at once with `{Self}`, made through `From<retry_core::Elapsed>`",
+    note = "add `impl From<retry_core::Elapsed> for {Self}` (and classify it as `ErrorKind::Timeout`); `std::io::Error`, `Box<dyn Error + Send + Sync>`, `anyhow::Error` and `retry_core::http::HttpError` have it"
+)]
+pub trait PacedPastDeadline {
+    /// Convert.
+    fn paced_past_deadline(elapsed: Elapsed) -> Self;
+}
+
+impl<E: From<Elapsed>> PacedPastDeadline for E {
+    #[inline]
+    fn paced_past_deadline(elapsed: Elapsed) -> Self {
+        E::from(elapsed)
+    }
+}
+
 /// Sleep before the next attempt of a sync call.
 #[inline]
 pub fn sleep_sync(delay: Duration) {

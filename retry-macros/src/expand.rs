@@ -491,10 +491,13 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         Some((_, key)) => respan(quote!(#p::Some(#p::circuit_open)), *key),
         None => quote!(#p::None),
     };
-    let deadline_conversion = match &args.deadline {
-        Some((_, key)) if sig.asyncness.is_some() || args.limiter.is_some() => {
+    // A named limiter reports a send slot past the deadline, its own or the
+    // one of the call it runs in; an async deadline reports a cut-off.
+    let deadline_conversion = match (&args.deadline, &args.limiter) {
+        (Some((_, key)), _) if sig.asyncness.is_some() => {
             respan(quote!(#p::Some(#p::from_elapsed)), *key)
         }
+        (_, Some((_, key))) => respan(quote!(#p::Some(#p::paced_past_deadline)), *key),
         _ => quote!(#p::None),
     };
 

@@ -319,3 +319,88 @@ async fn policy_call_async_yields_too() {
     assert!(attempts <= 3, "the other task waited {attempts} attempts");
     other.await.unwrap();
 }
+
+// ---- 1. ... whether or not the nested call has a deadline of its own. ----
+
+static NESTED: AdaptiveLimiter = AdaptiveLimiter::new().initial_rate(0.2);
+static NESTED_SENT: AtomicU32 = AtomicU32::new(0);
+
+#[retry(limiter = NESTED)]
+fn nested_inner() -> Result<u32, Error> {
+    NESTED_SENT.fetch_add(1, Ordering::Relaxed);
+    Ok(1)
+}
+
+#[retry(max_attempts = 1, deadline = 1s)]
+fn nested_outer() -> Result<u32, Error> {
+    nested_inner()
+}
+
+#[test]
+fn a_nested_sync_call_is_never_paced_past_the_deadline_it_inherits() {
+    let sleeps = testing::skip_sleeps();
+    assert_eq!(nested_outer(), Ok(1));
+    let error = nested_outer().unwrap_err();
+    assert!(matches!(error, Error::Deadline(_)), "{error:?}");
+    assert_eq!(
+        sleeps.paced(),
+        Duration::ZERO,
+        "no wait for a slot it cannot use"
+    );
+    assert_eq!(NESTED_SENT.load(Ordering::Relaxed), 1, "nothing sent late");
+}
+
+static NESTED_ASYNC: AdaptiveLimiter = AdaptiveLimiter::new().initial_rate(0.2);
+
+#[retry(limiter = NESTED_ASYNC)]
+async fn nested_inner_async() -> Result<u32, Error> {
+    Ok(2)
+}
+
+#[retry(max_attempts = 1, deadline = 1s)]
+async fn nested_outer_async() -> Result<u32, Error> {
+    nested_inner_async().await
+}
+
+#[retry(deadline = 30s, limiter = NESTED_ASYNC)]
+async fn patient_on_nested() -> Result<u32, Error> {
+    Ok(3)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_async_call_fails_at_once_and_takes_no_slot() {
+    let start = Instant::now();
+    assert_eq!(nested_outer_async().await, Ok(2));
+    let error = nested_outer_async().await.unwrap_err();
+    assert!(matches!(error, Error::Deadline(_)), "{error:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO, "at once");
+    // The slot 5 s ahead is still free.
+    assert_eq!(patient_on_nested().await, Ok(3));
+    let waited = start.elapsed();
+    assert!(waited > SECS(4) && waited <= SECS(5), "{waited:?}");
+}
+
+// ---- A call dropped while it waits for its slot gives it back. ----
+
+static DROPPED: AdaptiveLimiter = AdaptiveLimiter::new().initial_rate(0.2);
+
+#[retry(deadline = 60s, limiter = DROPPED)]
+async fn waits_long() -> Result<u32, Error> {
+    Ok(1)
+}
+
+#[retry(deadline = 6s, limiter = DROPPED)]
+async fn within_six_seconds() -> Result<u32, Error> {
+    Ok(6)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_wait_gives_its_slot_back() {
+    assert_eq!(waits_long().await, Ok(1)); // the slot at 0 s
+                                           // Takes the slot at 5 s, and is dropped at 1 s.
+    assert!(tokio::time::timeout(SECS(1), waits_long()).await.is_err());
+    let start = Instant::now();
+    assert_eq!(within_six_seconds().await, Ok(6));
+    let waited = start.elapsed();
+    assert!(waited > SECS(3) && waited <= SECS(4), "{waited:?}");
+}

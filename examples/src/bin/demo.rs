@@ -125,18 +125,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// A duration as a person would say it: `30s`, `1.5s`, `250ms`.
+/// A duration as a person would say it: `30s`, `1.5s`, `250ms`, `2m30s`.
 fn human(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs >= 10.0 {
-        format!("{}s", secs.round())
-    } else if secs >= 1.0 {
-        let tenths = (secs * 10.0).round() / 10.0;
-        format!("{tenths}s")
-    } else {
-        // Rounded up: a wait is never "0ms".
-        format!("{}ms", d.as_nanos().div_ceil(1_000_000))
-    }
+    retry_core::HumanWait(d).to_string()
 }
 
 /// The breaker's refusal inside `error`, when the call was refused instead
@@ -535,7 +526,8 @@ mod tests {
     fn waits_are_rounded_for_people() {
         let cases = [
             (Duration::from_nanos(29_999_981_533), "30s"),
-            (Duration::from_secs(120), "120s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::MAX, "213503982334601d7h"),
             (Duration::from_millis(1500), "1.5s"),
             (Duration::from_millis(2000), "2s"),
             (Duration::from_millis(250), "250ms"),
