@@ -227,6 +227,10 @@ pub struct Refusals<E> {
     pub deadline: Option<fn(Elapsed) -> E>,
 }
 
+/// How often a call waiting for its send slot looks at the schedule again:
+/// when the limiter's rate changes, the slot moves, earlier or later.
+const RECHECK_PACING: Duration = Duration::from_millis(250);
+
 /// A limiter's send slot that its call has not used yet: given back when
 /// dropped (the call was dropped while it waited for it, or refused after),
 /// kept by [`used`](GiveBack::used).
@@ -526,16 +530,46 @@ impl<'p> State<'p> {
         metrics::call_finished(self.name, Outcome::GaveUp, self.started);
     }
 
+    /// After part of the wait for a send slot: `None` once it is due,
+    /// else how much longer (the schedule moves with the limiter's rate),
+    /// or the deadline error if the slot has moved past the deadline.
+    fn still_to_wait<E>(
+        &mut self,
+        slot: Slot,
+        refusals: &Refusals<E>,
+    ) -> Result<Option<Duration>, E> {
+        let Some(limiter) = self.guards.limiter else {
+            return Ok(None);
+        };
+        let more = limiter.wait_for(slot);
+        if more.is_zero() {
+            return Ok(None);
+        }
+        if let Some((elapsed, into)) = self.deadline_error(refusals) {
+            if !self.wait_fits(more) {
+                self.paced_past_deadline();
+                return Err(into(elapsed));
+            }
+        }
+        Ok(Some(more))
+    }
+
     /// Everything before an attempt of a sync call with guards: admission,
     /// the limiter's pacing, and the breaker's permit. `Err` is the error
     /// the call ends with: the breaker refused it, or its turn to send comes
     /// after its deadline.
     #[inline]
     pub(crate) fn before_attempt_sync<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
-        let (pace, slot) = self.admit(refusals)?;
+        let (mut pace, slot) = self.admit(refusals)?;
         if !pace.is_zero() {
             let unused = GiveBack::new(self.guards.limiter, slot);
-            Self::pace_sync(pace);
+            loop {
+                Self::pace_sync(pace.min(RECHECK_PACING));
+                match self.still_to_wait(slot, refusals)? {
+                    Some(more) => pace = more,
+                    None => break,
+                }
+            }
             self.permit_for_attempt(refusals)?;
             unused.used();
         }
@@ -549,11 +583,17 @@ impl<'p> State<'p> {
         &mut self,
         refusals: &Refusals<E>,
     ) -> Result<(), E> {
-        let (pace, slot) = self.admit(refusals)?;
+        let (mut pace, slot) = self.admit(refusals)?;
         if !pace.is_zero() {
             // A call dropped while it waits gives its slot back.
             let unused = GiveBack::new(self.guards.limiter, slot);
-            Self::pace_async(pace).await;
+            loop {
+                Self::pace_async(pace.min(RECHECK_PACING)).await;
+                match self.still_to_wait(slot, refusals)? {
+                    Some(more) => pace = more,
+                    None => break,
+                }
+            }
             self.permit_for_attempt(refusals)?;
             unused.used();
         }

@@ -1,7 +1,7 @@
 //! The adaptive client-side rate limiter, [`AdaptiveLimiter`]; its
 //! documentation describes the algorithm.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,13 +21,17 @@ const DEEPEST_BACKOFF: f64 = 0.5;
 /// Once the rate has been measured, a new episode's first refusal cuts it to
 /// this fraction (and to at most the headroom times the measurement).
 const SOFT_BACKOFF: f64 = 0.9;
-/// Growth per backlog's worth of successes, before the first refusal and
-/// after a guess.
-const FAST_GAIN: f64 = 0.1;
-/// Growth per backlog's worth of successes when probing after a measurement.
+/// Growth per second with successes, before the first refusal and after a
+/// guess (the exponent's rate: `e^0.3` ≈ +35 % a second).
+const FAST_GAIN: f64 = 0.3;
+/// Growth per second when probing after a measurement, at first ...
 const PROBE_GAIN: f64 = 0.05;
-/// The smallest backlog growth is scaled by, in seconds.
-const MIN_HORIZON: f64 = 0.1;
+/// ... and its increase per second of probing without a refusal: from a
+/// tenth of a limit that came back, the rate finds it again about 3.5 s
+/// into probing.
+const PROBE_ACCEL: f64 = 0.3;
+/// Growth counts at most this long (seconds) between two reservations.
+const MAX_GROWTH_STEP: f64 = 1.0;
 /// An episode is measured once it lasts this long (seconds) and
 /// `MIN_COUNT / rate`.
 const MIN_SPAN: f64 = 0.2;
@@ -175,20 +179,11 @@ pub struct AdaptiveLimiter {
     max_rate: f64,
     headroom: f64,
     probe_after: Duration,
-    /// The pacing rate's bits, or [`UNLIMITED`].
+    /// The pacing rate's bits, or [`UNLIMITED`]: read without a lock by
+    /// every caller, written only under `control`.
     rate: AtomicU64,
-    /// The next free slot (the theoretical arrival time), in nanoseconds
-    /// since the process-wide epoch of [`now_nanos`].
-    next: AtomicI64,
     /// Successes reported so far.
     successes: AtomicU64,
-    /// Successes already turned into growth.
-    grown: AtomicU64,
-    /// No growth before this time (nanoseconds, as `next`).
-    probe_at: AtomicI64,
-    /// Whether the rate grows fast (before the first refusal, after a guess)
-    /// or probes gently (after a cut or a measurement).
-    fast: AtomicBool,
     /// When the limiter last became unlimited, and the successes then: the
     /// basis of the next guess. `LONG_AGO` when it has always been.
     unlimited_at: AtomicI64,
@@ -197,7 +192,9 @@ pub struct AdaptiveLimiter {
     control: Mutex<Control>,
 }
 
-/// What the limiter knows of refusals.
+/// The paced path's state: the schedule of send slots, growth, and what the
+/// limiter knows of refusals and hints. Times are nanoseconds since the
+/// process-wide epoch of [`now_nanos`].
 #[derive(Debug)]
 struct Control {
     /// When the last refusal was reported.
@@ -206,6 +203,73 @@ struct Control {
     episode: Option<Episode>,
     /// The last measured admitted rate; 0 when none.
     measured: f64,
+    /// The send slots handed out, and when each is due.
+    schedule: Schedule,
+    /// Successes already turned into growth.
+    grown: u64,
+    /// No growth before this time.
+    probe_at: i64,
+    /// When the rate last grew (or growth was last considered).
+    last_growth: i64,
+    /// Whether the rate grows fast (before the first refusal, after a guess)
+    /// or probes gently (after a cut or a measurement).
+    fast: bool,
+    /// A budget hint in force ([`AdaptiveLimiter::observe_remaining`]):
+    /// until when, and the rate's bits before it.
+    hint: Option<(i64, u64)>,
+}
+
+/// The send slots as a numbered queue: slot `n` is due at
+/// `anchor_t + (n − anchor_n) × interval`. A caller holds its number, not a
+/// time, and asks again when it wakes: when the rate changes, the queue is
+/// re-spaced from now, and every waiting caller's turn moves with it, so a
+/// limit that comes back is used at once by the callers already waiting.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// Slots handed out so far.
+    issued: u64,
+    /// The (fractional) slot due at `anchor_t`.
+    anchor_n: f64,
+    anchor_t: i64,
+    /// Nanoseconds between slots; 0 until the first paced reservation sets
+    /// it from the rate.
+    interval: f64,
+}
+
+impl Schedule {
+    const NEW: Schedule = Schedule {
+        issued: 0,
+        anchor_n: 0.0,
+        anchor_t: LONG_AGO,
+        interval: 0.0,
+    };
+
+    /// When slot `n` is due.
+    fn due(&self, n: u64) -> i64 {
+        // `as` saturates.
+        let offset = ((n as f64 - self.anchor_n) * self.interval) as i64;
+        self.anchor_t.saturating_add(offset)
+    }
+
+    /// Space the slots not yet due `interval` apart from `now` on; up to
+    /// `credit` slots of an idle spell may stay due at once. A pause (an
+    /// anchor in the future) is kept.
+    fn respace(&mut self, now: i64, interval: f64, credit: f64) {
+        if self.interval > 0.0 && self.anchor_t < now {
+            let due_now = self.anchor_n + (now - self.anchor_t) as f64 / self.interval;
+            self.anchor_n = due_now.min(self.issued as f64 + credit);
+            self.anchor_t = now;
+        }
+        self.interval = interval;
+    }
+
+    /// No slot still to hand out is due before `at`.
+    fn not_before(&mut self, at: i64) {
+        if self.due(self.issued) < at {
+            self.anchor_n = self.issued as f64;
+            self.anchor_t = at;
+        }
+    }
 }
 
 /// A run of refusals close together, throughout which the provider's
@@ -244,17 +308,19 @@ impl AdaptiveLimiter {
             headroom: DEFAULT_HEADROOM,
             probe_after: DEFAULT_PROBE_AFTER,
             rate: AtomicU64::new(UNLIMITED),
-            next: AtomicI64::new(LONG_AGO),
             successes: AtomicU64::new(0),
-            grown: AtomicU64::new(0),
-            probe_at: AtomicI64::new(LONG_AGO),
-            fast: AtomicBool::new(true),
             unlimited_at: AtomicI64::new(LONG_AGO),
             unlimited_successes: AtomicU64::new(0),
             control: Mutex::new(Control {
                 last_refusal: None,
                 episode: None,
                 measured: 0.0,
+                schedule: Schedule::NEW,
+                grown: 0,
+                probe_at: LONG_AGO,
+                last_growth: LONG_AGO,
+                fast: true,
+                hint: None,
             }),
         }
     }
@@ -390,11 +456,10 @@ impl AdaptiveLimiter {
     /// ```
     #[inline]
     pub fn acquire_delay(&self) -> Duration {
-        let bits = self.rate.load(Relaxed);
-        if bits == UNLIMITED {
+        if self.rate.load(Relaxed) == UNLIMITED {
             return Duration::ZERO;
         }
-        self.reserve(bits, i64::MAX)
+        self.reserve(i64::MAX)
             .map_or(Duration::MAX, |(delay, _)| delay)
     }
 
@@ -430,11 +495,10 @@ impl AdaptiveLimiter {
     /// taken, for [`give_back`](Self::give_back).
     #[inline]
     pub(crate) fn reserve_within(&self, within: Duration) -> Result<(Duration, Slot), Duration> {
-        let bits = self.rate.load(Relaxed);
-        if bits == UNLIMITED {
+        if self.rate.load(Relaxed) == UNLIMITED {
             return Ok((Duration::ZERO, Slot::NONE));
         }
-        self.reserve(bits, duration_to_nanos(within))
+        self.reserve(duration_to_nanos(within))
     }
 
     /// Give back a slot its caller will not use (it was dropped while it
@@ -443,9 +507,27 @@ impl AdaptiveLimiter {
     /// with later ones behind it stays a gap in the schedule.
     #[cold]
     pub(crate) fn give_back(&self, slot: Slot) {
-        if let Slot(Some((after, before))) = slot {
-            let _ = self.next.compare_exchange(after, before, Relaxed, Relaxed);
+        if let Slot(Some(n)) = slot {
+            let mut control = self.lock();
+            if control.schedule.issued == n + 1 {
+                control.schedule.issued = n;
+            }
         }
+    }
+
+    /// How long until `slot` is due, as the schedule stands now (it moves
+    /// when the rate changes): zero once it is, or when the limiter no
+    /// longer paces.
+    pub(crate) fn wait_for(&self, slot: Slot) -> Duration {
+        let Slot(Some(n)) = slot else {
+            return Duration::ZERO;
+        };
+        if self.rate.load(Relaxed) == UNLIMITED {
+            return Duration::ZERO;
+        }
+        let now = now_nanos();
+        let due = self.lock().schedule.due(n);
+        Duration::from_nanos(u64::try_from(due.saturating_sub(now)).unwrap_or(0))
     }
 
     /// Report that an attempt succeeded (the provider admitted it). One
@@ -483,10 +565,11 @@ impl AdaptiveLimiter {
     pub fn on_rate_limited(&self, retry_after: Option<Duration>) {
         let now = now_nanos();
         let successes = self.successes.load(Relaxed);
-        self.refused(&mut self.lock(), now, successes, retry_after);
+        let mut control = self.lock();
+        self.refused(&mut control, now, successes, retry_after);
         // Whatever happened to the rate, the provider's bucket is empty now:
         // no burst of slots right after a refusal.
-        self.drain(now);
+        self.drain(&mut control, now);
     }
 
     /// The bookkeeping of [`on_rate_limited`](Self::on_rate_limited).
@@ -498,6 +581,8 @@ impl AdaptiveLimiter {
         retry_after: Option<Duration>,
     ) {
         let previous = control.last_refusal.replace(now);
+        // What the provider says by refusing outweighs an earlier hint.
+        control.hint = None;
         let bits = self.rate.load(Relaxed);
         if bits == UNLIMITED {
             let guess = self.guess(control, now, successes) * GUESS_BACKOFF;
@@ -507,7 +592,7 @@ impl AdaptiveLimiter {
                 rate: guess,
                 unpaced: true,
             });
-            self.set_rate(guess, now, successes, true);
+            self.set_rate(control, guess, now, successes, true);
             return;
         }
         let rate = self.clamp(f64::from_bits(bits));
@@ -522,13 +607,17 @@ impl AdaptiveLimiter {
                     rate,
                     unpaced: false,
                 });
-                let cut = if control.measured > 0.0 {
+                // A measurement the rate has since grown past without a
+                // refusal is stale: the provider admitted more than it said.
+                let cut = if control.measured > 0.0 && control.measured >= rate {
                     (rate * SOFT_BACKOFF).min(control.measured * self.margin())
+                } else if control.measured > 0.0 {
+                    rate * SOFT_BACKOFF
                 } else {
                     rate * STEP_BACKOFF
                 };
-                self.set_rate(cut, now, successes, false);
-                self.pause_at_floor(cut, now, retry_after);
+                self.set_rate(control, cut, now, successes, false);
+                self.pause_at_floor(control, cut, now, retry_after);
                 return;
             }
         };
@@ -538,27 +627,27 @@ impl AdaptiveLimiter {
             if admitted > 0.0 {
                 control.measured = admitted;
                 let paced = admitted * self.margin();
-                self.set_rate(paced, now, successes, false);
-                self.pause_at_floor(paced, now, retry_after);
+                self.set_rate(control, paced, now, successes, false);
+                self.pause_at_floor(control, paced, now, retry_after);
             } else if let Some(wait) = retry_after {
                 // Nothing admitted for the whole episode: a closed window.
                 // The fleet waits for it to open, at the rate it had.
-                self.pause(now, wait);
+                self.pause(control, now, wait);
             }
         } else if episode.unpaced {
             // Refusals of the unpaced burst that made the guess are still
             // coming in, and so are its successes: the guess can only rise.
             let guess = self.guess(control, now, successes) * GUESS_BACKOFF;
             if guess > rate {
-                self.set_rate(guess, now, successes, true);
+                self.set_rate(control, guess, now, successes, true);
             }
         } else {
             // Too early to measure: every refusal is more evidence that the
             // rate is too high.
             let cut = (rate * STEP_BACKOFF).max(episode.rate * DEEPEST_BACKOFF);
-            let fast = self.fast.load(Relaxed);
-            self.set_rate(cut, now, successes, fast);
-            self.pause_at_floor(cut, now, retry_after);
+            let fast = control.fast;
+            self.set_rate(control, cut, now, successes, fast);
+            self.pause_at_floor(control, cut, now, retry_after);
         }
     }
 
@@ -605,14 +694,20 @@ impl AdaptiveLimiter {
         }
         let now = now_nanos();
         let successes = self.successes.load(Relaxed);
-        let control = self.lock();
+        let mut control = self.lock();
+        let control = &mut *control;
         let bits = self.rate.load(Relaxed);
+        let until = now.saturating_add(duration_to_nanos(reset));
+        // The hint holds until its reset; then the rate from before it comes
+        // back (see `grow`).
+        let before = control.hint.map_or(bits, |(_, before)| before);
         if remaining == 0 {
             if bits == UNLIMITED {
-                let guess = self.guess(&control, now, successes) * GUESS_BACKOFF;
-                self.set_rate(guess, now, successes, true);
+                let guess = self.guess(control, now, successes) * GUESS_BACKOFF;
+                self.set_rate(control, guess, now, successes, true);
+                control.hint = Some((until, before));
             }
-            self.pause(now, reset);
+            self.pause(control, now, reset);
             return;
         }
         let budget = remaining as f64 / reset.as_secs_f64();
@@ -622,7 +717,8 @@ impl AdaptiveLimiter {
             f64::from_bits(bits)
         };
         if budget < current {
-            self.set_rate(budget, now, successes, true);
+            self.set_rate(control, budget, now, successes, true);
+            control.hint = Some((until, before));
         }
     }
 
@@ -644,105 +740,133 @@ impl AdaptiveLimiter {
     }
 
     /// The paced path of [`acquire_delay`](Self::acquire_delay) and
-    /// [`try_acquire_within`](Self::try_acquire_within): reserve the next
-    /// slot if it is less than `within` nanoseconds away (`i64::MAX`: any
-    /// slot), else `Err` with how far away it is, reserving nothing.
+    /// [`try_acquire_within`](Self::try_acquire_within): take the next slot
+    /// if it is due less than `within` nanoseconds from now (`i64::MAX`: any
+    /// slot), else `Err` with how far away it is, taking nothing.
     #[inline(never)]
-    fn reserve(&self, bits: u64, within: i64) -> Result<(Duration, Slot), Duration> {
+    fn reserve(&self, within: i64) -> Result<(Duration, Slot), Duration> {
         let now = now_nanos();
-        let Some(rate) = self.grow(bits, now) else {
+        let mut control = self.lock();
+        let control = &mut *control;
+        let Some(rate) = self.grow(control, now) else {
             return Ok((Duration::ZERO, Slot::NONE));
         };
-        let interval = self.interval(rate);
-        let tolerance = self.tolerance(rate.to_bits());
-        let mut next = self.next.load(Relaxed);
-        loop {
-            let slot = now.max(next.saturating_sub(tolerance));
-            let wait = Duration::from_nanos(slot.abs_diff(now));
-            if within != i64::MAX && slot.saturating_sub(now) >= within {
-                return Err(wait);
-            }
-            let after = slot.max(next).saturating_add(interval);
-            match self
-                .next
-                .compare_exchange_weak(next, after, Relaxed, Relaxed)
-            {
-                Ok(_) => return Ok((wait, Slot(Some((after, next))))),
-                Err(actual) => next = actual,
-            }
+        let schedule = &mut control.schedule;
+        if schedule.interval == 0.0 {
+            // The first paced reservation (of an `initial_rate`).
+            schedule.interval = interval(rate);
         }
+        // After an idle spell, up to `burst` slots are due at once.
+        let earliest = now.saturating_sub((self.credit() * schedule.interval) as i64);
+        let n = schedule.issued;
+        if schedule.due(n) < earliest {
+            schedule.anchor_n = n as f64;
+            schedule.anchor_t = earliest;
+        }
+        let ahead = schedule.due(n).saturating_sub(now);
+        let wait = Duration::from_nanos(u64::try_from(ahead).unwrap_or(0));
+        if within != i64::MAX && ahead >= within {
+            return Err(wait);
+        }
+        schedule.issued = n + 1;
+        Ok((wait, Slot(Some(n))))
     }
 
-    /// The rate to pace the next slot at, grown by the successes since the
-    /// last reservation; `None` once it is past the ceiling.
-    fn grow(&self, bits: u64, now: i64) -> Option<f64> {
+    /// The rate to pace at now: a hint past its reset ends, and the rate
+    /// grows with the time that successes kept coming. `None` once the
+    /// limiter does not pace (past its ceiling, or a hint that began it has
+    /// ended).
+    ///
+    /// Growth is clocked by time with successes, not by their number: a
+    /// crowd of waiting callers does not slow it down. Fast growth (before
+    /// the first refusal, after a guess) multiplies the rate by
+    /// `e^(FAST_GAIN × t)`; probing, after a hold of `probe_after` since a
+    /// cut or a measurement, starts gently and speeds up the longer nothing
+    /// is refused, `e^(PROBE_GAIN × t + PROBE_ACCEL × t² / 2)`: a limit found
+    /// again soon costs few refusals, one that came back is found within
+    /// seconds.
+    fn grow(&self, control: &mut Control, now: i64) -> Option<f64> {
+        if let Some((until, before)) = control.hint {
+            if now >= until {
+                control.hint = None;
+                let bits = self.rate.load(Relaxed);
+                if before == UNLIMITED {
+                    self.go_unlimited(control, now);
+                } else if bits != UNLIMITED && f64::from_bits(before) > f64::from_bits(bits) {
+                    let successes = self.successes.load(Relaxed);
+                    self.set_rate(
+                        control,
+                        f64::from_bits(before),
+                        now,
+                        successes,
+                        control.fast,
+                    );
+                }
+            }
+        }
+        let bits = self.rate.load(Relaxed);
+        if bits == UNLIMITED {
+            return None;
+        }
         let rate = self.clamp(f64::from_bits(bits));
         if rate >= self.ceiling() {
             // An initial rate above the ceiling.
-            self.go_unlimited(bits, now);
+            self.go_unlimited(control, now);
             return None;
         }
         let successes = self.successes.load(Relaxed);
-        let fresh = successes.saturating_sub(self.grown.swap(successes, Relaxed));
-        if fresh == 0 || now < self.probe_at.load(Relaxed) {
+        let fresh = successes.saturating_sub(control.grown);
+        control.grown = successes;
+        let since = control.last_growth.max(control.probe_at);
+        control.last_growth = now;
+        if fresh == 0 || now <= since {
             return Some(rate);
         }
-        let gain = if self.fast.load(Relaxed) {
-            FAST_GAIN
+        let dt = nanos_to_secs(now - since).min(MAX_GROWTH_STEP);
+        let exponent = if control.fast {
+            FAST_GAIN * dt
         } else {
-            PROBE_GAIN
+            let probing = nanos_to_secs(now - control.probe_at);
+            let before = (probing - dt).max(0.0);
+            PROBE_GAIN * dt + PROBE_ACCEL * (probing * probing - before * before) / 2.0
         };
-        // The backlog of reserved slots: growth per success is scaled so
-        // that the rate grows by about `gain` per backlog's worth.
-        let backlog = nanos_to_secs(self.next.load(Relaxed).saturating_sub(now)).max(MIN_HORIZON);
-        let grown = (rate * (gain * fresh as f64 / (rate * backlog)).exp()).min(f64::MAX);
+        let grown = (rate * exponent.exp()).min(f64::MAX);
         if grown >= self.ceiling() {
-            self.go_unlimited(bits, now);
+            self.go_unlimited(control, now);
             return None;
         }
-        match self
-            .rate
-            .compare_exchange(bits, grown.to_bits(), Relaxed, Relaxed)
-        {
-            Ok(_) => Some(grown),
-            // A refusal or another caller changed the rate meanwhile: theirs
-            // stands.
-            Err(UNLIMITED) => None,
-            Err(current) => Some(self.clamp(f64::from_bits(current))),
-        }
-    }
-
-    /// The pacing interval at `rate`, in nanoseconds (at least 1).
-    fn interval(&self, rate: f64) -> i64 {
-        secs_to_nanos(1.0 / rate).max(1)
+        self.rate.store(grown.to_bits(), Relaxed);
+        control
+            .schedule
+            .respace(now, interval(grown), self.credit());
+        Some(grown)
     }
 
     /// Stop pacing, remembering when, for the next guess.
-    fn go_unlimited(&self, bits: u64, now: i64) {
-        if self
-            .rate
-            .compare_exchange(bits, UNLIMITED, Relaxed, Relaxed)
-            .is_ok()
-        {
-            self.unlimited_at.store(now, Relaxed);
-            self.unlimited_successes
-                .store(self.successes.load(Relaxed), Relaxed);
-        }
+    fn go_unlimited(&self, control: &mut Control, now: i64) {
+        self.rate.store(UNLIMITED, Relaxed);
+        control.schedule.interval = 0.0;
+        self.unlimited_at.store(now, Relaxed);
+        self.unlimited_successes
+            .store(self.successes.load(Relaxed), Relaxed);
     }
 
     /// Pace at `rate` from `now`: grow fast from there (`fast`), or hold it
-    /// for `probe_after` and then probe.
-    fn set_rate(&self, rate: f64, now: i64, successes: u64, fast: bool) {
+    /// for `probe_after` and then probe. The slots not yet due are re-spaced
+    /// at the new rate.
+    fn set_rate(&self, control: &mut Control, rate: f64, now: i64, successes: u64, fast: bool) {
         let rate = self.clamp(rate).min(self.ceiling());
         self.rate.store(rate.to_bits(), Relaxed);
-        self.grown.store(successes, Relaxed);
-        self.fast.store(fast, Relaxed);
+        control.schedule.respace(now, interval(rate), self.credit());
+        control.grown = successes;
+        control.fast = fast;
         let hold = if fast {
             0
         } else {
             duration_to_nanos(self.probe_after)
         };
-        self.probe_at.store(now.saturating_add(hold), Relaxed);
+        control.probe_at = now.saturating_add(hold);
+        control.last_growth = now;
     }
 
     /// The rate to start pacing at when a limiter that did not pace learns
@@ -763,44 +887,39 @@ impl AdaptiveLimiter {
         counted.max(MIN_GUESS_COUNT) / span
     }
 
-    /// Take away the burst credit of an idle spell: the next slot is no
-    /// earlier than `now`, and the one after it an interval later.
-    fn drain(&self, now: i64) {
-        let bits = self.rate.load(Relaxed);
-        if bits != UNLIMITED {
-            self.next
-                .fetch_max(now.saturating_add(self.tolerance(bits)), Relaxed);
+    /// Take away the burst credit of an idle spell: no slot still to hand
+    /// out is due before `now`.
+    fn drain(&self, control: &mut Control, now: i64) {
+        if self.rate.load(Relaxed) != UNLIMITED {
+            control.schedule.not_before(now);
         }
     }
 
-    /// How far before `next` a slot may be: `burst − 1` intervals.
-    fn tolerance(&self, bits: u64) -> i64 {
-        let interval = self.interval(self.clamp(f64::from_bits(bits)));
-        interval.saturating_mul(i64::from(self.burst.max(1) - 1))
+    /// How many slots of an idle spell may be due at once beyond the first:
+    /// `burst − 1`.
+    fn credit(&self) -> f64 {
+        f64::from(self.burst.max(1) - 1)
     }
 
     /// Hold the fleet back for `retry_after` if the rate cannot go lower.
-    fn pause_at_floor(&self, rate: f64, now: i64, retry_after: Option<Duration>) {
+    fn pause_at_floor(
+        &self,
+        control: &mut Control,
+        rate: f64,
+        now: i64,
+        retry_after: Option<Duration>,
+    ) {
         if let Some(wait) = retry_after {
             if rate <= self.floor() {
-                self.pause(now, wait);
+                self.pause(control, now, wait);
             }
         }
     }
 
-    /// No slot before `now + wait` (at most [`MAX_PAUSE`]), the burst
-    /// tolerance included.
-    fn pause(&self, now: i64, wait: Duration) {
-        let bits = self.rate.load(Relaxed);
-        let tolerance = if bits == UNLIMITED {
-            0
-        } else {
-            self.tolerance(bits)
-        };
-        let until = now
-            .saturating_add(duration_to_nanos(wait.min(MAX_PAUSE)))
-            .saturating_add(tolerance);
-        self.next.fetch_max(until, Relaxed);
+    /// No slot before `now + wait` (at most [`MAX_PAUSE`]).
+    fn pause(&self, control: &mut Control, now: i64, wait: Duration) {
+        let until = now.saturating_add(duration_to_nanos(wait.min(MAX_PAUSE)));
+        control.schedule.not_before(until);
     }
 
     fn lock(&self) -> MutexGuard<'_, Control> {
@@ -863,10 +982,10 @@ impl core::fmt::Debug for AdaptiveLimiter {
     }
 }
 
-/// A send slot taken from a limiter: the schedule's `next` after it was
-/// taken and before, so that it can be given back; `None` when unlimited.
+/// A send slot taken from a limiter: its number in the schedule; `None`
+/// when the limiter did not pace.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Slot(Option<(i64, i64)>);
+pub(crate) struct Slot(Option<u64>);
 
 impl Slot {
     /// No slot: the limiter did not pace.
@@ -884,6 +1003,11 @@ fn now_nanos() -> i64 {
         Some(after) => duration_to_nanos(after),
         None => duration_to_nanos(epoch.duration_since(now)).saturating_neg(),
     }
+}
+
+/// The pacing interval at `rate`, in nanoseconds (at least 1).
+fn interval(rate: f64) -> f64 {
+    (NANOS_PER_SEC / rate).max(1.0)
 }
 
 fn duration_to_nanos(d: Duration) -> i64 {

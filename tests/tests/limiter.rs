@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use retry_core::AdaptiveLimiter;
+use retry_core::{AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
 use tokio::time::{advance, sleep, Instant};
 
 const MS: Duration = Duration::from_millis(1);
@@ -330,6 +330,25 @@ async fn exercise(limiter: &AdaptiveLimiter, durations: &[Duration]) {
 
 /// A provider admitting `rate` requests per second from a bucket of `burst`,
 /// full at start, on the paused clock.
+/// A `429` with `Retry-After: 1`.
+#[derive(Debug)]
+struct Refused;
+
+impl Classify for Refused {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::RateLimit
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+}
+
+impl From<Elapsed> for Refused {
+    fn from(_: Elapsed) -> Self {
+        unreachable!("no deadline")
+    }
+}
+
 struct Bucket {
     rate: f64,
     burst: f64,
@@ -384,20 +403,25 @@ async fn fleet(
                 .is_ok()
             {
                 loop {
-                    if let Some(limiter) = &limiter {
-                        sleep(limiter.acquire_delay()).await;
-                    }
-                    attempts.fetch_add(1, Ordering::Relaxed);
-                    let admitted = bucket.lock().unwrap().take();
-                    sleep(2 * MS).await;
-                    if admitted {
-                        if let Some(limiter) = &limiter {
-                            limiter.on_success();
+                    // One attempt, paced by the limiter as the retry engine
+                    // paces it, which reports its outcome.
+                    let attempt = || async {
+                        attempts.fetch_add(1, Ordering::Relaxed);
+                        let admitted = bucket.lock().unwrap().take();
+                        sleep(2 * MS).await;
+                        if admitted {
+                            Ok(())
+                        } else {
+                            Err(Refused)
                         }
+                    };
+                    let once = Policy::new().max_attempts(1);
+                    let outcome = match &limiter {
+                        Some(limiter) => once.limiter(limiter).call_async(attempt).await,
+                        None => once.call_async(attempt).await,
+                    };
+                    if outcome.is_ok() {
                         break;
-                    }
-                    if let Some(limiter) = &limiter {
-                        limiter.on_rate_limited(Some(Duration::from_secs(1)));
                     }
                     sleep(Duration::from_secs(1) + Duration::from_millis(task % 10 * 10)).await;
                 }
@@ -446,4 +470,151 @@ fn threads_get_distinct_slots() {
         .collect();
     seconds.sort_unstable();
     assert_eq!(seconds, (0..80).collect::<Vec<_>>());
+}
+
+/// A token bucket whose rate changes over time: `(from, per second)`.
+struct Scheduled {
+    schedule: Vec<(Duration, f64)>,
+    burst: f64,
+    tokens: f64,
+    start: Instant,
+    last: Instant,
+    /// Requests admitted in each second since `start`.
+    admitted: Vec<u32>,
+}
+
+impl Scheduled {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let at = self.last - self.start;
+        let rate = self
+            .schedule
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= at)
+            .map_or(0.0, |(_, rate)| *rate);
+        self.tokens = (self.tokens + (now - self.last).as_secs_f64() * rate).min(self.burst);
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        let second = (now - self.start).as_secs() as usize;
+        if self.admitted.len() <= second {
+            self.admitted.resize(second + 1, 0);
+        }
+        self.admitted[second] += 1;
+        true
+    }
+}
+
+/// `callers` tasks calling in a loop for `run` through the engine, paced by
+/// `limiter`, against a provider at 100/s that drops to 10/s from 5 s to
+/// 15 s; a refusal waits `Retry-After: 1`. Returns the admitted count of
+/// every second.
+async fn drop_and_return(limiter: Arc<AdaptiveLimiter>, callers: u64, run: Duration) -> Vec<u32> {
+    let start = Instant::now();
+    let bucket = Arc::new(Mutex::new(Scheduled {
+        schedule: vec![
+            (Duration::ZERO, 100.0),
+            (Duration::from_secs(5), 10.0),
+            (Duration::from_secs(15), 100.0),
+        ],
+        burst: 20.0,
+        tokens: 20.0,
+        start,
+        last: start,
+        admitted: Vec::new(),
+    }));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..callers {
+        let (limiter, bucket) = (Arc::clone(&limiter), Arc::clone(&bucket));
+        tasks.spawn(async move {
+            let policy = Policy::new()
+                .max_attempts(8)
+                .deadline(Duration::from_secs(120));
+            while start.elapsed() < run {
+                let _ = policy
+                    .limiter(&limiter)
+                    .call_async(|| async {
+                        let admitted = bucket.lock().unwrap().take();
+                        sleep(2 * MS).await;
+                        if admitted {
+                            Ok(())
+                        } else {
+                            Err(Refused)
+                        }
+                    })
+                    .await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let admitted = bucket.lock().unwrap().admitted.clone();
+    admitted
+}
+
+/// Seconds from the limit's return (15 s) to the first second in which at
+/// least 80 requests were admitted.
+fn recovery(admitted: &[u32]) -> Option<usize> {
+    admitted
+        .iter()
+        .enumerate()
+        .skip(15)
+        .find(|(_, n)| **n >= 80)
+        .map(|(second, _)| second - 15)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_that_comes_back_is_used_again_within_seconds_by_a_small_crowd() {
+    let limiter = Arc::new(AdaptiveLimiter::new().initial_rate(100.0));
+    let admitted = drop_and_return(limiter, 20, Duration::from_secs(40)).await;
+    eprintln!("admitted per second: {admitted:?}");
+    let back = recovery(&admitted).expect("the rate comes back");
+    assert!(
+        back <= 10,
+        "{back} s after the limit returned: {admitted:?}"
+    );
+    let after: u32 = admitted[27..39].iter().sum();
+    assert!(after >= 12 * 80, "{after} in 12 s: {admitted:?}");
+    // While the limit was low, the fleet kept to it.
+    assert!(admitted[8..15].iter().all(|n| *n <= 12), "{admitted:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_that_comes_back_is_used_again_within_seconds_by_a_large_crowd() {
+    // Growth must not be divided by the number of callers waiting.
+    let limiter = Arc::new(AdaptiveLimiter::new().initial_rate(100.0));
+    let admitted = drop_and_return(limiter, 200, Duration::from_secs(40)).await;
+    eprintln!("admitted per second: {admitted:?}");
+    let back = recovery(&admitted).expect("the rate comes back");
+    assert!(
+        back <= 10,
+        "{back} s after the limit returned: {admitted:?}"
+    );
+    // ... and stays back.
+    let after: u32 = admitted[27..39].iter().sum();
+    assert!(after >= 12 * 80, "{after} in 12 s: {admitted:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_hint_stops_holding_callers_back_after_its_reset() {
+    let limiter = AdaptiveLimiter::new().initial_rate(100.0);
+    // "2 requests left until the reset in 2 s": about 1 a second.
+    limiter.observe_remaining(2, Duration::from_secs(2));
+    assert!(limiter.rate().unwrap() <= 1.0, "{:?}", limiter.rate());
+    advance(Duration::from_secs(3)).await;
+    let _ = limiter.acquire_delay();
+    assert_eq!(limiter.rate(), Some(100.0), "the rate from before the hint");
+
+    let unlimited = AdaptiveLimiter::new();
+    unlimited.observe_remaining(0, Duration::from_secs(5));
+    assert!(unlimited.acquire_delay() > Duration::from_secs(4));
+    advance(Duration::from_secs(6)).await;
+    assert_eq!(unlimited.acquire_delay(), Duration::ZERO);
+    assert_eq!(
+        unlimited.rate(),
+        None,
+        "unlimited again once the window reset"
+    );
 }
