@@ -8,6 +8,14 @@
 //! a `400`/`401`, an answer that comes too late, or a connection closed after
 //! the work was done.
 //!
+//! Under [`Scenario::Limited`] it enforces rate limits the way providers do
+//! ([`Limits`]): a requests bucket whose rate may follow a schedule, an
+//! optional tokens-per-minute bucket that each request draws its
+//! [`request_tokens`] from, and, with [`Announce`], OpenAI's or Anthropic's
+//! rate-limit headers on every answer. [`FlakyProvider::admitted_per_second`]
+//! is the admitted rate over time; [`FlakyProvider::spawn_with_manual_clock`]
+//! runs it on a clock that only moves when told to.
+//!
 //! Like a provider that supports idempotency keys, it keeps the response of
 //! every *processed* (billed) request under its `Idempotency-Key` and replays
 //! it to a later request with the same key, whatever the scenario says. It
@@ -36,11 +44,13 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 mod format;
+mod limits;
 mod responses;
 mod scenario;
 mod server;
 mod state;
 
+pub use limits::{request_tokens, Announce, Limits, TokenLimit};
 pub use scenario::{Fault, QuotaStyle, RetryAfter, Scenario, UnknownScenario};
 
 use state::Shared;
@@ -69,7 +79,8 @@ pub struct Stats {
     /// Logical requests processed more than once.
     pub billed_twice: u64,
     /// Injected faults by [`Fault::name`] (and `"token_bucket"` for refusals
-    /// by [`Scenario::TokenBucket`]).
+    /// by [`Scenario::TokenBucket`] or for want of requests by
+    /// [`Scenario::Limited`], `"tokens_per_minute"` for want of tokens).
     pub faults: BTreeMap<String, u64>,
     /// Requests refused with `409` because another request with the same
     /// `Idempotency-Key` was still being processed.
@@ -104,7 +115,22 @@ impl FlakyProvider {
     ///
     /// Safe to call from inside an async runtime: it never blocks on one.
     pub fn spawn(scenario: Scenario) -> io::Result<FlakyProvider> {
-        let shared = Arc::new(Shared::new(scenario));
+        FlakyProvider::start(Shared::new(scenario, false))
+    }
+
+    /// Like [`spawn`](FlakyProvider::spawn), but the provider's clock stands
+    /// still until [`advance_clock`](FlakyProvider::advance_clock) moves it:
+    /// its buckets refill, its rate schedule moves on and its
+    /// [`admitted_per_second`](FlakyProvider::admitted_per_second) and
+    /// [`RecordedRequest::at`] count only the time so given. For tests that
+    /// check rate limits by arithmetic rather than by timing. (Slow answers
+    /// still wait in real time.)
+    pub fn spawn_with_manual_clock(scenario: Scenario) -> io::Result<FlakyProvider> {
+        FlakyProvider::start(Shared::new(scenario, true))
+    }
+
+    fn start(shared: Shared) -> io::Result<FlakyProvider> {
+        let shared = Arc::new(shared);
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let thread_shared = Arc::clone(&shared);
@@ -190,6 +216,23 @@ impl FlakyProvider {
     /// Every request so far, in the order they were decided.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
+    }
+
+    /// The processed requests by the second they arrived in since the
+    /// server started: element `i` counts those that arrived in
+    /// `[i s, i + 1 s)`, up to the last second with one (a week at most).
+    /// Under rate limits these are the admitted requests, so the list is the
+    /// admitted rate over time; it sums to [`Stats::processed`].
+    pub fn admitted_per_second(&self) -> Vec<u64> {
+        self.shared.admitted_per_second()
+    }
+
+    /// Moves the clock of a provider started with
+    /// [`spawn_with_manual_clock`](FlakyProvider::spawn_with_manual_clock)
+    /// forward by `by` and returns true; on the real clock does nothing and
+    /// returns false.
+    pub fn advance_clock(&self, by: Duration) -> bool {
+        self.shared.advance(by)
     }
 }
 

@@ -4,7 +4,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-use examples::flaky::{Fault, FlakyProvider, QuotaStyle, RetryAfter, Scenario};
+use examples::flaky::{
+    request_tokens, Announce, Fault, FlakyProvider, Limits, QuotaStyle, RetryAfter, Scenario,
+};
 use serde_json::{json, Value};
 
 fn client() -> reqwest::Client {
@@ -731,4 +733,259 @@ fn spawn_works_inside_another_runtime_and_names_all_parse() {
             assert_eq!(provider.scenario(), &scenario);
         }
     });
+}
+
+/// Sends `n` requests of `content` one after the other; the statuses.
+async fn statuses(client: &reqwest::Client, provider: &FlakyProvider, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let resp = chat(client, provider, None, None).await.unwrap();
+        out.push(resp.status().as_u16());
+    }
+    out
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// Parses a Go duration as OpenAI writes it (`20ms`, `1.5s`, `6m0s`).
+fn parse_go_duration(s: &str) -> Duration {
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let value: f64 = number
+            .parse()
+            .unwrap_or_else(|_| panic!("bad duration {s:?}"));
+        number.clear();
+        total += match c {
+            'h' => value * 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                value / 1000.0
+            }
+            'm' => value * 60.0,
+            's' => value,
+            _ => panic!("bad unit in {s:?}"),
+        };
+    }
+    assert!(number.is_empty(), "no unit at the end of {s:?}");
+    Duration::from_secs_f64(total)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.mmm]Z` as seconds since the epoch.
+fn parse_rfc3339(s: &str) -> f64 {
+    let (date, time) = s.strip_suffix('Z').unwrap().split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let t: Vec<f64> = time.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant).
+    let (y, m, day) = (if d[1] <= 2 { d[0] - 1 } else { d[0] }, d[1], d[2]);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days as f64 * 86_400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
+fn since_epoch(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test]
+async fn openai_limits_are_announced_on_successes_and_refusals() {
+    let provider = FlakyProvider::spawn_with_manual_clock(Scenario::Limited(
+        Limits::requests(2.0, 3).announce(Announce::OpenAi),
+    ))
+    .unwrap();
+    let client = client();
+    let mut remaining = Vec::new();
+    for want in [200, 200, 200, 429] {
+        let resp = chat(&client, &provider, None, None).await.unwrap();
+        assert_eq!(resp.status(), want);
+        assert_eq!(header(&resp, "x-ratelimit-limit-requests"), Some("120"));
+        remaining.push(
+            header(&resp, "x-ratelimit-remaining-requests")
+                .unwrap()
+                .to_owned(),
+        );
+        // The bucket refills at 2/s: each missing request is 500 ms.
+        let reset = parse_go_duration(header(&resp, "x-ratelimit-reset-requests").unwrap());
+        let missing = 3 - remaining.last().unwrap().parse::<u64>().unwrap();
+        assert_eq!(reset, Duration::from_millis(500 * missing), "{remaining:?}");
+        assert!(header(&resp, "x-ratelimit-limit-tokens").is_none());
+        if want == 429 {
+            assert_eq!(header(&resp, "retry-after"), Some("1"));
+            let json: Value = resp.json().await.unwrap();
+            assert_eq!(json["error"]["code"], "rate_limit_exceeded");
+        }
+    }
+    assert_eq!(remaining, ["2", "1", "0", "0"]);
+    // Half a second later one request is back.
+    provider.advance_clock(Duration::from_millis(500));
+    let resp = chat(&client, &provider, None, None).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-ratelimit-remaining-requests"), Some("0"));
+    assert_eq!(provider.stats().faults.get("token_bucket"), Some(&1));
+}
+
+#[tokio::test]
+async fn anthropic_limits_are_announced_on_successes_and_refusals() {
+    let provider = FlakyProvider::spawn_with_manual_clock(Scenario::Limited(
+        Limits::requests(1.0, 2)
+            .tokens_per_minute(6000, 1000)
+            .announce(Announce::Anthropic),
+    ))
+    .unwrap();
+    let client = client();
+    let cost = request_tokens(&body(None, "hello there"));
+    for (want, left) in [(200, 1), (200, 0), (429, 0)] {
+        let before = since_epoch(SystemTime::now());
+        let resp = chat(&client, &provider, None, None).await.unwrap();
+        let after = since_epoch(SystemTime::now());
+        assert_eq!(resp.status(), want);
+        let h = |name: &str| header(&resp, name).unwrap().to_owned();
+        assert_eq!(h("anthropic-ratelimit-requests-limit"), "60");
+        assert_eq!(
+            h("anthropic-ratelimit-requests-remaining"),
+            left.to_string()
+        );
+        // Full again in (2 - left) s at 1/s.
+        let reset = parse_rfc3339(&h("anthropic-ratelimit-requests-reset"));
+        let full_in = (2 - left) as f64;
+        assert!(
+            reset >= before + full_in - 0.01 && reset <= after + full_in + 0.01,
+            "{reset} vs {before}..{after}"
+        );
+        let used = if want == 200 { 2 - left } else { 2 };
+        assert_eq!(h("anthropic-ratelimit-input-tokens-limit"), "6000");
+        assert_eq!(
+            h("anthropic-ratelimit-input-tokens-remaining"),
+            (1000 - used * cost).to_string()
+        );
+        let tokens_reset = parse_rfc3339(&h("anthropic-ratelimit-input-tokens-reset"));
+        let tokens_full_in = (used * cost) as f64 / 100.0;
+        assert!(
+            (tokens_reset - (before + tokens_full_in)).abs() < 1.0,
+            "{tokens_reset}"
+        );
+        if want == 429 {
+            assert_eq!(h("retry-after"), "1");
+            let json: Value = resp.json().await.unwrap();
+            assert_eq!(json["type"], "error");
+            assert_eq!(json["error"]["type"], "rate_limit_error");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_large_prompt_is_refused_by_tokens_while_requests_remain() {
+    // 100 requests a second, but 600 tokens a minute (10 a second) from a
+    // bucket of 100.
+    let provider = FlakyProvider::spawn_with_manual_clock(Scenario::Limited(
+        Limits::requests(100.0, 100)
+            .tokens_per_minute(600, 100)
+            .announce(Announce::OpenAi),
+    ))
+    .unwrap();
+    let client = client();
+    let prompt = |chars: usize| json!({"model": "gpt-test", "messages": [{"role": "user", "content": "x".repeat(chars)}]});
+    let send = |body: Value| {
+        client
+            .post(provider.chat_completions_url())
+            .json(&body)
+            .send()
+    };
+    assert_eq!(request_tokens(&prompt(240)), 60);
+    let first = send(prompt(240)).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "x-ratelimit-remaining-tokens"), Some("40"));
+    assert_eq!(header(&first, "x-ratelimit-reset-tokens"), Some("6s"));
+    let refused = send(prompt(240)).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    // Requests remain; 20 tokens are missing, 2 s at 10 a second.
+    assert_eq!(
+        header(&refused, "x-ratelimit-remaining-requests"),
+        Some("99")
+    );
+    assert_eq!(header(&refused, "x-ratelimit-remaining-tokens"), Some("40"));
+    assert_eq!(header(&refused, "retry-after"), Some("2"));
+    let json: Value = refused.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "rate_limit_exceeded");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("tokens per min"), "{message}");
+    // A small prompt still fits.
+    assert_eq!(send(prompt(40)).await.unwrap().status(), 200);
+    provider.advance_clock(Duration::from_secs(3));
+    assert_eq!(send(prompt(240)).await.unwrap().status(), 200);
+    let stats = provider.stats();
+    assert_eq!(stats.faults.get("tokens_per_minute"), Some(&1));
+    assert_eq!(stats.faults.get("token_bucket"), None);
+    assert_eq!(stats.processed, 3);
+}
+
+#[tokio::test]
+async fn the_rate_schedule_admits_the_scheduled_rate() {
+    // 20/s, 2/s from 2 s to 5 s, 20/s again; a bucket of 5.
+    let provider = FlakyProvider::spawn_with_manual_clock(Scenario::Limited(
+        Limits::requests(20.0, 5)
+            .then(Duration::from_secs(2), 2.0)
+            .then(Duration::from_secs(5), 20.0),
+    ))
+    .unwrap();
+    let client = client();
+    // Each step: 100 ms of clock, then more requests than can pass.
+    let mut admitted = Vec::new();
+    for _ in 0..70 {
+        let got = statuses(&client, &provider, 4).await;
+        admitted.push(count(&got, 200));
+        assert_eq!(count(&got, 200) + count(&got, 429), 4, "{got:?}");
+        provider.advance_clock(Duration::from_millis(100));
+    }
+    let per_second: Vec<usize> = admitted.chunks(10).map(|c| c.iter().sum()).collect();
+    // The first second: the burst, then 2 every 100 ms (give or take the
+    // rounding of fractions of a request).
+    let about = |n: usize, want: usize| n + 1 >= want && n <= want;
+    assert!(about(per_second[0], 5 + 9 * 2), "{per_second:?}");
+    assert!(about(per_second[1], 20), "{per_second:?}");
+    for second in 2..5 {
+        assert!(
+            (1..=3).contains(&per_second[second]),
+            "{second}: {per_second:?}"
+        );
+    }
+    // Back at 20/s (4 a step is the most asked) once the bucket, nearly
+    // empty at the return, has a whole request again.
+    assert!((18..=20).contains(&per_second[5]), "{per_second:?}");
+    assert!(about(per_second[6], 20), "{per_second:?}");
+    // The timeline says the same, and sums to what was processed.
+    let timeline = provider.admitted_per_second();
+    assert_eq!(
+        timeline,
+        per_second.iter().map(|&n| n as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(timeline.iter().sum::<u64>(), provider.stats().processed);
+}
+
+#[tokio::test]
+async fn the_timeline_counts_admitted_requests_by_second() {
+    let provider = FlakyProvider::spawn_with_manual_clock(Scenario::Healthy).unwrap();
+    assert!(provider.admitted_per_second().is_empty());
+    let client = client();
+    statuses(&client, &provider, 3).await;
+    provider.advance_clock(Duration::from_secs(2));
+    statuses(&client, &provider, 2).await;
+    assert_eq!(provider.admitted_per_second(), [3, 0, 2]);
+    assert_eq!(provider.stats().processed, 5);
+    // A provider on the real clock cannot be moved.
+    let real = FlakyProvider::spawn(Scenario::Healthy).unwrap();
+    assert!(!real.advance_clock(Duration::from_secs(1)));
+    assert!(provider.advance_clock(Duration::MAX));
 }

@@ -1,388 +1,624 @@
-//! Benchmark of the adaptive client-side rate limiter: a fleet of chat calls
-//! against the flaky provider's token bucket, with and without an
-//! [`AdaptiveLimiter`].
+//! Benchmark of client-side rate limiting against the flaky provider's rate
+//! limits: one table, a row per way of calling and per kind of limit.
 //!
 //! ```sh
 //! cargo run --release -p examples --bin rate_limit
-//! cargo run --release -p examples --bin rate_limit -- --runs 3
-//! cargo run --release -p examples --bin rate_limit -- --rate 50 --burst 10 --initial-rate 75
+//! cargo run --release -p examples --bin rate_limit -- --rows new,initial,openai
+//! cargo run --release -p examples --bin rate_limit -- --rows drop-200 --drop-after 61
 //! ```
 //!
-//! The provider admits `--rate` requests per second from a bucket of
-//! `--burst` (full at start), and refuses the rest with `429` and
-//! `Retry-After: 1` (whole seconds until its next token, at least 1). Each of
-//! `--requests` logical calls, `--concurrency` at a time, is a `#[retry]`
-//! function (Retry-After honoured with the engine's spread); with
-//! `limiter = ...`, every attempt (first attempts and retries alike) first
-//! waits for the slot the limiter gives it, and reports its outcome after.
+//! The rows (`--rows` takes their keys, comma separated):
 //!
-//! The rows: no limiter; `AdaptiveLimiter::new()`, unlimited until the first
-//! `429`; and `AdaptiveLimiter::new().initial_rate(x)` for each
-//! `--initial-rate` (by default the provider's rate and 1.5 times it: the
-//! documented limit, and a guess 50 % too high). A fresh provider and limiter
-//! for every run.
+//! | key | row | target |
+//! | --- | --- | --- |
+//! | `none` | `#[retry(max_attempts = 8)]`, no limiter | ≤ 1.5 attempts per success, 0 calls lost |
+//! | `default` | the same attribute, as written by default | ≤ 1.5 attempts per success, 0 calls lost |
+//! | `new` | `AdaptiveLimiter::new()` | ≤ 1.10 attempts per success, ≤ 1.15 × ideal time |
+//! | `initial` | `AdaptiveLimiter::new().initial_rate(rate)` | the same |
+//! | `initial-high` | `initial_rate(1.5 × rate)` | the same |
+//! | `openai` | `AdaptiveLimiter::new()`, OpenAI's headers on every answer | ≤ 1.02 attempts per success |
+//! | `anthropic` | the same with Anthropic's headers | ≤ 1.02 attempts per success |
+//! | `tokens` | small and large prompts against a tokens-per-minute limit | ≤ 1.10 attempts per success |
+//! | `drop-20`, `drop-200` | a limit that drops and returns, 20 or 200 callers | back above 80 % within 10 s |
 //!
-//! The ideal schedule sends the burst at once and then one request per
-//! token: `(requests − burst) / rate` seconds, every attempt a success. The
-//! target: at most 1.10 attempts per success, and at most 1.15 × the ideal
-//! time. The unlimited start cannot meet it: its first `concurrency` calls
-//! leave together before anything is known, and all but `burst` of them are
-//! refused. This is a benchmark, not a test: timings depend on the machine.
-//! The exit status is a failure when a row with an initial rate misses the
-//! target.
+//! The first seven send `--requests` chat calls, `--concurrency` at a time,
+//! to a bucket of `--rate` requests per second holding `--burst` (full at
+//! start); a refusal is a `429` with `retry-after: 1`. Their ideal time sends
+//! the burst at once and then one request per token:
+//! `(requests − burst) / rate`.
+//!
+//! `tokens` sends `--token-requests` calls, a `--large-share` of them of
+//! `--large-tokens` tokens and the rest of `--small-tokens` (as the provider
+//! counts them, [`request_tokens`]), to the same requests bucket plus a
+//! bucket of `--tokens-per-minute` holding `--token-burst`, which binds; the
+//! provider announces both in OpenAI's headers. Its ideal time is the longer
+//! of the two buckets' ideal times.
+//!
+//! `drop-*`: callers in a loop, each with
+//! `AdaptiveLimiter::new().initial_rate(high)`, for `--drop-before` s at
+//! `--drop-high` requests per second, `--drop-for` s at `--drop-low`, and
+//! `--drop-after` s at `--drop-high` again. The table gives the seconds from
+//! the return until a whole second admits more than 80 % of the restored
+//! limit, and the admitted rate 10 s and 60 s after the return (`-` when the
+//! run is shorter). When both are asked for, the two run at the same time,
+//! each with its own provider and limiter. Calls still in flight at the end are abandoned, and
+//! are not counted as lost.
+//!
+//! This is a benchmark, not a test: timings depend on the machine, and a
+//! missed target is printed as `FAIL` without failing the exit status.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use examples::flaky::{FlakyProvider, Scenario};
+use clap::{Parser, ValueEnum};
+use examples::flaky::{request_tokens, Announce, FlakyProvider, Limits, Scenario};
 use retry_core::http::{check, HttpError, RequestBuilderExt};
 use retry_core::{retry, AdaptiveLimiter};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-const HELP: &str = "\
-rate_limit: chat calls against a token-bucket provider, with and without AdaptiveLimiter
-
-USAGE:
-    cargo run --release -p examples --bin rate_limit -- [OPTIONS]
-
-OPTIONS:
-    --requests N         logical chat calls [default: 500]
-    --concurrency C      calls in flight at once [default: 100]
-    --rate R             requests per second the provider admits [default: 100]
-    --burst B            the provider's bucket size, full at start [default: 20]
-    --initial-rate X     also run the limiter paced from the start at X per second;
-                         repeat for several rows [default: R and 1.5 x R]
-    --runs K             repeat every row K times [default: 1]
-    --no-baseline        skip the row without a limiter
-    -h, --help           print this help
-";
-
-/// At most this many attempts per success.
-const TARGET_ATTEMPTS: f64 = 1.10;
-/// At most this multiple of the ideal time.
-const TARGET_TIME: f64 = 1.15;
-
+/// Chat calls against the flaky provider's rate limits, with and without
+/// AdaptiveLimiter, in one table.
+#[derive(Parser, Debug)]
+#[command(name = "rate_limit")]
 struct Options {
-    requests: usize,
-    concurrency: usize,
+    /// Run only these rows (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    rows: Vec<Row>,
+    /// Logical chat calls per row (all but `tokens` and `drop-*`).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    requests: u64,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: u64,
+    /// Requests per second the provider admits.
+    #[arg(long, default_value_t = 100.0, value_parser = positive)]
     rate: f64,
+    /// The provider's requests bucket, full at start.
+    #[arg(long, default_value_t = 20)]
     burst: u32,
-    initial_rates: Vec<f64>,
-    runs: usize,
-    baseline: bool,
+    /// Logical chat calls of the `tokens` row.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..))]
+    token_requests: u64,
+    /// The provider's tokens per minute in the `tokens` row.
+    #[arg(long, default_value_t = 3_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    tokens_per_minute: u64,
+    /// The provider's tokens bucket, full at start.
+    #[arg(long, default_value_t = 50_000)]
+    token_burst: u64,
+    /// Tokens of a small prompt.
+    #[arg(long, default_value_t = 200)]
+    small_tokens: u64,
+    /// Tokens of a large prompt.
+    #[arg(long, default_value_t = 8000)]
+    large_tokens: u64,
+    /// The share of large prompts, 0 to 1.
+    #[arg(long, default_value_t = 0.2, value_parser = share)]
+    large_share: f64,
+    /// Seconds at the high limit before it drops.
+    #[arg(long, default_value_t = 1)]
+    drop_before: u64,
+    /// Seconds at the low limit.
+    #[arg(long, default_value_t = 10)]
+    drop_for: u64,
+    /// Seconds at the high limit after it returns.
+    #[arg(long, default_value_t = 11)]
+    drop_after: u64,
+    /// The high limit, requests per second (also the callers' initial rate).
+    #[arg(long, default_value_t = 100.0, value_parser = positive)]
+    drop_high: f64,
+    /// The low limit, requests per second.
+    #[arg(long, default_value_t = 10.0, value_parser = positive)]
+    drop_low: f64,
 }
 
-fn parse_options() -> Result<Options, String> {
-    let mut options = Options {
-        requests: 500,
-        concurrency: 100,
-        rate: 100.0,
-        burst: 20,
-        initial_rates: Vec::new(),
-        runs: 1,
-        baseline: true,
-    };
-    let mut initial_rates_given = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
-            "--no-baseline" => {
-                options.baseline = false;
-                continue;
-            }
-            _ => {}
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value; see --help"))?;
-        let count = |v: &str| -> Result<usize, String> {
-            match v.parse() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("{flag} takes a whole number above 0, not {v:?}")),
-            }
-        };
-        let rate = |v: &str| -> Result<f64, String> {
-            match v.parse::<f64>() {
-                Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
-                _ => Err(format!("{flag} takes a number above 0, not {v:?}")),
-            }
-        };
-        match flag.as_str() {
-            "--requests" => options.requests = count(&value)?,
-            "--concurrency" => options.concurrency = count(&value)?,
-            "--rate" => options.rate = rate(&value)?,
-            "--burst" => {
-                options.burst = u32::try_from(count(&value)?)
-                    .map_err(|_| format!("--burst {value} is too large"))?
-            }
-            "--initial-rate" => {
-                initial_rates_given = true;
-                options.initial_rates.push(rate(&value)?);
-            }
-            "--runs" => options.runs = count(&value)?,
-            other => return Err(format!("unknown option {other}; see --help")),
-        }
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("expected a number above 0, not {s:?}")),
     }
-    if !initial_rates_given {
-        options.initial_rates = vec![options.rate, 1.5 * options.rate];
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("expected a number from 0 to 1, not {s:?}")),
     }
-    Ok(options)
 }
 
 /// One row of the table.
-#[derive(Clone, Copy)]
-enum Mode {
-    /// The retry engine alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Row {
+    /// No limiter.
+    #[value(name = "none")]
     NoLimiter,
-    /// `AdaptiveLimiter::new()`: unlimited until the first 429.
-    Adaptive,
-    /// `AdaptiveLimiter::new().initial_rate(x)`.
-    AdaptivePaced(f64),
+    /// The attribute as written by default.
+    #[value(name = "default")]
+    DefaultAttribute,
+    /// `AdaptiveLimiter::new()`.
+    #[value(name = "new")]
+    New,
+    /// `initial_rate(rate)`.
+    #[value(name = "initial")]
+    Initial,
+    /// `initial_rate(1.5 × rate)`.
+    #[value(name = "initial-high")]
+    InitialHigh,
+    /// OpenAI's headers announced.
+    #[value(name = "openai")]
+    OpenAi,
+    /// Anthropic's headers announced.
+    #[value(name = "anthropic")]
+    Anthropic,
+    /// Small and large prompts against a tokens-per-minute limit.
+    #[value(name = "tokens")]
+    Tokens,
+    /// Drop and return, 20 callers.
+    #[value(name = "drop-20")]
+    Drop20,
+    /// Drop and return, 200 callers.
+    #[value(name = "drop-200")]
+    Drop200,
 }
 
-impl Mode {
-    fn label(self) -> String {
-        match self {
-            Mode::NoLimiter => "no limiter".to_owned(),
-            Mode::Adaptive => "adaptive, unlimited start".to_owned(),
-            Mode::AdaptivePaced(x) => format!("adaptive, initial_rate {x}"),
-        }
-    }
+impl Row {
+    const ALL: [Row; 10] = [
+        Row::NoLimiter,
+        Row::DefaultAttribute,
+        Row::New,
+        Row::Initial,
+        Row::InitialHigh,
+        Row::OpenAi,
+        Row::Anthropic,
+        Row::Tokens,
+        Row::Drop20,
+        Row::Drop200,
+    ];
 
-    fn limiter(self) -> Option<AdaptiveLimiter> {
+    fn label(self, options: &Options) -> String {
         match self {
-            Mode::NoLimiter => None,
-            Mode::Adaptive => Some(AdaptiveLimiter::new()),
-            Mode::AdaptivePaced(x) => Some(AdaptiveLimiter::new().initial_rate(x)),
+            Row::NoLimiter => "no limiter".into(),
+            Row::DefaultAttribute => "default attribute".into(),
+            Row::New => "AdaptiveLimiter::new()".into(),
+            Row::Initial => format!("initial_rate({})", options.rate),
+            Row::InitialHigh => format!("initial_rate({})", 1.5 * options.rate),
+            Row::OpenAi => "announced headers (OpenAI)".into(),
+            Row::Anthropic => "announced headers (Anthropic)".into(),
+            Row::Tokens => "tokens: mixed prompts".into(),
+            Row::Drop20 => "drop and return, 20 callers".into(),
+            Row::Drop200 => "drop and return, 200 callers".into(),
         }
     }
 }
 
-/// What one run measured.
-struct Outcome {
-    succeeded: u64,
-    failed: u64,
+/// Which function makes the calls.
+#[derive(Clone, Copy)]
+enum Caller {
+    NoLimiter,
+    DefaultAttribute,
+    Limited,
+    Tokens,
+}
+
+/// What one row measured.
+#[derive(Default)]
+struct Measured {
     attempts: u64,
-    refused_by_provider: u64,
+    succeeded: u64,
+    lost: u64,
     time: Duration,
-    final_rate: Option<f64>,
+    /// The ideal time, for the rows that have one.
+    ideal: Option<f64>,
+    /// Drop and return: seconds from the return to the first second above
+    /// 80 %, and the admitted rate 10 s and 60 s after the return.
+    recovery: Option<Recovery>,
 }
 
-/// One logical chat call, paced by `limiter`: every attempt (first attempts
-/// and retries alike) waits for the slot the limiter gives it, and reports
-/// its outcome to it. Retry-After is honoured (with the engine's spread),
-/// exponential backoff otherwise, with enough attempts that no call gives up
-/// in the scenarios measured here.
-#[retry(
-    max_attempts = 20,
-    wait = exponential(100ms, 2s),
-    retry_after_cap = 60s,
-    deadline = 300s,
-    limiter = limiter
-)]
-async fn chat_paced(
+struct Recovery {
+    seconds: Option<u64>,
+    at_10: Option<u64>,
+    at_60: Option<u64>,
+}
+
+/// The retry engine alone. A separate function from [`chat_default`], so
+/// that it can opt out of any limiter the attribute gives by default.
+#[retry(max_attempts = 8)]
+async fn chat_no_limiter(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> Result<(), HttpError> {
+    send(client, url, body).await
+}
+
+/// The attribute as an application writes it.
+#[retry(max_attempts = 8)]
+async fn chat_default(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), HttpError> {
+    send(client, url, body).await
+}
+
+/// Paced by `limiter`: every attempt waits for its slot and reports its
+/// outcome.
+#[retry(max_attempts = 8, limiter = limiter)]
+async fn chat_limited(
     client: &reqwest::Client,
     url: &str,
     limiter: &AdaptiveLimiter,
-    attempts: &AtomicU64,
-    i: usize,
+    body: &Value,
 ) -> Result<(), HttpError> {
-    attempts.fetch_add(1, Ordering::Relaxed);
-    send(client, url, i).await
+    send(client, url, body).await
 }
 
-/// The same call under the same policy, without a limiter.
-#[retry(
-    max_attempts = 20,
-    wait = exponential(100ms, 2s),
-    retry_after_cap = 60s,
-    deadline = 300s
-)]
-async fn chat_unpaced(
+/// Paced by `limiter`, for calls whose token cost differs: a separate
+/// function, so that it can state the cost, [`request_tokens`] of `body`.
+#[retry(max_attempts = 8, limiter = limiter)]
+async fn chat_tokens(
     client: &reqwest::Client,
     url: &str,
-    attempts: &AtomicU64,
-    i: usize,
+    limiter: &AdaptiveLimiter,
+    body: &Value,
 ) -> Result<(), HttpError> {
-    attempts.fetch_add(1, Ordering::Relaxed);
-    send(client, url, i).await
+    send(client, url, body).await
 }
 
-async fn chat(
-    client: &reqwest::Client,
-    url: &str,
-    limiter: Option<&AdaptiveLimiter>,
-    attempts: &AtomicU64,
-    i: usize,
-) -> Result<(), HttpError> {
-    match limiter {
-        Some(limiter) => chat_paced(client, url, limiter, attempts, i).await,
-        None => chat_unpaced(client, url, attempts, i).await,
-    }
-}
-
-async fn send(client: &reqwest::Client, url: &str, i: usize) -> Result<(), HttpError> {
-    let response = client
-        .post(url)
-        .json(&json!({
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": format!("Say hello to caller {i}")}],
-        }))
-        .retry_headers()
-        .send()
-        .await?;
+async fn send(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), HttpError> {
+    let response = client.post(url).json(body).retry_headers().send().await?;
     check(response).await?.bytes().await?;
     Ok(())
 }
 
-async fn run(options: &Options, mode: Mode) -> Result<Outcome, String> {
-    let provider = FlakyProvider::spawn(Scenario::TokenBucket {
-        rate: options.rate,
-        burst: options.burst,
-    })
-    .map_err(|e| format!("could not start the provider: {e}"))?;
-    let client = reqwest::Client::builder()
+async fn call(
+    caller: Caller,
+    client: &reqwest::Client,
+    url: &str,
+    limiter: Option<&AdaptiveLimiter>,
+    body: &Value,
+) -> Result<(), HttpError> {
+    match (caller, limiter) {
+        (Caller::NoLimiter, _) | (Caller::Limited | Caller::Tokens, None) => {
+            chat_no_limiter(client, url, body).await
+        }
+        (Caller::DefaultAttribute, _) => chat_default(client, url, body).await,
+        (Caller::Limited, Some(limiter)) => chat_limited(client, url, limiter, body).await,
+        (Caller::Tokens, Some(limiter)) => chat_tokens(client, url, limiter, body).await,
+    }
+}
+
+/// A chat request whose prompt costs `tokens` as the provider counts them.
+fn chat_body(i: u64, tokens: u64) -> Value {
+    let text = format!("Caller {i} says: ");
+    let mut content: String = text
+        .chars()
+        .chain("lorem ipsum dolor sit amet ".chars().cycle())
+        .take(usize::try_from(tokens.saturating_mul(4)).unwrap_or(usize::MAX))
+        .collect();
+    if content.is_empty() {
+        content.push('.');
+    }
+    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]})
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| format!("could not build the HTTP client: {e}"))?;
-    let url: Arc<str> = provider.chat_completions_url().into();
-    let limiter: Option<Arc<AdaptiveLimiter>> = mode.limiter().map(Arc::new);
-    let attempts = Arc::new(AtomicU64::new(0));
-    let slots = Arc::new(Semaphore::new(options.concurrency));
+        .map_err(|e| format!("could not build the HTTP client: {e}"))
+}
 
+/// Sends every body, `concurrency` at a time, with a fresh provider.
+async fn batch(
+    scenario: Scenario,
+    caller: Caller,
+    limiter: Option<AdaptiveLimiter>,
+    bodies: Vec<Value>,
+    concurrency: u64,
+) -> Result<Measured, String> {
+    let provider =
+        FlakyProvider::spawn(scenario).map_err(|e| format!("could not start the provider: {e}"))?;
+    let client = http_client()?;
+    let url: Arc<str> = provider.chat_completions_url().into();
+    let limiter = limiter.map(Arc::new);
+    let slots = Arc::new(Semaphore::new(
+        usize::try_from(concurrency).unwrap_or(usize::MAX >> 4),
+    ));
     let started = Instant::now();
     let mut calls = tokio::task::JoinSet::new();
-    for i in 0..options.requests {
-        let (client, url, limiter, attempts, slots) = (
+    for body in bodies {
+        let (client, url, limiter, slots) = (
             client.clone(),
             Arc::clone(&url),
             limiter.clone(),
-            Arc::clone(&attempts),
             Arc::clone(&slots),
         );
         calls.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            chat(&client, &url, limiter.as_deref(), &attempts, i).await
+            call(caller, &client, &url, limiter.as_deref(), &body).await
         });
     }
-    let (mut succeeded, mut failed) = (0, 0);
+    let mut measured = Measured::default();
     while let Some(joined) = calls.join_next().await {
         match joined {
-            Ok(Ok(())) => succeeded += 1,
-            Ok(Err(_)) | Err(_) => failed += 1,
+            Ok(Ok(())) => measured.succeeded += 1,
+            Ok(Err(_)) | Err(_) => measured.lost += 1,
         }
     }
-    let time = started.elapsed();
-    let stats = provider.stats();
-    Ok(Outcome {
-        succeeded,
-        failed,
-        attempts: attempts.load(Ordering::Relaxed),
-        refused_by_provider: stats.faults.get("token_bucket").copied().unwrap_or(0),
-        time,
-        final_rate: limiter.and_then(|l| l.rate()),
-    })
+    measured.time = started.elapsed();
+    measured.attempts = provider.stats().requests;
+    Ok(measured)
+}
+
+/// The limit drops and returns while `callers` call in a loop.
+async fn drop_and_return(options: &Options, callers: u64) -> Result<Measured, String> {
+    let secs = Duration::from_secs;
+    let back = options.drop_before.saturating_add(options.drop_for);
+    let total = back.saturating_add(options.drop_after);
+    let limits = Limits::requests(options.drop_high, options.burst)
+        .then(secs(options.drop_before), options.drop_low)
+        .then(secs(back), options.drop_high);
+    let provider = FlakyProvider::spawn(Scenario::Limited(limits))
+        .map_err(|e| format!("could not start the provider: {e}"))?;
+    let client = http_client()?;
+    let url: Arc<str> = provider.chat_completions_url().into();
+    let limiter = Arc::new(AdaptiveLimiter::new().initial_rate(options.drop_high));
+    let succeeded = Arc::new(AtomicU64::new(0));
+    let lost = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let until = started + secs(total);
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..callers {
+        let (client, url, limiter) = (client.clone(), Arc::clone(&url), Arc::clone(&limiter));
+        let (succeeded, lost) = (Arc::clone(&succeeded), Arc::clone(&lost));
+        tasks.spawn(async move {
+            let mut i = 0;
+            while Instant::now() < until {
+                let body = chat_body(caller * 1_000_000 + i, 20);
+                match call(Caller::Limited, &client, &url, Some(&limiter), &body).await {
+                    Ok(()) => succeeded.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => lost.fetch_add(1, Ordering::Relaxed),
+                };
+                i += 1;
+            }
+        });
+    }
+    // The calls still in flight at the end are abandoned, not lost.
+    tokio::time::sleep_until(until.into()).await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let mut measured = Measured {
+        succeeded: succeeded.load(Ordering::Relaxed),
+        lost: lost.load(Ordering::Relaxed),
+        time: started.elapsed(),
+        attempts: provider.stats().requests,
+        ..Measured::default()
+    };
+    let timeline = provider.admitted_per_second();
+    // Only whole seconds within the run count.
+    let second = |s: u64| {
+        (s < total)
+            .then(|| {
+                usize::try_from(s)
+                    .ok()
+                    .and_then(|s| timeline.get(s).copied())
+            })
+            .flatten()
+    };
+    let threshold = 0.8 * options.drop_high;
+    measured.recovery = Some(Recovery {
+        seconds: (back..total)
+            .find(|&s| second(s).is_some_and(|n| n as f64 > threshold))
+            .map(|s| s + 1 - back),
+        at_10: second(back + 10),
+        at_60: second(back + 60),
+    });
+    Ok(measured)
+}
+
+async fn run(row: Row, options: &Options) -> Result<Measured, String> {
+    let bucket = |announce| {
+        Scenario::Limited(Limits::requests(options.rate, options.burst).announce(announce))
+    };
+    let plain = || (0..options.requests).map(|i| chat_body(i, 10)).collect();
+    let ideal = (options.requests as f64 - f64::from(options.burst)).max(0.0) / options.rate;
+    let limited = |limiter| (Caller::Limited, Some(limiter));
+    let (scenario, (caller, limiter), bodies, ideal) = match row {
+        Row::Drop20 => return drop_and_return(options, 20).await,
+        Row::Drop200 => return drop_and_return(options, 200).await,
+        Row::NoLimiter => (
+            bucket(Announce::None),
+            (Caller::NoLimiter, None),
+            plain(),
+            ideal,
+        ),
+        Row::DefaultAttribute => (
+            bucket(Announce::None),
+            (Caller::DefaultAttribute, None),
+            plain(),
+            ideal,
+        ),
+        Row::New => (
+            bucket(Announce::None),
+            limited(AdaptiveLimiter::new()),
+            plain(),
+            ideal,
+        ),
+        Row::Initial => (
+            bucket(Announce::None),
+            limited(AdaptiveLimiter::new().initial_rate(options.rate)),
+            plain(),
+            ideal,
+        ),
+        Row::InitialHigh => (
+            bucket(Announce::None),
+            limited(AdaptiveLimiter::new().initial_rate(1.5 * options.rate)),
+            plain(),
+            ideal,
+        ),
+        Row::OpenAi => (
+            bucket(Announce::OpenAi),
+            limited(AdaptiveLimiter::new()),
+            plain(),
+            ideal,
+        ),
+        Row::Anthropic => (
+            bucket(Announce::Anthropic),
+            limited(AdaptiveLimiter::new()),
+            plain(),
+            ideal,
+        ),
+        Row::Tokens => {
+            let n = options.token_requests;
+            // Large prompts spread evenly through the load.
+            let large = |i: u64| {
+                (i as f64 * options.large_share).floor()
+                    != ((i + 1) as f64 * options.large_share).floor()
+            };
+            let bodies: Vec<Value> = (0..n)
+                .map(|i| {
+                    let tokens = if large(i) {
+                        options.large_tokens
+                    } else {
+                        options.small_tokens
+                    };
+                    chat_body(i, tokens)
+                })
+                .collect();
+            let tokens: u64 = bodies.iter().map(request_tokens).sum();
+            let by_requests = (n as f64 - f64::from(options.burst)).max(0.0) / options.rate;
+            let by_tokens = (tokens as f64 - options.token_burst as f64).max(0.0)
+                / (options.tokens_per_minute as f64 / 60.0);
+            let scenario = Scenario::Limited(
+                Limits::requests(options.rate, options.burst)
+                    .tokens_per_minute(options.tokens_per_minute, options.token_burst)
+                    .announce(Announce::OpenAi),
+            );
+            (
+                scenario,
+                (Caller::Tokens, Some(AdaptiveLimiter::new())),
+                bodies,
+                by_requests.max(by_tokens),
+            )
+        }
+    };
+    let mut measured = batch(scenario, caller, limiter, bodies, options.concurrency).await?;
+    measured.ideal = Some(ideal);
+    Ok(measured)
+}
+
+/// The row's target, and whether it was met.
+fn verdict(row: Row, m: &Measured) -> (bool, &'static str) {
+    let per_success = m.attempts as f64 / m.succeeded.max(1) as f64;
+    let times_ideal = m
+        .ideal
+        .filter(|ideal| *ideal > 0.0)
+        .map(|ideal| m.time.as_secs_f64() / ideal);
+    match row {
+        Row::NoLimiter | Row::DefaultAttribute => {
+            (per_success <= 1.5 && m.lost == 0, "<=1.5 a/s, 0 lost")
+        }
+        Row::New | Row::Initial | Row::InitialHigh => (
+            per_success <= 1.10 && times_ideal.is_none_or(|x| x <= 1.15),
+            "<=1.10 a/s, <=1.15x",
+        ),
+        Row::OpenAi | Row::Anthropic => (per_success <= 1.02, "<=1.02 a/s"),
+        Row::Tokens => (per_success <= 1.10, "<=1.10 a/s"),
+        Row::Drop20 | Row::Drop200 => (
+            m.recovery
+                .as_ref()
+                .and_then(|r| r.seconds)
+                .is_some_and(|s| s <= 10),
+            "recovered <=10 s",
+        ),
+    }
+}
+
+fn dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("rate_limit: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let ideal = (options.requests as f64 - f64::from(options.burst)).max(0.0) / options.rate;
-    println!(
-        "{} chat calls, {} in flight, against a token bucket of {} requests/s, burst {}.",
-        options.requests, options.concurrency, options.rate, options.burst
-    );
-    println!(
-        "Ideal time (requests - burst) / rate = {ideal:.2} s; targets: attempts/success <= {TARGET_ATTEMPTS:.2}, time <= {TARGET_TIME:.2} x ideal = {:.2} s.\n",
-        TARGET_TIME * ideal
-    );
-    let mut modes = Vec::new();
-    if options.baseline {
-        modes.push(Mode::NoLimiter);
-    }
-    modes.push(Mode::Adaptive);
-    modes.extend(
-        options
-            .initial_rates
-            .iter()
-            .map(|&x| Mode::AdaptivePaced(x)),
-    );
-
-    println!(
-        "{:<32}{:>6}{:>10}{:>11}{:>9}{:>9}{:>8}{:>12}  target",
-        "mode", "run", "attempts", "att/succ", "refused", "time s", "x ideal", "final rate",
-    );
-    let mut all_passed = true;
-    for mode in modes {
-        for run_number in 1..=options.runs {
-            let outcome = match run(&options, mode).await {
-                Ok(outcome) => outcome,
-                Err(message) => {
-                    eprintln!("rate_limit: {message}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let per_success = outcome.attempts as f64 / outcome.succeeded.max(1) as f64;
-            let ratio = if ideal > 0.0 {
-                outcome.time.as_secs_f64() / ideal
-            } else {
-                f64::NAN
-            };
-            let passed =
-                outcome.failed == 0 && per_success <= TARGET_ATTEMPTS && ratio <= TARGET_TIME;
-            if !matches!(mode, Mode::NoLimiter | Mode::Adaptive) {
-                all_passed &= passed;
-            }
-            let verdict = match (passed, outcome.failed) {
-                (true, _) => "PASS".to_owned(),
-                (false, 0) => "FAIL".to_owned(),
-                (false, n) => format!("FAIL ({n} calls gave up)"),
-            };
-            println!(
-                "{:<32}{:>6}{:>10}{:>11.3}{:>9}{:>9.2}{:>8.2}{:>12}  {}",
-                mode.label(),
-                run_number,
-                outcome.attempts,
-                per_success,
-                outcome.refused_by_provider,
-                outcome.time.as_secs_f64(),
-                ratio,
-                outcome
-                    .final_rate
-                    .map_or("-".to_owned(), |r| format!("{r:.1}/s")),
-                verdict,
-            );
-        }
-    }
-    println!(
-        "\nThe unlimited start sends the first {} calls at once, so {} of them are refused before\nanything is learned ({:.2} attempts per success at best); an initial rate avoids that.",
-        options.concurrency,
-        options
-            .concurrency
-            .min(options.requests)
-            .saturating_sub(options.burst as usize),
-        1.0 + options
-            .concurrency
-            .min(options.requests)
-            .saturating_sub(options.burst as usize) as f64
-            / options.requests as f64,
-    );
-    if all_passed {
-        ExitCode::SUCCESS
+    let options = Options::parse();
+    let rows: Vec<Row> = if options.rows.is_empty() {
+        Row::ALL.to_vec()
     } else {
-        ExitCode::FAILURE
+        Row::ALL
+            .into_iter()
+            .filter(|r| options.rows.contains(r))
+            .collect()
+    };
+    println!(
+        "{} calls ({} in flight) against {} requests/s, burst {}; tokens: {} calls, {} tokens/min, burst {};",
+        options.requests,
+        options.concurrency,
+        options.rate,
+        options.burst,
+        options.token_requests,
+        options.tokens_per_minute,
+        options.token_burst,
+    );
+    println!(
+        "drop and return: {} s at {}/s, {} s at {}/s, {} s at {}/s; rates are admitted requests per second.\n",
+        options.drop_before,
+        options.drop_high,
+        options.drop_for,
+        options.drop_low,
+        options.drop_after,
+        options.drop_high,
+    );
+    println!(
+        "{:<31}{:>9}{:>6}{:>8}{:>8}{:>10}{:>7}{:>7}  target",
+        "row", "att/succ", "lost", "time s", "x ideal", "recovery", "+10s", "+60s",
+    );
+    // The two drop-and-return rows run side by side (separate providers and
+    // limiters), to keep the whole run short.
+    let both_drops = rows.contains(&Row::Drop20) && rows.contains(&Row::Drop200);
+    let mut dropped: Option<Result<Measured, String>> = None;
+    for row in rows {
+        let result = match (row, both_drops) {
+            (Row::Drop20, true) => {
+                let (twenty, two_hundred) = tokio::join!(
+                    drop_and_return(&options, 20),
+                    drop_and_return(&options, 200)
+                );
+                dropped = Some(two_hundred);
+                twenty
+            }
+            (Row::Drop200, true) => dropped
+                .take()
+                .unwrap_or_else(|| Err("the 200-caller row did not run".into())),
+            _ => run(row, &options).await,
+        };
+        let measured = match result {
+            Ok(measured) => measured,
+            Err(message) => {
+                eprintln!("rate_limit: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let per_success = measured.attempts as f64 / measured.succeeded.max(1) as f64;
+        let times_ideal = measured
+            .ideal
+            .filter(|ideal| *ideal > 0.0)
+            .map(|ideal| format!("{:.2}", measured.time.as_secs_f64() / ideal));
+        let recovery = measured.recovery.as_ref();
+        let (passed, target) = verdict(row, &measured);
+        println!(
+            "{:<31}{:>9.3}{:>6}{:>8.2}{:>8}{:>10}{:>7}{:>7}  {} ({target})",
+            row.label(&options),
+            per_success,
+            measured.lost,
+            measured.time.as_secs_f64(),
+            dash(times_ideal),
+            recovery.map_or("-".to_owned(), |r| match r.seconds {
+                Some(s) => format!("{s} s"),
+                None => "never".to_owned(),
+            }),
+            dash(recovery.and_then(|r| r.at_10)),
+            dash(recovery.and_then(|r| r.at_60)),
+            if passed { "PASS" } else { "FAIL" },
+        );
     }
+    ExitCode::SUCCESS
 }

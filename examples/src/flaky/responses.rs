@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::format::{go_duration, http_date_ceil, later, rfc3339};
+use super::limits::{Announce, Refusal};
 use super::scenario::{Fault, QuotaStyle, RetryAfter};
 
 /// A response as stored for idempotent replay: status, extra headers, body.
@@ -113,6 +114,58 @@ pub(crate) fn bucket_refusal(retry_after_secs: u64, burst: u32) -> Stored {
     .header("retry-after", retry_after_secs.to_string())
     .header("x-ratelimit-limit-requests", burst.to_string())
     .header("x-ratelimit-remaining-requests", "0")
+}
+
+/// `429` from [`Scenario::Limited`](super::Scenario::Limited)'s limits, in
+/// the announcing provider's shape, with `retry-after` in whole seconds (at
+/// least 1). The announced headers are added by the caller; without them a
+/// refusal of requests is [`bucket_refusal`]'s.
+pub(crate) fn limits_refusal(refusal: Refusal, announce: Announce, burst: u32) -> Stored {
+    let secs = |wait: Duration| wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let (answer, wait) = match (refusal, announce) {
+        (Refusal::Requests { wait }, Announce::None) => {
+            return bucket_refusal(secs(wait).max(1), burst)
+        }
+        (Refusal::Requests { wait }, Announce::OpenAi) => (
+            openai_error(
+                429,
+                "Rate limit reached for requests. Please try again later.",
+                "requests",
+                Some("rate_limit_exceeded"),
+            ),
+            wait,
+        ),
+        (Refusal::Requests { wait }, Announce::Anthropic) => (
+            anthropic_error(
+                429,
+                "rate_limit_error",
+                "Number of requests has exceeded your per-minute rate limit. Please try again later.",
+            ),
+            wait,
+        ),
+        (Refusal::Tokens { wait, cost, limit }, Announce::None | Announce::OpenAi) => (
+            openai_error(
+                429,
+                &format!(
+                    "Rate limit reached for tokens per min (TPM): Limit {limit}, Requested {cost}. \
+                     Please try again in {}.",
+                    go_duration(wait)
+                ),
+                "tokens",
+                Some("rate_limit_exceeded"),
+            ),
+            wait,
+        ),
+        (Refusal::Tokens { wait, .. }, Announce::Anthropic) => (
+            anthropic_error(
+                429,
+                "rate_limit_error",
+                "Number of input tokens has exceeded your per-minute rate limit. Please try again later.",
+            ),
+            wait,
+        ),
+    };
+    answer.header("retry-after", secs(wait).max(1).to_string())
 }
 
 /// The answer for an error fault (anything but `Slow`, `DropAfterProcessing`
@@ -257,7 +310,7 @@ pub(crate) fn completion(number: u64, request: &Value, now: SystemTime) -> Store
 }
 
 /// The text of a message's `content`: a string, or the `text` of its parts.
-fn text_of(content: Option<&Value>) -> String {
+pub(crate) fn text_of(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts

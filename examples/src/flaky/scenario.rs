@@ -4,6 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::limits::{Announce, Limits};
+
 /// How long a client should wait, in one of the forms real providers use on a
 /// `429 Too Many Requests`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,6 +120,20 @@ pub enum Scenario {
         /// Size of the bucket.
         burst: u32,
     },
+    /// Rate limits as providers enforce them (see [`Limits`]): a requests
+    /// bucket whose rate may change on a schedule, an optional
+    /// tokens-per-minute bucket (each request costs its
+    /// [`request_tokens`](super::request_tokens)), and, if asked, the
+    /// provider's rate-limit headers on every answer, successes included.
+    /// A request refused for want of requests gets `429` with
+    /// `retry-after: N` (whole seconds until the next one, at least 1); one
+    /// refused for want of tokens while requests remain gets `429` with
+    /// `"code": "rate_limit_exceeded"`, a message about tokens per min, and
+    /// `retry-after` until enough tokens are back. Refusals are counted in
+    /// [`Stats::faults`](super::Stats::faults) as `"token_bucket"` and
+    /// `"tokens_per_minute"`. Without a schedule, a token limit or
+    /// announcements, the same as [`Scenario::TokenBucket`].
+    Limited(Limits),
     /// Each attempt fails with probability `fault_rate`, with a fault drawn
     /// from a mix: `429` in every wait-hint form (10–100 ms, or 1 s for an
     /// HTTP date), 500, 502, 503, 529, a 3 s slow answer, a dropped
@@ -136,6 +152,7 @@ const NAMES: &[&str] = &[
     "healthy",
     "chaos",
     "rate-limit",
+    "announced-limits",
     "retry-after-ms",
     "retry-after-seconds",
     "retry-after-date",
@@ -160,6 +177,7 @@ impl Scenario {
     /// | `healthy` | [`Scenario::Healthy`] |
     /// | `chaos` | [`Scenario::Chaos`], seed 42, fault rate 0.3 |
     /// | `rate-limit` | [`Scenario::TokenBucket`], 100/s, burst 20 |
+    /// | `announced-limits` | [`Scenario::Limited`], 100/s, burst 20, OpenAI's headers on every answer |
     /// | `retry-after-ms` | 2 × 429 `retry-after-ms: 50` |
     /// | `retry-after-seconds` | 2 × 429 `retry-after: 1` |
     /// | `retry-after-date` | 2 × 429 `retry-after: <HTTP date 1 s ahead>` |
@@ -186,6 +204,9 @@ impl Scenario {
                 rate: 100.0,
                 burst: 20,
             },
+            "announced-limits" => {
+                Scenario::Limited(Limits::requests(100.0, 20).announce(Announce::OpenAi))
+            }
             "retry-after-ms" => fail_twice(Fault::RateLimit(RetryAfter::Millis(50.0))),
             "retry-after-seconds" => fail_twice(Fault::RateLimit(RetryAfter::Seconds(1.0))),
             "retry-after-date" => fail_twice(Fault::RateLimit(RetryAfter::HttpDate(

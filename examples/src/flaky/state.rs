@@ -7,14 +7,37 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use super::limits::{request_tokens, Buckets, Limits, Refusal};
 use super::responses::{self, Stored};
 use super::scenario::{chaos_fault, Fault, Scenario};
 use super::{RecordedRequest, Stats};
 
+/// The longest admitted-requests timeline kept: a week of seconds.
+const MAX_TIMELINE: usize = 7 * 86_400;
+
+/// The provider's time since it started.
+pub(crate) enum Clock {
+    /// The real monotonic clock.
+    Real(Instant),
+    /// Stands still until advanced: nanoseconds since start.
+    Manual(AtomicU64),
+}
+
+impl Clock {
+    fn elapsed(&self) -> Duration {
+        match self {
+            Clock::Real(start) => start.elapsed(),
+            Clock::Manual(nanos) => Duration::from_nanos(nanos.load(Ordering::SeqCst)),
+        }
+    }
+}
+
 /// Everything the server threads share.
 pub(crate) struct Shared {
-    pub start: Instant,
+    pub clock: Clock,
     pub scenario: Scenario,
+    /// The limits of `TokenBucket` and `Limited`.
+    limits: Option<Limits>,
     next_request: AtomicU64,
     state: Mutex<State>,
 }
@@ -67,18 +90,15 @@ enum Entry {
     Done(Stored),
 }
 
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
 struct State {
     stats: Stats,
     log: Vec<RecordedRequest>,
     idempotency: HashMap<String, Entry>,
     attempts: HashMap<Logical, u32>,
     billed: HashMap<Logical, u32>,
-    bucket: Bucket,
+    buckets: Option<Buckets>,
+    /// Processed requests by the second they arrived in.
+    timeline: Vec<u64>,
     rng: fastrand::Rng,
 }
 
@@ -86,20 +106,32 @@ struct State {
 enum Verdict {
     Pass,
     Fault(Fault),
-    Bucket { retry_after_secs: u64, burst: u32 },
+    Refused(Refusal),
 }
 
 impl Shared {
-    pub fn new(scenario: Scenario) -> Shared {
-        let start = Instant::now();
-        let (seed, burst) = match scenario {
-            Scenario::Chaos { seed, .. } => (seed, 0),
-            Scenario::TokenBucket { burst, .. } => (0, burst),
-            _ => (0, 0),
+    /// The shared state of a provider playing `scenario`, on the real clock
+    /// or, with `manual_clock`, on one that stands still until advanced.
+    pub fn new(scenario: Scenario, manual_clock: bool) -> Shared {
+        let clock = if manual_clock {
+            Clock::Manual(AtomicU64::new(0))
+        } else {
+            Clock::Real(Instant::now())
         };
+        let seed = match scenario {
+            Scenario::Chaos { seed, .. } => seed,
+            _ => 0,
+        };
+        let limits = match &scenario {
+            Scenario::TokenBucket { rate, burst } => Some(Limits::requests(*rate, *burst)),
+            Scenario::Limited(limits) => Some(limits.clone()),
+            _ => None,
+        };
+        let buckets = limits.as_ref().map(Buckets::new);
         Shared {
-            start,
+            clock,
             scenario,
+            limits,
             next_request: AtomicU64::new(0),
             state: Mutex::new(State {
                 stats: Stats::default(),
@@ -107,10 +139,8 @@ impl Shared {
                 idempotency: HashMap::new(),
                 attempts: HashMap::new(),
                 billed: HashMap::new(),
-                bucket: Bucket {
-                    tokens: f64::from(burst),
-                    last: start,
-                },
+                buckets,
+                timeline: Vec::new(),
                 rng: fastrand::Rng::with_seed(seed),
             }),
         }
@@ -132,7 +162,7 @@ impl Shared {
         Meta {
             number,
             request_id: format!("req_{number}"),
-            at: self.start.elapsed(),
+            at: self.clock.elapsed(),
             idempotency_key: header("idempotency-key"),
             retry_count: header("x-retry-count"),
         }
@@ -144,6 +174,24 @@ impl Shared {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().log.clone()
+    }
+
+    pub fn admitted_per_second(&self) -> Vec<u64> {
+        self.lock().timeline.clone()
+    }
+
+    /// Moves a manual clock forward; false on the real clock.
+    pub fn advance(&self, by: Duration) -> bool {
+        match &self.clock {
+            Clock::Real(_) => false,
+            Clock::Manual(nanos) => {
+                let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+                let _ = nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    Some(n.saturating_add(by))
+                });
+                true
+            }
+        }
     }
 
     /// Records a request that never reached the scenario (404, bad body).
@@ -205,12 +253,27 @@ impl Shared {
             }
             None => 1,
         };
+        let mut announced = Vec::new();
         let verdict = match self.scenario {
+            Scenario::TokenBucket { .. } | Scenario::Limited(_) => {
+                match (&self.limits, &mut state.buckets) {
+                    (Some(limits), Some(buckets)) => {
+                        let cost = if limits.tokens.is_some() {
+                            request_tokens(body)
+                        } else {
+                            0
+                        };
+                        let decision = buckets.take(limits, meta.at, cost, now);
+                        announced = decision.headers;
+                        decision.refusal.map_or(Verdict::Pass, Verdict::Refused)
+                    }
+                    _ => Verdict::Pass,
+                }
+            }
             Scenario::Healthy => Verdict::Pass,
             Scenario::FailFirst { failures, fault } if attempt <= failures => Verdict::Fault(fault),
             Scenario::FailFirst { .. } => Verdict::Pass,
             Scenario::Always(fault) => Verdict::Fault(fault),
-            Scenario::TokenBucket { rate, burst } => state.bucket.take(rate, burst),
             Scenario::Chaos { fault_rate, .. } => {
                 if state.rng.f64() < fault_rate {
                     Verdict::Fault(chaos_fault(&mut state.rng))
@@ -223,20 +286,28 @@ impl Shared {
         let fault = match verdict {
             Verdict::Pass => None,
             Verdict::Fault(fault) => Some(fault),
-            Verdict::Bucket {
-                retry_after_secs,
-                burst,
-            } => {
-                state.count_fault("token_bucket".into());
+            Verdict::Refused(refusal) => {
+                let (announce, burst) = self
+                    .limits
+                    .as_ref()
+                    .map_or((Default::default(), 0), |l| (l.announce, l.burst));
+                state.count_fault(match refusal {
+                    Refusal::Requests { .. } => "token_bucket".into(),
+                    Refusal::Tokens { .. } => "tokens_per_minute".into(),
+                });
                 state.record(meta, logical_id, "429".into());
-                return Action::Respond(responses::bucket_refusal(retry_after_secs, burst));
+                let mut answer = responses::limits_refusal(refusal, announce, burst);
+                answer.headers.extend(announced);
+                return Action::Respond(answer);
             }
         };
         let fault = match fault {
             None => {
-                let answer = state.process(&meta, logical.as_ref(), body, now);
+                let mut answer = state.process(&meta, logical.as_ref(), body, now);
                 state.store(&key, &answer);
                 state.record(meta, logical_id, "200".into());
+                // Announced on this answer only, not on its replays.
+                answer.headers.extend(announced);
                 return Action::Respond(answer);
             }
             Some(fault) => fault,
@@ -297,6 +368,13 @@ impl State {
         now: SystemTime,
     ) -> Stored {
         self.stats.processed += 1;
+        let second = usize::try_from(meta.at.as_secs()).unwrap_or(usize::MAX);
+        if second < MAX_TIMELINE {
+            if self.timeline.len() <= second {
+                self.timeline.resize(second + 1, 0);
+            }
+            self.timeline[second] += 1;
+        }
         if let Some(logical) = logical {
             let n = self.billed.entry(logical.clone()).or_insert(0);
             *n = n.saturating_add(1);
@@ -311,36 +389,6 @@ impl State {
         if let Some(key) = key {
             self.idempotency
                 .insert(key.clone(), Entry::Done(answer.clone()));
-        }
-    }
-}
-
-impl Bucket {
-    /// Takes a token, or says how long until there is one.
-    fn take(&mut self, rate: f64, burst: u32) -> Verdict {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        let rate = if rate.is_finite() && rate > 0.0 {
-            rate
-        } else {
-            0.0
-        };
-        self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Verdict::Pass;
-        }
-        let wait = if rate > 0.0 {
-            (1.0 - self.tokens) / rate
-        } else {
-            f64::INFINITY
-        };
-        // `as` saturates (and maps NaN to 0); at least 1, at most a day.
-        let secs = (wait.ceil() as u64).clamp(1, 86_400);
-        Verdict::Bucket {
-            retry_after_secs: secs,
-            burst,
         }
     }
 }
