@@ -10,7 +10,7 @@ thread_local! {
     /// The frame of the attempt running on this thread, or null. Set only by
     /// [`Frame::enter`], which puts the outer value back before it returns
     /// or unwinds, and which borrows the frame for that whole time.
-    static CURRENT: Cell<*const Frame> = const { Cell::new(ptr::null()) };
+    static CURRENT: Cell<*const Frame<'static>> = const { Cell::new(ptr::null()) };
 }
 
 /// Run `f` with the frame of the attempt running on this thread, if any. The
@@ -22,12 +22,14 @@ thread_local! {
 /// of a successful call.
 #[inline]
 #[allow(unsafe_code)]
-fn with_current<R>(f: impl for<'a> FnOnce(Option<&'a Frame>) -> R) -> R {
+fn with_current<R>(f: impl for<'a> FnOnce(Option<&'a Frame<'a>>) -> R) -> R {
     let frame = CURRENT.with(Cell::get);
     // SAFETY: a non-null `CURRENT` points to a frame that `Frame::enter`
     // holds borrowed while it runs on this thread, and it is reset before
     // that borrow ends; we are inside that time, on this thread, and the
-    // reference handed out does not escape `f`.
+    // reference handed out does not escape `f`. The frame's own lifetime,
+    // erased in `CURRENT`, is shortened to that of the reference, which the
+    // frame outlives.
     f(unsafe { frame.as_ref() })
 }
 
@@ -37,14 +39,17 @@ fn with_current<R>(f: impl for<'a> FnOnce(Option<&'a Frame>) -> R) -> R {
 /// thread-local `CURRENT` points to it, so that entering and leaving an
 /// attempt costs a pointer swap.
 #[derive(Debug)]
-pub(crate) struct Frame {
+pub(crate) struct Frame<'l> {
     pub(crate) number: u32,
     pub(crate) deadline: Option<Instant>,
     pub(crate) clock: Clock,
     pub(crate) key: OnceLock<IdempotencyKey>,
+    /// The call's rate limiter, which the responses of its attempts feed
+    /// ([`observe`](crate::http::observe)).
+    pub(crate) limiter: Option<&'l crate::AdaptiveLimiter>,
 }
 
-impl Frame {
+impl<'l> Frame<'l> {
     #[inline]
     pub(crate) const fn new(number: u32, deadline: Option<Instant>, clock: Clock) -> Self {
         Frame {
@@ -52,6 +57,7 @@ impl Frame {
             deadline,
             clock,
             key: OnceLock::new(),
+            limiter: None,
         }
     }
 
@@ -60,14 +66,17 @@ impl Frame {
     /// the frame for the attempts that follow.
     #[inline]
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore(*const Frame);
+        struct Restore(*const Frame<'static>);
         impl Drop for Restore {
             #[inline]
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(self.0));
             }
         }
-        let _restore = Restore(CURRENT.with(|c| c.replace(self)));
+        // The lifetime is erased while the frame is current; `with_current`
+        // hands it out no longer than `f` runs, within this borrow.
+        let current = (self as *const Frame<'l>).cast::<Frame<'static>>();
+        let _restore = Restore(CURRENT.with(|c| c.replace(current)));
         f()
     }
 
@@ -119,6 +128,14 @@ pub fn attempt() -> Attempt {
             key: None,
         },
     })
+}
+
+/// Run `f` with the rate limiter of the call whose attempt is running on this
+/// thread, if it has one.
+#[inline]
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+pub(crate) fn with_limiter<R>(f: impl FnOnce(&crate::AdaptiveLimiter) -> R) -> Option<R> {
+    with_current(|frame| frame.and_then(|frame| frame.limiter).map(f))
 }
 
 /// The deadline of the call whose attempt is running on this thread, if any:
@@ -373,7 +390,7 @@ pin_project_lite::pin_project! {
     /// A fallback's future: polled as a fresh call (attempt 1, its own
     /// idempotency key) that ends no later than the deadline it inherits.
     pub(crate) struct InFallback<F> {
-        frame: Frame,
+        frame: Frame<'static>,
         #[pin]
         fut: F,
     }

@@ -321,7 +321,7 @@ pub struct State<'p> {
     policy: &'p Policy,
     /// The attempt in flight (from 1), the deadline, the clock and the
     /// idempotency key: what [`attempt()`](crate::attempt()) shows inside.
-    frame: Frame,
+    frame: Frame<'p>,
     /// What only a failure needs, made at the first: a call that succeeds
     /// at once writes nothing of it.
     /// (Dropped by hand, in the `Drop` of `State`, so that a call that never
@@ -399,12 +399,14 @@ impl<'p> State<'p> {
     #[inline]
     pub(crate) fn set_limiter(&mut self, limiter: &'p AdaptiveLimiter) {
         self.guards.limiter = Some(limiter);
+        self.frame.limiter = Some(limiter);
     }
 
     /// Run the call under all of `guards`.
     #[inline]
     pub(crate) fn set_guards(&mut self, guards: Guards<'p>) {
         self.guards = guards;
+        self.frame.limiter = guards.limiter;
     }
 
     /// How long the call may still wait: the time left before its deadline
@@ -563,11 +565,14 @@ impl<'p> State<'p> {
         let (mut pace, slot) = self.admit(refusals)?;
         if !pace.is_zero() {
             let unused = GiveBack::new(self.guards.limiter, slot);
-            loop {
-                Self::pace_sync(pace.min(RECHECK_PACING));
-                match self.still_to_wait(slot, refusals)? {
-                    Some(more) => pace = more,
-                    None => break,
+            // Under `testing::skip_sleeps`, the whole wait is skipped at once.
+            if !crate::testing::skip_pacing(pace) {
+                loop {
+                    std::thread::sleep(pace.min(RECHECK_PACING));
+                    match self.still_to_wait(slot, refusals)? {
+                        Some(more) => pace = more,
+                        None => break,
+                    }
                 }
             }
             self.permit_for_attempt(refusals)?;
@@ -587,11 +592,14 @@ impl<'p> State<'p> {
         if !pace.is_zero() {
             // A call dropped while it waits gives its slot back.
             let unused = GiveBack::new(self.guards.limiter, slot);
-            loop {
-                Self::pace_async(pace.min(RECHECK_PACING)).await;
-                match self.still_to_wait(slot, refusals)? {
-                    Some(more) => pace = more,
-                    None => break,
+            // Under `testing::skip_sleeps`, the whole wait is skipped at once.
+            if !crate::testing::skip_pacing(pace) {
+                loop {
+                    tokio::time::sleep(pace.min(RECHECK_PACING)).await;
+                    match self.still_to_wait(slot, refusals)? {
+                        Some(more) => pace = more,
+                        None => break,
+                    }
                 }
             }
             self.permit_for_attempt(refusals)?;
@@ -656,7 +664,7 @@ impl<'p> State<'p> {
                 self.breaker_seen(breaker);
             }
         }
-        if let Some(limiter) = self.guards.limiter {
+        if let Some(limiter) = self.guards.limiter.filter(|l| l.learns_now()) {
             if kind == ErrorKind::RateLimit {
                 limiter.on_rate_limited(error.retry_after());
                 metrics::limiter_rate(self.name, limiter.rate().unwrap_or(0.0));
@@ -940,21 +948,6 @@ impl<'p> State<'p> {
         let d = wait.delay(failed);
         let previous = self.cold().previous.get_or_insert(wait.bounds().0);
         policy.jitter.apply(wait, d, previous)
-    }
-
-    /// Wait for the limiter's slot before an attempt of a sync call.
-    pub(crate) fn pace_sync(delay: Duration) {
-        if !delay.is_zero() && !crate::testing::skip_pacing(delay) {
-            std::thread::sleep(delay);
-        }
-    }
-
-    /// Wait for the limiter's slot before an attempt of an async call.
-    #[cfg(feature = "tokio")]
-    pub(crate) async fn pace_async(delay: Duration) {
-        if !delay.is_zero() && !crate::testing::skip_pacing(delay) {
-            tokio::time::sleep(delay).await;
-        }
     }
 
     /// Sleep before the next attempt of a sync call.

@@ -184,6 +184,10 @@ pub struct AdaptiveLimiter {
     rate: AtomicU64,
     /// Successes reported so far.
     successes: AtomicU64,
+    /// Whether successes are counted while the limiter does not pace (for
+    /// its first guess); not by the limiter `#[retry]` gives a function
+    /// that names none, whose success path is then one atomic load.
+    count_unpaced: bool,
     /// When the limiter last became unlimited, and the successes then: the
     /// basis of the next guess. `LONG_AGO` when it has always been.
     unlimited_at: AtomicI64,
@@ -217,6 +221,8 @@ struct Control {
     /// A budget hint in force ([`AdaptiveLimiter::observe_remaining`]):
     /// until when, and the rate's bits before it.
     hint: Option<(i64, u64)>,
+    /// The limit the provider announced, per second; 0 when none.
+    announced: f64,
 }
 
 /// The send slots as a numbered queue: slot `n` is due at
@@ -309,6 +315,7 @@ impl AdaptiveLimiter {
             probe_after: DEFAULT_PROBE_AFTER,
             rate: AtomicU64::new(UNLIMITED),
             successes: AtomicU64::new(0),
+            count_unpaced: true,
             unlimited_at: AtomicI64::new(LONG_AGO),
             unlimited_successes: AtomicU64::new(0),
             control: Mutex::new(Control {
@@ -321,6 +328,7 @@ impl AdaptiveLimiter {
                 last_growth: LONG_AGO,
                 fast: true,
                 hint: None,
+                announced: 0.0,
             }),
         }
     }
@@ -542,7 +550,26 @@ impl AdaptiveLimiter {
     /// ```
     #[inline]
     pub fn on_success(&self) {
+        if !self.count_unpaced && self.rate.load(Relaxed) == UNLIMITED {
+            return;
+        }
         self.successes.fetch_add(1, Relaxed);
+    }
+
+    /// Whether what calls report now teaches this limiter: always, but for
+    /// the limiter `#[retry]` gives a function that names none, which stays
+    /// off under [`testing::skip_sleeps`](crate::testing::skip_sleeps), so
+    /// that tests sharing a function do not share what it learns.
+    pub(crate) fn learns_now(&self) -> bool {
+        self.count_unpaced || !crate::testing::skipping()
+    }
+
+    /// Count successes only while pacing: while unlimited, a success costs
+    /// one atomic load instead of an atomic increment on a shared counter,
+    /// and a first `429` starts from a guess that knows nothing of them.
+    pub(crate) const fn count_only_when_pacing(mut self) -> Self {
+        self.count_unpaced = false;
+        self
     }
 
     /// Report that an attempt was refused with `429` (an error of kind
@@ -707,7 +734,20 @@ impl AdaptiveLimiter {
                 self.set_rate(control, guess, now, successes, true);
                 control.hint = Some((until, before));
             }
-            self.pause(control, now, reset);
+            // With a limit announced, the next request is admitted one
+            // interval after the bucket ran dry, whatever the full reset.
+            let wait = if control.announced > 0.0 {
+                reset.min(Duration::from_secs_f64(1.0 / control.announced))
+            } else {
+                reset
+            };
+            self.pause(control, now, wait);
+            return;
+        }
+        if control.announced > 0.0 {
+            // With a limit announced, the provider's bucket refills at that
+            // rate until its reset: what remains is the burst on top of it,
+            // not the whole budget.
             return;
         }
         let budget = remaining as f64 / reset.as_secs_f64();
@@ -719,6 +759,43 @@ impl AdaptiveLimiter {
         if budget < current {
             self.set_rate(control, budget, now, successes, true);
             control.hint = Some((until, before));
+        }
+    }
+
+    /// Tell the limiter the limit the provider announces, in requests per
+    /// minute: OpenAI's `x-ratelimit-limit-requests`, Anthropic's
+    /// `anthropic-ratelimit-requests-limit`. The limiter then paces at that
+    /// rate less its [`headroom`](Self::headroom) at most, from now on
+    /// (also when it did not pace yet), and never grows past it. A limit of
+    /// 0 is ignored.
+    ///
+    /// [`http::check`](crate::http::check) and
+    /// [`http::observe`](crate::http::observe) call it for you, with
+    /// [`observe_remaining`](Self::observe_remaining), from every response
+    /// of a call that names this limiter.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new();
+    /// limiter.observe_limit(6_000); // 100 a second
+    /// assert_eq!(limiter.rate(), Some(95.0)); // less the default 5 % headroom
+    /// ```
+    pub fn observe_limit(&self, per_minute: u64) {
+        if per_minute == 0 {
+            return;
+        }
+        let announced = per_minute as f64 / 60.0;
+        let now = now_nanos();
+        let successes = self.successes.load(Relaxed);
+        let mut control = self.lock();
+        let control = &mut *control;
+        control.announced = announced;
+        let target = announced * self.margin();
+        let bits = self.rate.load(Relaxed);
+        if bits == UNLIMITED || f64::from_bits(bits) > target {
+            // Pace at the announced rate; growth after a cut stops there.
+            self.set_rate(control, target, now, successes, true);
         }
     }
 
@@ -830,7 +907,11 @@ impl AdaptiveLimiter {
             let before = (probing - dt).max(0.0);
             PROBE_GAIN * dt + PROBE_ACCEL * (probing * probing - before * before) / 2.0
         };
-        let grown = (rate * exponent.exp()).min(f64::MAX);
+        let mut grown = (rate * exponent.exp()).min(f64::MAX);
+        if control.announced > 0.0 {
+            // Never above what the provider says it admits.
+            grown = grown.min(control.announced * self.margin()).max(rate);
+        }
         if grown >= self.ceiling() {
             self.go_unlimited(control, now);
             return None;
@@ -995,9 +1076,12 @@ impl Slot {
 /// The time limiters share, in nanoseconds since a process-wide epoch (the
 /// first time any limiter read it); negative for earlier times, which a
 /// paused tokio clock can produce.
+///
+/// Sleeps skipped under [`testing`](crate::testing) do not move it: they are
+/// skipped on one thread, and the schedule is shared by every thread.
 fn now_nanos() -> i64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let now = crate::clock::shared_now();
+    let now = crate::clock::shared_now_unskipped();
     let epoch = *EPOCH.get_or_init(|| now);
     match now.checked_duration_since(epoch) {
         Some(after) => duration_to_nanos(after),

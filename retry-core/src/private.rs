@@ -9,6 +9,13 @@ pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
 pub use crate::engine::{Refusals, State};
+pub use crate::AdaptiveLimiter;
+
+/// The limiter of a `#[retry]` function that names none: off until the
+/// function's first `429`, and one atomic load per call until then.
+pub const fn implicit_limiter() -> AdaptiveLimiter {
+    AdaptiveLimiter::new().count_only_when_pacing()
+}
 pub use crate::guard::{AsBreaker, AsBudget, AsLimiter};
 pub use crate::metrics::MetricKeys;
 pub use crate::trace::{CallSpan, MakeSpan};
@@ -120,9 +127,27 @@ impl<E: From<CircuitOpen>> FromCircuitOpen for E {
     label = "a retried function must return `Result<T, E>` with `E: retry_core::Classify`",
     note = "success and failure must be told apart; wrap the value in `Ok(...)` and the failure in `Err(...)`"
 )]
-pub trait IsResult {}
+pub trait IsResult {
+    /// The error type.
+    type Error;
+    /// `Err(error)`.
+    fn from_error(error: Self::Error) -> Self;
+}
 
-impl<T, E> IsResult for Result<T, E> {}
+impl<T, E> IsResult for Result<T, E> {
+    type Error = E;
+    #[inline]
+    fn from_error(error: E) -> Self {
+        Err(error)
+    }
+}
+
+/// `Err(error)` as the function's return type `R`, named so that a function
+/// that does not return a `Result` is told so first.
+#[inline]
+pub fn err_of<R: IsResult>(error: R::Error) -> R {
+    R::from_error(error)
+}
 
 /// Run one sync attempt. `R` is the function's return type, named so that
 /// `?` and inference inside the body see it.

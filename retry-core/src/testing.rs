@@ -224,6 +224,11 @@ pub(crate) fn skip(delay: Duration) -> bool {
     })
 }
 
+/// Whether sleeps are skipped on this thread.
+pub(crate) fn skipping() -> bool {
+    SKIPPED.with(|s| s.borrow().is_some())
+}
+
 /// Skip a limiter's pacing wait, if sleeps are skipped on this thread: the
 /// clock moves on by it, but it is not one of the [`delays`](SkippedSleeps::delays).
 pub(crate) fn skip_pacing(delay: Duration) -> bool {

@@ -493,7 +493,19 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     };
     // A named limiter reports a send slot past the deadline, its own or the
     // one of the call it runs in; an async deadline reports a cut-off.
-    let deadline_conversion = match (&args.deadline, &args.limiter) {
+    // `limiter = none` turns the function's own limiter off; no `limiter`
+    // at all gives it one (a `static` of its own, off until its first 429).
+    let limiter_off = matches!(
+        &args.limiter,
+        Some((syn::Expr::Path(path), _)) if path.qself.is_none() && path.path.is_ident("none")
+    );
+    let named_limiter = if limiter_off {
+        None
+    } else {
+        args.limiter.clone()
+    };
+    let implicit_limiter = args.limiter.is_none();
+    let deadline_conversion = match (&args.deadline, &named_limiter) {
         (Some((_, key)), _) if sig.asyncness.is_some() => {
             respan(quote!(#p::Some(#p::from_elapsed)), *key)
         }
@@ -502,7 +514,7 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     };
 
     let give_up = match &args.fallback {
-        None => quote!(return #p::Err(#error);),
+        None => quote!(return #p::err_of::<#ret>(#error);),
         Some(path) => {
             let forwarded = sig.inputs.iter().map(|arg| match arg {
                 FnArg::Receiver(r) => r.self_token.to_token_stream(),
@@ -521,20 +533,30 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
                 if #p::falls_back(&#state) {
                     return #run;
                 }
-                return #p::Err(#error);
+                return #p::err_of::<#ret>(#error);
             }
         }
     };
 
     // The breaker, budget and limiter, bound before the call's state (which
     // borrows them) and handed to it.
-    let guarded = args.breaker.is_some() || args.budget.is_some() || args.limiter.is_some();
+    let guarded = args.breaker.is_some()
+        || args.budget.is_some()
+        || named_limiter.is_some()
+        || implicit_limiter;
     let mut bind_guards = TokenStream::new();
     let mut set_guards = TokenStream::new();
+    if implicit_limiter {
+        let ident = Ident::new("__RETRY_LIMITER", site);
+        bind_guards.extend(quote! {
+            static #ident: #p::AdaptiveLimiter = #p::implicit_limiter();
+        });
+        set_guards.extend(quote!(#p::set_limiter(&mut #state, &#ident);));
+    }
     for (arg, name, setter) in [
         (&args.breaker, "__retry_breaker", "set_breaker"),
         (&args.budget, "__retry_budget", "set_budget"),
-        (&args.limiter, "__retry_limiter", "set_limiter"),
+        (&named_limiter, "__retry_limiter", "set_limiter"),
     ] {
         if let Some((expr, _)) = arg {
             let span = expr.span();

@@ -177,7 +177,9 @@ fn record(log: &RefCell<Vec<Seen>>, ev: &RetryEvent<'_, ApiError>) {
 // ---------------------------------------------------------------------------
 // 1. Attempt counts.
 
-#[retry(max_attempts = 4, wait = fixed(1s), jitter = none)]
+// Shared by tests that run at once on paused clocks of their own: without
+// the function's own limiter, so that a 429 in one does not pace the other.
+#[retry(max_attempts = 4, wait = fixed(1s), jitter = none, limiter = none)]
 async fn four_fixed_1s(script: &Script) -> Result<u32, ApiError> {
     script.next().await
 }
@@ -312,7 +314,9 @@ async fn retry_after_exact(script: &Script) -> Result<u32, ApiError> {
     script.next().await
 }
 
-#[retry(max_attempts = 2, on_retry = |ev| record(log, ev))]
+// The spread alone: the function's own limiter, which a 429 turns on, would
+// add its pacing to the wait.
+#[retry(max_attempts = 2, on_retry = |ev| record(log, ev), limiter = none)]
 async fn retry_after_spread(script: &Script, log: &RefCell<Vec<Seen>>) -> Result<u32, ApiError> {
     script.next().await
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use retry_core::{AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
+use retry_core::{retry, AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
 use tokio::time::{advance, sleep, Instant};
 
 const MS: Duration = Duration::from_millis(1);
@@ -616,5 +616,81 @@ async fn a_budget_hint_stops_holding_callers_back_after_its_reset() {
         unlimited.rate(),
         None,
         "unlimited again once the window reset"
+    );
+}
+
+// ---- The limiter every `#[retry]` function has unless it names one. ----
+
+static HERD_BUCKET: Mutex<Option<Scheduled>> = Mutex::new(None);
+static HERD_SENT: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
+
+#[derive(Debug)]
+struct Busy;
+
+impl Classify for Busy {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::RateLimit
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+}
+
+/// A chat call as users first write it: no limiter named.
+#[retry(max_attempts = 8)]
+async fn herd_call(start: Instant) -> Result<(), Busy> {
+    HERD_SENT.lock().unwrap().push(start.elapsed());
+    let admitted = HERD_BUCKET.lock().unwrap().as_mut().unwrap().take();
+    sleep(2 * MS).await;
+    if admitted {
+        Ok(())
+    } else {
+        Err(Busy)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_told_the_same_retry_after_do_not_come_back_in_lockstep() {
+    let start = Instant::now();
+    *HERD_BUCKET.lock().unwrap() = Some(Scheduled {
+        schedule: vec![(Duration::ZERO, 100.0)],
+        burst: 20.0,
+        tokens: 20.0,
+        start,
+        last: start,
+        admitted: Vec::new(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..300 {
+        tasks.spawn(herd_call(start));
+        if tasks.len() == 100 {
+            assert!(
+                tasks.join_next().await.unwrap().unwrap().is_ok(),
+                "no call is lost"
+            );
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert!(done.unwrap().is_ok(), "no call is lost");
+    }
+    let sent = HERD_SENT.lock().unwrap().clone();
+    let per_success = sent.len() as f64 / 300.0;
+    eprintln!("{} attempts for 300 calls", sent.len());
+    assert!(per_success <= 1.5, "{per_success} attempts per success");
+    // The 80 callers refused at the start were all told `Retry-After: 1`:
+    // they come back spread out at about the rate the provider admits, not
+    // in the same instant. No 100 ms after the first second carries more
+    // than a burst and the provider's 100 ms worth, with some headroom.
+    let mut windows = [0u32; 100];
+    for at in sent.iter().filter(|at| **at >= Duration::from_secs(1)) {
+        let window = (at.as_millis() / 100) as usize;
+        if window < windows.len() {
+            windows[window] += 1;
+        }
+    }
+    let crowded = windows.iter().max().copied().unwrap_or(0);
+    assert!(
+        crowded <= 40,
+        "{crowded} attempts within 100 ms: {windows:?}"
     );
 }

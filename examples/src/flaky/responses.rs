@@ -112,7 +112,6 @@ pub(crate) fn bucket_refusal(retry_after_secs: u64, burst: u32) -> Stored {
         Some("rate_limit_exceeded"),
     )
     .header("retry-after", retry_after_secs.to_string())
-    .header("x-ratelimit-limit-requests", burst.to_string())
     .header("x-ratelimit-remaining-requests", "0")
 }
 
@@ -205,7 +204,7 @@ fn rate_limit(hint: RetryAfter, now: SystemTime) -> Stored {
         RetryAfter::Seconds(s) => openai().header("retry-after", s.to_string()),
         RetryAfter::HttpDate(d) => openai().header("retry-after", http_date_ceil(later(now, d))),
         RetryAfter::OpenAiReset(d) => openai()
-            .header("x-ratelimit-limit-requests", "60")
+            .header("x-ratelimit-limit-requests", per_minute(d))
             .header("x-ratelimit-remaining-requests", "0")
             .header("x-ratelimit-reset-requests", go_duration(d)),
         RetryAfter::AnthropicReset(d) => anthropic_error(
@@ -213,10 +212,17 @@ fn rate_limit(hint: RetryAfter, now: SystemTime) -> Stored {
             "rate_limit_error",
             "Number of requests has exceeded your rate limit. Please try again later.",
         )
-        .header("anthropic-ratelimit-requests-limit", "50")
+        .header("anthropic-ratelimit-requests-limit", per_minute(d))
         .header("anthropic-ratelimit-requests-remaining", "0")
         .header("anthropic-ratelimit-requests-reset", rfc3339(later(now, d))),
     }
+}
+
+/// The per-minute limit of a window that admits one request every `d`, as
+/// the limit header of a refusal that resets after `d` announces it.
+fn per_minute(d: Duration) -> String {
+    let nanos = d.as_nanos().max(1);
+    (60_000_000_000u128.div_ceil(nanos)).to_string()
 }
 
 fn status(code: u16) -> Stored {

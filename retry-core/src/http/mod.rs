@@ -65,12 +65,15 @@ use http::{HeaderMap, StatusCode};
 use crate::breaker::HumanWait;
 use crate::{CircuitOpen, Classify, Elapsed, ErrorKind};
 
+mod announced;
 mod hints;
 #[cfg(feature = "reqwest")]
 mod reqwest_support;
 
 #[cfg(feature = "reqwest")]
 pub use reqwest_support::{check, RequestBuilderExt, ATTEMPT_HEADER, IDEMPOTENCY_HEADER};
+
+pub use announced::{announced, observe, Announced, Quota};
 
 /// The error codes that mean an account is out of credit or over a spend
 /// limit: waiting does not help.

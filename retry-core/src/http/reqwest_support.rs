@@ -31,6 +31,9 @@ const BODY_READ: usize = 64 * 1024;
 /// ```
 pub async fn check(mut response: reqwest::Response) -> Result<reqwest::Response, HttpError> {
     let status = response.status();
+    // Every answer announces what is left of the rate limit: the call's
+    // limiter paces by it, successes included.
+    super::observe(response.headers());
     if status.is_success() {
         return Ok(response);
     }
