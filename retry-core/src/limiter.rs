@@ -503,7 +503,7 @@ impl AdaptiveLimiter {
     /// taken, for [`give_back`](Self::give_back).
     #[inline]
     pub(crate) fn reserve_within(&self, within: Duration) -> Result<(Duration, Slot), Duration> {
-        if self.rate.load(Relaxed) == UNLIMITED {
+        if self.rate.load(Relaxed) == UNLIMITED || !self.learns_now() {
             return Ok((Duration::ZERO, Slot::NONE));
         }
         self.reserve(duration_to_nanos(within))
@@ -556,9 +556,9 @@ impl AdaptiveLimiter {
         self.successes.fetch_add(1, Relaxed);
     }
 
-    /// Whether what calls report now teaches this limiter: always, but for
-    /// the limiter `#[retry]` gives a function that names none, which stays
-    /// off under [`testing::skip_sleeps`](crate::testing::skip_sleeps), so
+    /// Whether this limiter is in use now: always, but for the limiter
+    /// `#[retry]` gives a function that names none, which neither learns nor
+    /// paces under [`testing::skip_sleeps`](crate::testing::skip_sleeps), so
     /// that tests sharing a function do not share what it learns.
     pub(crate) fn learns_now(&self) -> bool {
         self.count_unpaced || !crate::testing::skipping()

@@ -104,7 +104,7 @@ pub(crate) fn conflict() -> Stored {
 }
 
 /// `429` from the token bucket.
-pub(crate) fn bucket_refusal(retry_after_secs: u64, burst: u32) -> Stored {
+pub(crate) fn bucket_refusal(retry_after_secs: u64) -> Stored {
     openai_error(
         429,
         "Rate limit reached for requests. Please try again later.",
@@ -119,11 +119,11 @@ pub(crate) fn bucket_refusal(retry_after_secs: u64, burst: u32) -> Stored {
 /// the announcing provider's shape, with `retry-after` in whole seconds (at
 /// least 1). The announced headers are added by the caller; without them a
 /// refusal of requests is [`bucket_refusal`]'s.
-pub(crate) fn limits_refusal(refusal: Refusal, announce: Announce, burst: u32) -> Stored {
+pub(crate) fn limits_refusal(refusal: Refusal, announce: Announce) -> Stored {
     let secs = |wait: Duration| wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let (answer, wait) = match (refusal, announce) {
         (Refusal::Requests { wait }, Announce::None) => {
-            return bucket_refusal(secs(wait).max(1), burst)
+            return bucket_refusal(secs(wait).max(1))
         }
         (Refusal::Requests { wait }, Announce::OpenAi) => (
             openai_error(

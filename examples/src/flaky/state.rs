@@ -287,16 +287,16 @@ impl Shared {
             Verdict::Pass => None,
             Verdict::Fault(fault) => Some(fault),
             Verdict::Refused(refusal) => {
-                let (announce, burst) = self
+                let announce = self
                     .limits
                     .as_ref()
-                    .map_or((Default::default(), 0), |l| (l.announce, l.burst));
+                    .map_or(Default::default(), |l| l.announce);
                 state.count_fault(match refusal {
                     Refusal::Requests { .. } => "token_bucket".into(),
                     Refusal::Tokens { .. } => "tokens_per_minute".into(),
                 });
                 state.record(meta, logical_id, "429".into());
-                let mut answer = responses::limits_refusal(refusal, announce, burst);
+                let mut answer = responses::limits_refusal(refusal, announce);
                 answer.headers.extend(announced);
                 return Action::Respond(answer);
             }
