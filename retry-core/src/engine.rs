@@ -244,8 +244,10 @@ impl<'l> GiveBack<'l> {
         GiveBack { limiter, slot }
     }
 
-    fn used(mut self) {
+    /// The attempt goes ahead with the slot: it is no longer given back.
+    fn used(mut self) -> Slot {
         self.limiter = None;
+        self.slot
     }
 }
 
@@ -271,7 +273,7 @@ impl<E> Copy for Refusals<E> {}
 impl Drop for State<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.cold.is_some() || self.permit.is_some() {
+        if self.cold.is_some() || self.permit.is_some() || self.held == Slot::Window {
             self.drop_cold();
         }
     }
@@ -281,8 +283,10 @@ impl State<'_> {
     #[cold]
     #[inline(never)]
     fn drop_cold(&mut self) {
-        // A probe's permit dropped here gives its slot back.
+        // A probe's permit dropped here gives its slot back; a place in the
+        // limiter's initial window too.
         *self.permit = None;
+        self.attempt_ended();
         *self.cold = None;
     }
 }
@@ -335,6 +339,8 @@ pub struct State<'p> {
     started: metrics::Started,
     /// The breaker, budget and limiter the call runs under, if any.
     guards: Guards<'p>,
+    /// What the attempt in flight holds of the limiter.
+    held: Slot,
     /// The breaker's permit for the attempt in flight (or about to start).
     /// (Dropped by hand, as `cold` is.)
     permit: ManuallyDrop<Option<BreakerPermit<'p>>>,
@@ -373,6 +379,7 @@ impl<'p> State<'p> {
             name,
             started: metrics::start(),
             guards: Guards::NONE,
+            held: Slot::NONE,
             permit: ManuallyDrop::new(None),
         }
     }
@@ -464,7 +471,7 @@ impl<'p> State<'p> {
             Some(_) => self.time_left().unwrap_or(Duration::MAX),
             None => Duration::MAX,
         };
-        match (limiter.reserve_within(within), report) {
+        match (limiter.admit_within(within), report) {
             (Ok((pace, slot)), _) => {
                 if !pace.is_zero() && self.permit.as_ref().is_some_and(|p| p.is_probe()) {
                     // Nothing scarce is held across a wait.
@@ -537,7 +544,7 @@ impl<'p> State<'p> {
     /// or the deadline error if the slot has moved past the deadline.
     fn still_to_wait<E>(
         &mut self,
-        slot: Slot,
+        slot: &mut Slot,
         refusals: &Refusals<E>,
     ) -> Result<Option<Duration>, E> {
         let Some(limiter) = self.guards.limiter else {
@@ -562,22 +569,23 @@ impl<'p> State<'p> {
     /// after its deadline.
     #[inline]
     pub(crate) fn before_attempt_sync<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
-        let (mut pace, slot) = self.admit(refusals)?;
+        let (mut pace, mut slot) = self.admit(refusals)?;
         if !pace.is_zero() {
-            let unused = GiveBack::new(self.guards.limiter, slot);
+            let mut unused = GiveBack::new(self.guards.limiter, slot);
             // Under `testing::skip_sleeps`, the whole wait is skipped at once.
             if !crate::testing::skip_pacing(pace) {
                 loop {
                     std::thread::sleep(pace.min(RECHECK_PACING));
-                    match self.still_to_wait(slot, refusals)? {
+                    match self.still_to_wait(&mut unused.slot, refusals)? {
                         Some(more) => pace = more,
                         None => break,
                     }
                 }
             }
             self.permit_for_attempt(refusals)?;
-            unused.used();
+            slot = unused.used();
         }
+        self.held = slot;
         Ok(())
     }
 
@@ -588,23 +596,24 @@ impl<'p> State<'p> {
         &mut self,
         refusals: &Refusals<E>,
     ) -> Result<(), E> {
-        let (mut pace, slot) = self.admit(refusals)?;
+        let (mut pace, mut slot) = self.admit(refusals)?;
         if !pace.is_zero() {
             // A call dropped while it waits gives its slot back.
-            let unused = GiveBack::new(self.guards.limiter, slot);
+            let mut unused = GiveBack::new(self.guards.limiter, slot);
             // Under `testing::skip_sleeps`, the whole wait is skipped at once.
             if !crate::testing::skip_pacing(pace) {
                 loop {
                     tokio::time::sleep(pace.min(RECHECK_PACING)).await;
-                    match self.still_to_wait(slot, refusals)? {
+                    match self.still_to_wait(&mut unused.slot, refusals)? {
                         Some(more) => pace = more,
                         None => break,
                     }
                 }
             }
             self.permit_for_attempt(refusals)?;
-            unused.used();
+            slot = unused.used();
         }
+        self.held = slot;
         Ok(())
     }
 
@@ -643,6 +652,9 @@ impl<'p> State<'p> {
             }
         }
         if let Some(limiter) = self.guards.limiter {
+            if self.held == Slot::Window {
+                self.attempt_ended();
+            }
             limiter.on_success();
         }
         self.succeeded();
@@ -656,6 +668,17 @@ impl<'p> State<'p> {
         }
     }
 
+    /// The attempt in flight ended: a place it held in the limiter's initial
+    /// window is free again.
+    fn attempt_ended(&mut self) {
+        if self.held == Slot::Window {
+            if let Some(limiter) = self.guards.limiter {
+                limiter.leave_window();
+            }
+        }
+        self.held = Slot::NONE;
+    }
+
     /// Tell the breaker and the limiter how the attempt in flight failed.
     fn report_failure<E: Classify>(&mut self, error: &E, kind: ErrorKind) {
         if let Some(permit) = self.permit.take() {
@@ -664,9 +687,11 @@ impl<'p> State<'p> {
                 self.breaker_seen(breaker);
             }
         }
+        let paced = self.held.is_paced();
+        self.attempt_ended();
         if let Some(limiter) = self.guards.limiter.filter(|l| l.learns_now()) {
             if kind == ErrorKind::RateLimit {
-                limiter.on_rate_limited(error.retry_after());
+                limiter.rate_limited(error.retry_after(), paced);
                 metrics::limiter_rate(self.name, limiter.rate().unwrap_or(0.0));
             } else {
                 limiter.on_other_failure();

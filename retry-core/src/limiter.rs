@@ -1,7 +1,7 @@
 //! The adaptive client-side rate limiter, [`AdaptiveLimiter`]; its
 //! documentation describes the algorithm.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,14 @@ const DEFAULT_MAX_RATE: f64 = 10_000.0;
 const DEFAULT_HEADROOM: f64 = 0.95;
 const DEFAULT_BURST: u32 = 1;
 const DEFAULT_PROBE_AFTER: Duration = Duration::from_secs(5);
+/// Attempts in flight at once before the limiter has seen any answer.
+const DEFAULT_WINDOW: u32 = 16;
+/// Past this many in flight, the initial window closes: the provider
+/// admitted that many at once without a refusal.
+const MAX_WINDOW: u32 = 1024;
+/// How often an attempt waiting for a place in the initial window asks
+/// again.
+const WINDOW_POLL: Duration = Duration::from_millis(5);
 
 /// A client-side rate limiter for one provider (one API key, one model
 /// family: whatever the provider's limit applies to), shared by every task
@@ -109,32 +117,38 @@ const DEFAULT_PROBE_AFTER: Duration = Duration::from_secs(5);
 /// | [`max_rate`](Self::max_rate) | 10 000 per second (above it, unlimited) |
 /// | [`headroom`](Self::headroom) | 0.95 of the measured rate |
 /// | [`probe_after`](Self::probe_after) | 5 s without a `429` |
+/// | [`initial_window`](Self::initial_window) | 16 attempts in flight before anything is known |
 ///
 /// # How it works
 ///
 /// **Pacing.** While it paces at `r` attempts per second, every caller
-/// reserves a send slot of its own: `slot = max(now, next − (burst − 1)/r)`,
-/// `next = max(slot, next) + 1/r`, in one compare-and-swap (the virtual
-/// scheduling form of the generic cell rate algorithm), and
-/// [`acquire_delay`](Self::acquire_delay) returns how long to wait for it.
-/// Callers are `1/r` apart (after an idle spell, up to `burst` of them go at
-/// once); callers that arrive together, say after the same `Retry-After`,
-/// leave at different times instead of in lockstep. A refusal takes away any
-/// burst credit: the provider's own bucket is empty at that moment.
+/// takes a numbered place in a queue of send slots, slot `n` due at
+/// `anchor + (n − anchor_n) / r`; after an idle spell up to `burst` of them
+/// are due at once. A caller holds its number, not a time: when the rate
+/// changes, the slots not yet due are re-spaced from now on, and the retry
+/// engine, which looks again at least every 250 ms while it waits, moves
+/// with them, so a limit that comes back is used at once by the callers
+/// already waiting. Callers that arrive together, say after the same
+/// `Retry-After`, leave at different times instead of in lockstep. A
+/// refusal takes away any burst credit: the provider's own bucket is empty
+/// at that moment. A slot its caller did not use (dropped while waiting, or
+/// refused after) goes back if no later one was handed out.
 ///
 /// **Unlimited until told otherwise.** A new limiter does not pace:
 /// [`acquire_delay`](Self::acquire_delay) is one atomic load and
 /// [`on_success`](Self::on_success) one atomic increment, with no clock read.
-/// The first `429` (or an [`observe_remaining`](Self::observe_remaining)
-/// whose budget runs short) starts pacing at a guess biased high, 70 % of
-/// the successes seen so far as if they took 0.1 s (more refusals and
-/// successes of the same unpaced burst only raise it): a rate too high is
-/// soon measured, one too low only slowly outgrown. With
-/// [`initial_rate`](Self::initial_rate) it paces from the start instead, so
-/// that a herd of callers at start-up is spread out before any of it is
-/// refused: the callers that start together must be given their slots
-/// before anything is known, so only a starting rate avoids refusing most of
-/// that first herd.
+/// Until it learns anything, the retry engine lets attempts out an
+/// [`initial_window`](Self::initial_window) at a time (16, then half as
+/// many more for each answer), so that a herd of callers at start-up is
+/// not sent at once. The first `429` starts pacing at a guess biased high,
+/// 70 % of the successes seen so far as if they took 0.1 s (more refusals
+/// of the same unpaced burst only raise it; refusals of attempts that did
+/// not wait for a slot do not cut the rate): a rate too high is soon
+/// measured, one too low only slowly outgrown. A limit the provider
+/// announces ([`observe_limit`](Self::observe_limit), which
+/// [`http::check`](crate::http::check) calls from every answer) sets the
+/// pace at once and caps it. With [`initial_rate`](Self::initial_rate) it
+/// paces from the start instead.
 ///
 /// **Measuring the admitted rate.** A `429` means the provider had nothing
 /// left to admit at that moment. Refusals that follow each other closely
@@ -153,15 +167,18 @@ const DEFAULT_PROBE_AFTER: Duration = Duration::from_secs(5);
 /// provider admits.
 ///
 /// **Growth.** Before the first refusal (from an `initial_rate`) and after a
-/// guess, the rate grows with every success; after a cut or a measurement it
-/// holds for [`probe_after`](Self::probe_after) since the last refusal, then
-/// probes upward, more slowly. Growth is clocked by successes, so an idle
-/// limiter does not drift up, and scaled by the backlog of slots already
-/// handed out, the horizon the limiter has committed to and cannot take
-/// back: the rate grows by about 10 % (5 % when probing) per backlog's worth
-/// of successes, so a probe that finds the limit costs a bounded number of
-/// refusals. Past [`max_rate`](Self::max_rate) the limiter stops pacing and
-/// is unlimited again; its last measurement is its next guess.
+/// guess, the rate grows by `e^(0.3 t)` over `t` seconds in which successes
+/// keep coming; after a cut or a measurement it holds for
+/// [`probe_after`](Self::probe_after) since the last refusal, then probes
+/// upward, gently at first and faster the longer nothing is refused
+/// (`e^(0.05 t + 0.15 t²)`): the limit found again soon costs few refusals,
+/// a tenfold limit that came back is reached in about 3.5 s of probing.
+/// Growth is clocked by time with successes, so an idle limiter does not
+/// drift up, and a crowd of waiting callers does not slow it down. A
+/// measurement the rate has since grown past without a refusal is stale,
+/// and the next cut starts from the rate instead. Past
+/// [`max_rate`](Self::max_rate) the limiter stops pacing and is unlimited
+/// again; its last measurement is its next guess.
 ///
 /// **Retry-After.** The retry engine already makes the refused request
 /// itself wait its `Retry-After`; the limiter does not hold back the whole
@@ -184,6 +201,11 @@ pub struct AdaptiveLimiter {
     rate: AtomicU64,
     /// Successes reported so far.
     successes: AtomicU64,
+    /// Twice the initial window: how many attempts may be in flight before
+    /// the limiter has learnt anything; 0 once it has (or when it has none).
+    window: AtomicU32,
+    /// Attempts in flight in the initial window.
+    in_flight: AtomicU32,
     /// Whether successes are counted while the limiter does not pace (for
     /// its first guess); not by the limiter `#[retry]` gives a function
     /// that names none, whose success path is then one atomic load.
@@ -315,6 +337,8 @@ impl AdaptiveLimiter {
             probe_after: DEFAULT_PROBE_AFTER,
             rate: AtomicU64::new(UNLIMITED),
             successes: AtomicU64::new(0),
+            window: AtomicU32::new(2 * DEFAULT_WINDOW),
+            in_flight: AtomicU32::new(0),
             count_unpaced: true,
             unlimited_at: AtomicI64::new(LONG_AGO),
             unlimited_successes: AtomicU64::new(0),
@@ -364,6 +388,40 @@ impl AdaptiveLimiter {
         } else {
             UNLIMITED
         });
+        if pacing {
+            self.window = AtomicU32::new(0);
+        }
+        self
+    }
+
+    /// How many attempts the retry engine lets out at once before the
+    /// limiter has learnt anything (no `429`, no announced limit, no
+    /// [`initial_rate`](Self::initial_rate)): a herd of callers at start-up
+    /// goes out `attempts` at a time, then half as many more for each
+    /// answer, as in TCP's slow start, so that a provider whose limit is
+    /// lower refuses a few of them, not the whole herd, and its first
+    /// answers (with the limits they announce) set the pace for the rest.
+    /// Past 1024 in flight the window closes. Default 16; `0` turns it off.
+    ///
+    /// It costs the callers beyond the window up to a few round trips at
+    /// start-up; give the limit you know with
+    /// [`initial_rate`](Self::initial_rate) instead, which paces from the
+    /// start without a window.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// static EAGER: AdaptiveLimiter = AdaptiveLimiter::new().initial_window(0);
+    /// static CAREFUL: AdaptiveLimiter = AdaptiveLimiter::new().initial_window(4);
+    /// # let _ = (&EAGER, &CAREFUL);
+    /// ```
+    pub const fn initial_window(mut self, attempts: u32) -> Self {
+        let window = if attempts > MAX_WINDOW {
+            MAX_WINDOW
+        } else {
+            attempts
+        };
+        self.window = AtomicU32::new(window * 2);
         self
     }
 
@@ -515,27 +573,86 @@ impl AdaptiveLimiter {
     /// with later ones behind it stays a gap in the schedule.
     #[cold]
     pub(crate) fn give_back(&self, slot: Slot) {
-        if let Slot(Some(n)) = slot {
-            let mut control = self.lock();
-            if control.schedule.issued == n + 1 {
-                control.schedule.issued = n;
+        match slot {
+            Slot::Queued(n) => {
+                let mut control = self.lock();
+                if control.schedule.issued == n + 1 {
+                    control.schedule.issued = n;
+                }
             }
+            Slot::Window => self.leave_window(),
+            Slot::Free | Slot::WindowFull => {}
         }
     }
 
     /// How long until `slot` is due, as the schedule stands now (it moves
     /// when the rate changes): zero once it is, or when the limiter no
     /// longer paces.
-    pub(crate) fn wait_for(&self, slot: Slot) -> Duration {
-        let Slot(Some(n)) = slot else {
-            return Duration::ZERO;
-        };
-        if self.rate.load(Relaxed) == UNLIMITED {
-            return Duration::ZERO;
+    pub(crate) fn wait_for(&self, slot: &mut Slot) -> Duration {
+        match *slot {
+            Slot::Free | Slot::Window => Duration::ZERO,
+            Slot::WindowFull => {
+                if self.rate.load(Relaxed) != UNLIMITED {
+                    // Pacing began meanwhile: a place in the schedule.
+                    return match self.reserve(i64::MAX) {
+                        Ok((wait, queued)) => {
+                            *slot = queued;
+                            wait
+                        }
+                        Err(wait) => wait,
+                    };
+                }
+                let (wait, place) = self.enter_window();
+                *slot = place;
+                wait
+            }
+            Slot::Queued(n) => {
+                if self.rate.load(Relaxed) == UNLIMITED {
+                    return Duration::ZERO;
+                }
+                let now = now_nanos();
+                let due = self.lock().schedule.due(n);
+                Duration::from_nanos(u64::try_from(due.saturating_sub(now)).unwrap_or(0))
+            }
         }
-        let now = now_nanos();
-        let due = self.lock().schedule.due(n);
-        Duration::from_nanos(u64::try_from(due.saturating_sub(now)).unwrap_or(0))
+    }
+
+    /// The retry engine's [`try_acquire_within`](Self::try_acquire_within):
+    /// before the limiter has learnt anything, also a place in the initial
+    /// window ([`initial_window`](Self::initial_window)), or how long to
+    /// wait before asking again.
+    #[inline]
+    pub(crate) fn admit_within(&self, within: Duration) -> Result<(Duration, Slot), Duration> {
+        if self.rate.load(Relaxed) == UNLIMITED && self.window.load(Relaxed) != 0 {
+            return Ok(self.enter_window());
+        }
+        self.reserve_within(within)
+    }
+
+    /// A place in the initial window, if one is free: no wait; else the
+    /// time to ask again.
+    #[cold]
+    fn enter_window(&self) -> (Duration, Slot) {
+        let window = self.window.load(Relaxed) / 2;
+        if window == 0 || self.rate.load(Relaxed) != UNLIMITED {
+            return (Duration::ZERO, Slot::Free);
+        }
+        if self.in_flight.fetch_add(1, Relaxed) < window {
+            return (Duration::ZERO, Slot::Window);
+        }
+        self.in_flight.fetch_sub(1, Relaxed);
+        (WINDOW_POLL, Slot::WindowFull)
+    }
+
+    /// An attempt that held a place in the initial window ended.
+    pub(crate) fn leave_window(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+
+    /// The initial window is over: the limiter paces, or has let enough
+    /// through to know it needs none.
+    fn close_window(&self) {
+        self.window.store(0, Relaxed);
     }
 
     /// Report that an attempt succeeded (the provider admitted it). One
@@ -554,6 +671,18 @@ impl AdaptiveLimiter {
             return;
         }
         self.successes.fetch_add(1, Relaxed);
+        if self.window.load(Relaxed) != 0 {
+            self.grow_window();
+        }
+    }
+
+    /// A success in the initial window: half a place more (the window grows
+    /// by half each round of answers), closed past [`MAX_WINDOW`].
+    #[cold]
+    fn grow_window(&self) {
+        if self.window.fetch_add(1, Relaxed) / 2 >= MAX_WINDOW {
+            self.close_window();
+        }
     }
 
     /// Whether this limiter is in use now: always, but for the limiter
@@ -569,6 +698,7 @@ impl AdaptiveLimiter {
     /// and a first `429` starts from a guess that knows nothing of them.
     pub(crate) const fn count_only_when_pacing(mut self) -> Self {
         self.count_unpaced = false;
+        self.window = AtomicU32::new(0);
         self
     }
 
@@ -597,6 +727,19 @@ impl AdaptiveLimiter {
         // Whatever happened to the rate, the provider's bucket is empty now:
         // no burst of slots right after a refusal.
         self.drain(&mut control, now);
+    }
+
+    /// [`on_rate_limited`](Self::on_rate_limited) for the retry engine, which
+    /// knows whether the refused attempt waited for a slot: one sent while
+    /// the limiter did not pace yet (the herd that went before anything was
+    /// known) says nothing about the rate it paces at now, so it does not
+    /// cut it.
+    pub(crate) fn rate_limited(&self, retry_after: Option<Duration>, paced: bool) {
+        if paced || self.rate.load(Relaxed) == UNLIMITED {
+            return self.on_rate_limited(retry_after);
+        }
+        let now = now_nanos();
+        self.drain(&mut self.lock(), now);
     }
 
     /// The bookkeeping of [`on_rate_limited`](Self::on_rate_limited).
@@ -846,7 +989,7 @@ impl AdaptiveLimiter {
             return Err(wait);
         }
         schedule.issued = n + 1;
-        Ok((wait, Slot(Some(n))))
+        Ok((wait, Slot::Queued(n)))
     }
 
     /// The rate to pace at now: a hint past its reset ends, and the rate
@@ -936,6 +1079,7 @@ impl AdaptiveLimiter {
     /// for `probe_after` and then probe. The slots not yet due are re-spaced
     /// at the new rate.
     fn set_rate(&self, control: &mut Control, rate: f64, now: i64, successes: u64, fast: bool) {
+        self.close_window();
         let rate = self.clamp(rate).min(self.ceiling());
         self.rate.store(rate.to_bits(), Relaxed);
         control.schedule.respace(now, interval(rate), self.credit());
@@ -1063,14 +1207,27 @@ impl core::fmt::Debug for AdaptiveLimiter {
     }
 }
 
-/// A send slot taken from a limiter: its number in the schedule; `None`
-/// when the limiter did not pace.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Slot(Option<u64>);
+/// What an attempt holds of a limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Nothing: the limiter does not pace.
+    Free,
+    /// Its number in the schedule.
+    Queued(u64),
+    /// A place in the initial window, given back when the attempt ends.
+    Window,
+    /// Waiting for a place in the initial window.
+    WindowFull,
+}
 
 impl Slot {
     /// No slot: the limiter did not pace.
-    pub(crate) const NONE: Slot = Slot(None);
+    pub(crate) const NONE: Slot = Slot::Free;
+
+    /// Whether the attempt waited for this slot in the limiter's schedule.
+    pub(crate) const fn is_paced(&self) -> bool {
+        matches!(self, Slot::Queued(_))
+    }
 }
 
 /// The time limiters share, in nanoseconds since a process-wide epoch (the

@@ -694,3 +694,109 @@ async fn callers_told_the_same_retry_after_do_not_come_back_in_lockstep() {
         "{crowded} attempts within 100 ms: {windows:?}"
     );
 }
+
+// ---- The initial window of a limiter that knows nothing yet. ----
+
+#[tokio::test(start_paused = true)]
+async fn a_herd_at_start_up_is_let_out_a_window_at_a_time() {
+    let start = Instant::now();
+    let bucket = Arc::new(Mutex::new(Scheduled {
+        schedule: vec![(Duration::ZERO, 100.0)],
+        burst: 20.0,
+        tokens: 20.0,
+        start,
+        last: start,
+        admitted: Vec::new(),
+    }));
+    let limiter = Arc::new(AdaptiveLimiter::new());
+    let attempts = Arc::new(AtomicU64::new(0));
+    let left = Arc::new(AtomicU64::new(500));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (bucket, limiter, attempts, left) = (
+            Arc::clone(&bucket),
+            Arc::clone(&limiter),
+            Arc::clone(&attempts),
+            Arc::clone(&left),
+        );
+        tasks.spawn(async move {
+            let policy = Policy::new().max_attempts(8);
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let outcome = policy
+                    .limiter(&limiter)
+                    .call_async(|| async {
+                        attempts.fetch_add(1, Ordering::Relaxed);
+                        let admitted = bucket.lock().unwrap().take();
+                        sleep(2 * MS).await;
+                        if admitted {
+                            Ok(())
+                        } else {
+                            Err(Refused)
+                        }
+                    })
+                    .await;
+                assert!(outcome.is_ok(), "no call is lost");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let attempts = attempts.load(Ordering::Relaxed);
+    // Without the window, the first 100 leave together and 80 are refused.
+    assert!(attempts <= 550, "{attempts} attempts for 500 calls");
+    let took = start.elapsed();
+    assert!(took <= Duration::from_secs_f64(4.8 * 1.15), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_in_the_window_frees_its_place() {
+    let limiter = AdaptiveLimiter::new().initial_window(1);
+    let policy = Policy::new().max_attempts(1);
+    let paced = policy.limiter(&limiter);
+    let hung = paced.call_async(|| async {
+        sleep(Duration::from_secs(60)).await;
+        Ok::<(), Refused>(())
+    });
+    assert!(tokio::time::timeout(Duration::from_secs(1), hung)
+        .await
+        .is_err());
+    let start = Instant::now();
+    let reply: Result<(), Refused> = paced.call_async(|| async { Ok(()) }).await;
+    assert!(reply.is_ok());
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the place was free at once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_window_holds_the_next_call_until_an_answer() {
+    let limiter = Arc::new(AdaptiveLimiter::new().initial_window(1));
+    let first = tokio::spawn({
+        let limiter = Arc::clone(&limiter);
+        async move {
+            Policy::new()
+                .limiter(&limiter)
+                .call_async(|| async {
+                    sleep(Duration::from_millis(300)).await;
+                    Ok::<(), Refused>(())
+                })
+                .await
+        }
+    });
+    sleep(MS).await;
+    let start = Instant::now();
+    let second: Result<(), Refused> = Policy::new()
+        .limiter(&limiter)
+        .call_async(|| async { Ok(()) })
+        .await;
+    assert!(second.is_ok());
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(299), "{waited:?}");
+    assert!(first.await.unwrap().is_ok());
+}
