@@ -540,6 +540,32 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         self
     }
 
+    /// State what each attempt costs in tokens (the prompt's tokens plus
+    /// `max_tokens`, as the provider counts them against its tokens-per-
+    /// minute limit): once the limiter knows the provider's token limit
+    /// ([`AdaptiveLimiter::observe_token_limit`], which
+    /// [`http::check`](crate::http::check) reads from every answer), each
+    /// attempt also waits until the provider's token bucket holds that many.
+    /// Without a limiter it does nothing.
+    ///
+    /// ```
+    /// use std::io;
+    /// use retry_core::{AdaptiveLimiter, Policy};
+    ///
+    /// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
+    /// let prompt = "Summarise the attached report.";
+    /// let tokens = prompt.len() as u64 / 4 + 1_024; // prompt and max_tokens
+    /// let reply: Result<&str, io::Error> = Policy::new()
+    ///     .limiter(&LIMITER)
+    ///     .cost(tokens)
+    ///     .call(|| Ok("summary"));
+    /// assert_eq!(reply.unwrap(), "summary");
+    /// ```
+    pub fn cost(mut self, tokens: u64) -> Self {
+        self.guards.cost = tokens;
+        self
+    }
+
     /// Run `op` as [`Policy::call`] does, with these hooks.
     ///
     /// ```

@@ -273,7 +273,7 @@ impl<E> Copy for Refusals<E> {}
 impl Drop for State<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.cold.is_some() || self.permit.is_some() || self.held == Slot::Window {
+        if self.cold.is_some() || self.permit.is_some() || matches!(self.held, Slot::Window(_)) {
             self.drop_cold();
         }
     }
@@ -341,6 +341,9 @@ pub struct State<'p> {
     guards: Guards<'p>,
     /// What the attempt in flight holds of the limiter.
     held: Slot,
+    /// What the call says an attempt costs, in tokens: paced against a
+    /// token limit its limiter learnt. 0 when it says nothing.
+    cost: u64,
     /// The breaker's permit for the attempt in flight (or about to start).
     /// (Dropped by hand, as `cold` is.)
     permit: ManuallyDrop<Option<BreakerPermit<'p>>>,
@@ -380,6 +383,7 @@ impl<'p> State<'p> {
             started: metrics::start(),
             guards: Guards::NONE,
             held: Slot::NONE,
+            cost: 0,
             permit: ManuallyDrop::new(None),
         }
     }
@@ -409,11 +413,18 @@ impl<'p> State<'p> {
         self.frame.limiter = Some(limiter);
     }
 
+    /// Pace the call's attempts on tokens too, at `tokens` each.
+    #[inline]
+    pub(crate) fn set_cost(&mut self, tokens: u64) {
+        self.cost = tokens;
+    }
+
     /// Run the call under all of `guards`.
     #[inline]
     pub(crate) fn set_guards(&mut self, guards: Guards<'p>) {
         self.guards = guards;
         self.frame.limiter = guards.limiter;
+        self.cost = guards.cost;
     }
 
     /// How long the call may still wait: the time left before its deadline
@@ -471,7 +482,7 @@ impl<'p> State<'p> {
             Some(_) => self.time_left().unwrap_or(Duration::MAX),
             None => Duration::MAX,
         };
-        match (limiter.admit_within(within), report) {
+        match (limiter.admit_within(within, self.cost), report) {
             (Ok((pace, slot)), _) => {
                 if !pace.is_zero() && self.permit.as_ref().is_some_and(|p| p.is_probe()) {
                     // Nothing scarce is held across a wait.
@@ -652,7 +663,7 @@ impl<'p> State<'p> {
             }
         }
         if let Some(limiter) = self.guards.limiter {
-            if self.held == Slot::Window {
+            if matches!(self.held, Slot::Window(_)) {
                 self.attempt_ended();
             }
             limiter.on_success();
@@ -671,9 +682,9 @@ impl<'p> State<'p> {
     /// The attempt in flight ended: a place it held in the limiter's initial
     /// window is free again.
     fn attempt_ended(&mut self) {
-        if self.held == Slot::Window {
+        if let Slot::Window(cost) = self.held {
             if let Some(limiter) = self.guards.limiter {
-                limiter.leave_window();
+                limiter.leave_window(cost);
             }
         }
         self.held = Slot::NONE;

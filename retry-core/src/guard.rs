@@ -14,6 +14,8 @@ pub(crate) struct Guards<'g> {
     pub(crate) breaker: Option<&'g CircuitBreaker>,
     pub(crate) budget: Option<&'g RetryBudget>,
     pub(crate) limiter: Option<&'g AdaptiveLimiter>,
+    /// Tokens an attempt costs, for the limiter's token pacing; 0: unstated.
+    pub(crate) cost: u64,
 }
 
 impl Guards<'_> {
@@ -21,6 +23,7 @@ impl Guards<'_> {
         breaker: None,
         budget: None,
         limiter: None,
+        cost: 0,
     };
 }
 

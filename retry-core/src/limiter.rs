@@ -1,7 +1,7 @@
 //! The adaptive client-side rate limiter, [`AdaptiveLimiter`]; its
 //! documentation describes the algorithm.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -206,6 +206,11 @@ pub struct AdaptiveLimiter {
     window: AtomicU32,
     /// Attempts in flight in the initial window.
     in_flight: AtomicU32,
+    /// Tokens the attempts in the initial window said they cost.
+    window_tokens: AtomicU64,
+    /// Whether a token limit was announced: calls that state a cost are
+    /// paced on tokens too.
+    token_pacing: AtomicBool,
     /// Whether successes are counted while the limiter does not pace (for
     /// its first guess); not by the limiter `#[retry]` gives a function
     /// that names none, whose success path is then one atomic load.
@@ -245,6 +250,67 @@ struct Control {
     hint: Option<(i64, u64)>,
     /// The limit the provider announced, per second; 0 when none.
     announced: f64,
+    /// The tokens calls said they cost, against the token limit the
+    /// provider announced.
+    tokens: Tokens,
+}
+
+/// Tokens as a schedule: the provider's bucket has refilled the `t`-th
+/// token (counted over all calls so far) at
+/// `anchor_t + (t − anchor_tokens) / per_second`, and a call that takes
+/// tokens `[t, t + cost)` is due once the last of them is.
+#[derive(Debug, Clone, Copy)]
+struct Tokens {
+    /// The announced limit less the headroom, per second; 0 when none.
+    per_second: f64,
+    /// How many tokens the provider's bucket holds when full.
+    burst: f64,
+    /// Tokens taken so far.
+    issued: u64,
+    anchor_tokens: f64,
+    anchor_t: i64,
+}
+
+impl Tokens {
+    const NEW: Tokens = Tokens {
+        per_second: 0.0,
+        burst: 0.0,
+        issued: 0,
+        anchor_tokens: 0.0,
+        anchor_t: LONG_AGO,
+    };
+
+    /// When the `t`-th token is refilled.
+    fn due(&self, t: u64) -> i64 {
+        let offset = ((t as f64 - self.anchor_tokens) / self.per_second * NANOS_PER_SEC) as i64;
+        self.anchor_t.saturating_add(offset)
+    }
+
+    /// After an idle spell the bucket is full again: no more than `burst`
+    /// tokens' worth of calls are due at once.
+    fn idle_credit(&mut self, now: i64) {
+        let earliest = now.saturating_sub((self.burst / self.per_second * NANOS_PER_SEC) as i64);
+        if self.due(self.issued) < earliest {
+            self.anchor_tokens = self.issued as f64;
+            self.anchor_t = earliest;
+        }
+    }
+
+    /// The provider says `remaining` tokens are left now: calls not yet
+    /// due wait for the bucket to refill beyond them.
+    fn observe_remaining(&mut self, now: i64, remaining: u64) {
+        let earliest =
+            now.saturating_sub((remaining as f64 / self.per_second * NANOS_PER_SEC) as i64);
+        if self.due(self.issued) < earliest {
+            self.anchor_tokens = self.issued as f64;
+            self.anchor_t = earliest;
+        } else if remaining == 0 {
+            // Empty now: nothing more is due before it refills.
+            let at = self.due(self.issued).max(now);
+            self.anchor_tokens = self.issued as f64;
+            self.anchor_t = at;
+        }
+    }
 }
 
 /// The send slots as a numbered queue: slot `n` is due at
@@ -339,6 +405,8 @@ impl AdaptiveLimiter {
             successes: AtomicU64::new(0),
             window: AtomicU32::new(2 * DEFAULT_WINDOW),
             in_flight: AtomicU32::new(0),
+            token_pacing: AtomicBool::new(false),
+            window_tokens: AtomicU64::new(0),
             count_unpaced: true,
             unlimited_at: AtomicI64::new(LONG_AGO),
             unlimited_successes: AtomicU64::new(0),
@@ -353,6 +421,7 @@ impl AdaptiveLimiter {
                 fast: true,
                 hint: None,
                 announced: 0.0,
+                tokens: Tokens::NEW,
             }),
         }
     }
@@ -525,7 +594,7 @@ impl AdaptiveLimiter {
         if self.rate.load(Relaxed) == UNLIMITED {
             return Duration::ZERO;
         }
-        self.reserve(i64::MAX)
+        self.reserve(i64::MAX, 0)
             .map_or(Duration::MAX, |(delay, _)| delay)
     }
 
@@ -564,7 +633,7 @@ impl AdaptiveLimiter {
         if self.rate.load(Relaxed) == UNLIMITED || !self.learns_now() {
             return Ok((Duration::ZERO, Slot::NONE));
         }
-        self.reserve(duration_to_nanos(within))
+        self.reserve(duration_to_nanos(within), 0)
     }
 
     /// Give back a slot its caller will not use (it was dropped while it
@@ -574,14 +643,21 @@ impl AdaptiveLimiter {
     #[cold]
     pub(crate) fn give_back(&self, slot: Slot) {
         match slot {
-            Slot::Queued(n) => {
+            Slot::Queued(n, tokens) => {
                 let mut control = self.lock();
-                if control.schedule.issued == n + 1 {
-                    control.schedule.issued = n;
+                if let Some(n) = n {
+                    if control.schedule.issued == n + 1 {
+                        control.schedule.issued = n;
+                    }
+                }
+                if let Some((start, cost)) = tokens {
+                    if control.tokens.issued == start.saturating_add(cost) {
+                        control.tokens.issued = start;
+                    }
                 }
             }
-            Slot::Window => self.leave_window(),
-            Slot::Free | Slot::WindowFull => {}
+            Slot::Window(cost) => self.leave_window(cost),
+            Slot::Free | Slot::WindowFull(_) => {}
         }
     }
 
@@ -590,11 +666,13 @@ impl AdaptiveLimiter {
     /// longer paces.
     pub(crate) fn wait_for(&self, slot: &mut Slot) -> Duration {
         match *slot {
-            Slot::Free | Slot::Window => Duration::ZERO,
-            Slot::WindowFull => {
-                if self.rate.load(Relaxed) != UNLIMITED {
+            Slot::Free | Slot::Window(_) => Duration::ZERO,
+            Slot::WindowFull(cost) => {
+                if self.rate.load(Relaxed) != UNLIMITED
+                    || cost > 0 && self.token_pacing.load(Relaxed)
+                {
                     // Pacing began meanwhile: a place in the schedule.
-                    return match self.reserve(i64::MAX) {
+                    return match self.reserve(i64::MAX, cost) {
                         Ok((wait, queued)) => {
                             *slot = queued;
                             wait
@@ -602,16 +680,24 @@ impl AdaptiveLimiter {
                         Err(wait) => wait,
                     };
                 }
-                let (wait, place) = self.enter_window();
+                let (wait, place) = self.enter_window(cost);
                 *slot = place;
                 wait
             }
-            Slot::Queued(n) => {
-                if self.rate.load(Relaxed) == UNLIMITED {
-                    return Duration::ZERO;
-                }
+            Slot::Queued(n, tokens) => {
                 let now = now_nanos();
-                let due = self.lock().schedule.due(n);
+                let control = self.lock();
+                let mut due = now;
+                if let Some(n) = n {
+                    if self.rate.load(Relaxed) != UNLIMITED {
+                        due = due.max(control.schedule.due(n));
+                    }
+                }
+                if let Some((start, cost)) = tokens {
+                    if control.tokens.per_second > 0.0 {
+                        due = due.max(control.tokens.due(start.saturating_add(cost)));
+                    }
+                }
                 Duration::from_nanos(u64::try_from(due.saturating_sub(now)).unwrap_or(0))
             }
         }
@@ -622,9 +708,16 @@ impl AdaptiveLimiter {
     /// window ([`initial_window`](Self::initial_window)), or how long to
     /// wait before asking again.
     #[inline]
-    pub(crate) fn admit_within(&self, within: Duration) -> Result<(Duration, Slot), Duration> {
+    pub(crate) fn admit_within(
+        &self,
+        within: Duration,
+        cost: u64,
+    ) -> Result<(Duration, Slot), Duration> {
+        if cost > 0 && self.token_pacing.load(Relaxed) {
+            return self.reserve(duration_to_nanos(within), cost);
+        }
         if self.rate.load(Relaxed) == UNLIMITED && self.window.load(Relaxed) != 0 {
-            return Ok(self.enter_window());
+            return Ok(self.enter_window(cost));
         }
         self.reserve_within(within)
     }
@@ -632,21 +725,23 @@ impl AdaptiveLimiter {
     /// A place in the initial window, if one is free: no wait; else the
     /// time to ask again.
     #[cold]
-    fn enter_window(&self) -> (Duration, Slot) {
+    fn enter_window(&self, cost: u64) -> (Duration, Slot) {
         let window = self.window.load(Relaxed) / 2;
         if window == 0 || self.rate.load(Relaxed) != UNLIMITED {
             return (Duration::ZERO, Slot::Free);
         }
         if self.in_flight.fetch_add(1, Relaxed) < window {
-            return (Duration::ZERO, Slot::Window);
+            self.window_tokens.fetch_add(cost, Relaxed);
+            return (Duration::ZERO, Slot::Window(cost));
         }
         self.in_flight.fetch_sub(1, Relaxed);
-        (WINDOW_POLL, Slot::WindowFull)
+        (WINDOW_POLL, Slot::WindowFull(cost))
     }
 
     /// An attempt that held a place in the initial window ended.
-    pub(crate) fn leave_window(&self) {
+    pub(crate) fn leave_window(&self, cost: u64) {
         self.in_flight.fetch_sub(1, Relaxed);
+        self.window_tokens.fetch_sub(cost, Relaxed);
     }
 
     /// The initial window is over: the limiter paces, or has let enough
@@ -942,6 +1037,54 @@ impl AdaptiveLimiter {
         }
     }
 
+    /// Tell the limiter the token limit the provider announces, in tokens
+    /// per minute (OpenAI's `x-ratelimit-limit-tokens`, Anthropic's
+    /// `anthropic-ratelimit-input-tokens-limit`), and what is left of it
+    /// now, if known. From then on, a call that states what it costs
+    /// (`#[retry(cost = ...)]`, [`Hooks::cost`](crate::Hooks::cost)) waits
+    /// until the provider's token bucket, refilling at that limit less the
+    /// [`headroom`](Self::headroom), holds its tokens: a large prompt waits
+    /// its turn instead of being refused while requests remain. Calls that
+    /// state no cost are paced on requests alone. A limit of 0 is ignored.
+    ///
+    /// [`http::check`](crate::http::check) calls it for you from every
+    /// answer of a call that runs under this limiter.
+    ///
+    /// ```
+    /// use retry_core::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::new();
+    /// limiter.observe_token_limit(600_000, Some(0)); // 10 000 a second, none left
+    /// ```
+    pub fn observe_token_limit(&self, per_minute: u64, remaining: Option<u64>) {
+        if per_minute == 0 {
+            return;
+        }
+        let now = now_nanos();
+        let mut control = self.lock();
+        let tokens = &mut control.tokens;
+        let per_second = per_minute as f64 / 60.0 * self.margin();
+        if tokens.per_second == 0.0 {
+            // The attempts let out before the limit was known are on their
+            // way, and their tokens with them.
+            tokens.issued = tokens
+                .issued
+                .saturating_add(self.window_tokens.load(Relaxed));
+        }
+        tokens.per_second = per_second;
+        // The bucket holds at least what was ever seen left in it, and at
+        // least a second's worth; until told what is left, it is full.
+        tokens.burst = tokens
+            .burst
+            .max(per_second)
+            .max(remaining.unwrap_or(0) as f64);
+        tokens.idle_credit(now);
+        if let Some(remaining) = remaining {
+            tokens.observe_remaining(now, remaining);
+        }
+        self.token_pacing.store(true, Relaxed);
+    }
+
     /// The rate the limiter paces at, in attempts per second: its estimate of
     /// what the provider admits, less the headroom; `None` while it does not
     /// pace. For metrics.
@@ -964,32 +1107,55 @@ impl AdaptiveLimiter {
     /// if it is due less than `within` nanoseconds from now (`i64::MAX`: any
     /// slot), else `Err` with how far away it is, taking nothing.
     #[inline(never)]
-    fn reserve(&self, within: i64) -> Result<(Duration, Slot), Duration> {
+    fn reserve(&self, within: i64, cost: u64) -> Result<(Duration, Slot), Duration> {
         let now = now_nanos();
         let mut control = self.lock();
         let control = &mut *control;
-        let Some(rate) = self.grow(control, now) else {
-            return Ok((Duration::ZERO, Slot::NONE));
-        };
+        let rate = self.grow(control, now);
+        let credit = self.credit();
         let schedule = &mut control.schedule;
-        if schedule.interval == 0.0 {
-            // The first paced reservation (of an `initial_rate`).
-            schedule.interval = interval(rate);
+        // The request schedule's next slot, when requests are paced.
+        let n = rate.map(|rate| {
+            if schedule.interval == 0.0 {
+                // The first paced reservation (of an `initial_rate`).
+                schedule.interval = interval(rate);
+            }
+            // After an idle spell, up to `burst` slots are due at once.
+            let earliest = now.saturating_sub((credit * schedule.interval) as i64);
+            let n = schedule.issued;
+            if schedule.due(n) < earliest {
+                schedule.anchor_n = n as f64;
+                schedule.anchor_t = earliest;
+            }
+            n
+        });
+        let mut due = n.map_or(now, |n| schedule.due(n));
+        // The token schedule's, when the caller states a cost and the
+        // provider announced a token limit.
+        let tokens = &mut control.tokens;
+        let start = (cost > 0 && tokens.per_second > 0.0).then(|| {
+            tokens.idle_credit(now);
+            tokens.issued
+        });
+        if let Some(start) = start {
+            // Due once the provider's bucket has refilled all its tokens.
+            due = due.max(tokens.due(start.saturating_add(cost)));
         }
-        // After an idle spell, up to `burst` slots are due at once.
-        let earliest = now.saturating_sub((self.credit() * schedule.interval) as i64);
-        let n = schedule.issued;
-        if schedule.due(n) < earliest {
-            schedule.anchor_n = n as f64;
-            schedule.anchor_t = earliest;
+        if n.is_none() && start.is_none() {
+            return Ok((Duration::ZERO, Slot::NONE));
         }
-        let ahead = schedule.due(n).saturating_sub(now);
+        let ahead = due.saturating_sub(now);
         let wait = Duration::from_nanos(u64::try_from(ahead).unwrap_or(0));
         if within != i64::MAX && ahead >= within {
             return Err(wait);
         }
-        schedule.issued = n + 1;
-        Ok((wait, Slot::Queued(n)))
+        if let Some(n) = n {
+            control.schedule.issued = n + 1;
+        }
+        if let Some(start) = start {
+            control.tokens.issued = start.saturating_add(cost);
+        }
+        Ok((wait, Slot::Queued(n, start.map(|start| (start, cost)))))
     }
 
     /// The rate to pace at now: a hint past its reset ends, and the rate
@@ -1212,12 +1378,16 @@ impl core::fmt::Debug for AdaptiveLimiter {
 pub(crate) enum Slot {
     /// Nothing: the limiter does not pace.
     Free,
-    /// Its number in the schedule.
-    Queued(u64),
-    /// A place in the initial window, given back when the attempt ends.
-    Window,
-    /// Waiting for a place in the initial window.
-    WindowFull,
+    /// Its number in the schedule (none when only tokens are paced), and
+    /// the tokens it took: where in the token schedule they start, and how
+    /// many.
+    Queued(Option<u64>, Option<(u64, u64)>),
+    /// A place in the initial window, given back when the attempt ends,
+    /// with the tokens the call said it costs.
+    Window(u64),
+    /// Waiting for a place in the initial window, for a call that costs
+    /// these tokens.
+    WindowFull(u64),
 }
 
 impl Slot {
@@ -1226,7 +1396,7 @@ impl Slot {
 
     /// Whether the attempt waited for this slot in the limiter's schedule.
     pub(crate) const fn is_paced(&self) -> bool {
-        matches!(self, Slot::Queued(_))
+        matches!(self, Slot::Queued(..))
     }
 }
 

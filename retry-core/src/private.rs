@@ -59,6 +59,12 @@ pub fn set_budget<'p, B: AsBudget + ?Sized>(state: &mut State<'p>, budget: &'p B
     state.set_budget(budget.as_budget());
 }
 
+/// Pace the call on tokens too, `cost = ...` tokens an attempt.
+#[inline]
+pub fn set_cost(state: &mut State<'_>, tokens: u64) {
+    state.set_cost(tokens);
+}
+
 /// Pace the call with the limiter `limiter = ...` names.
 #[inline]
 pub fn set_limiter<'p, L: AsLimiter + ?Sized>(state: &mut State<'p>, limiter: &'p L) {

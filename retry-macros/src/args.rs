@@ -28,6 +28,7 @@ pub(crate) struct Args {
     pub(crate) breaker: Option<(Expr, Span)>,
     pub(crate) budget: Option<(Expr, Span)>,
     pub(crate) limiter: Option<(Expr, Span)>,
+    pub(crate) cost: Option<(Expr, Span)>,
     /// Every mistake found, in order.
     pub(crate) errors: Vec<syn::Error>,
 }
@@ -73,6 +74,7 @@ const ARGUMENTS: &[&str] = &[
     "breaker",
     "budget",
     "limiter",
+    "cost",
 ];
 
 pub(crate) const RETRYABLE_KINDS: &[&str] = &[
@@ -242,6 +244,10 @@ impl Args {
             "limiter" => {
                 let expr: Expr = input.parse()?;
                 set_once(&mut self.limiter, (expr, key.span()), &key)
+            }
+            "cost" => {
+                let expr: Expr = input.parse()?;
+                set_once(&mut self.cost, (expr, key.span()), &key)
             }
             "retry_after_cap" => {
                 let d = duration::parse(input, "retry_after_cap")?;

@@ -93,6 +93,14 @@ fn check_against(func: &ItemFn, args: &mut Args) {
             }
         }
     }
+    if let (Some((_, cost)), Some((syn::Expr::Path(path), _))) = (&args.cost, &args.limiter) {
+        if path.qself.is_none() && path.path.is_ident("none") {
+            args.errors.push(syn::Error::new(
+                *cost,
+                "`cost` paces the call on tokens through its limiter, and `limiter = none` gives it none: drop one of them",
+            ));
+        }
+    }
     if args.fallback.is_some() {
         for arg in &sig.inputs {
             if let FnArg::Typed(typed) = arg {
@@ -546,6 +554,13 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         || implicit_limiter;
     let mut bind_guards = TokenStream::new();
     let mut set_guards = TokenStream::new();
+    if let Some((expr, _)) = &args.cost {
+        // Evaluated once per call, before its first attempt.
+        let span = expr.span();
+        let set = respan(quote!(#p::set_cost), span);
+        let cost = quote_spanned!(span=> { let __retry_cost: u64 = #expr; __retry_cost });
+        set_guards.extend(quote!(#set(&mut #state, #cost);));
+    }
     if implicit_limiter {
         let ident = Ident::new("__RETRY_LIMITER", site);
         bind_guards.extend(quote! {

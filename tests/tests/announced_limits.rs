@@ -99,3 +99,59 @@ fn an_exhausted_budget_holds_the_calls_back_until_the_next_request_is_due() {
         "{paced:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_states_its_cost_waits_for_the_tokens() {
+    let limiter = AdaptiveLimiter::new();
+    // 60 000 tokens a minute (1 000 a second, 950 with the headroom), 2 000
+    // left now.
+    limiter.observe_token_limit(60_000, Some(2_000));
+    let start = tokio::time::Instant::now();
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let reply: std::io::Result<()> = Policy::new()
+            .limiter(&limiter)
+            .cost(1_900)
+            .call_async(|| async { Ok(()) })
+            .await;
+        reply.unwrap();
+        sent.push(start.elapsed());
+    }
+    // The first fits in what is left; each of the next waits until the
+    // bucket, refilling at 950 a second, holds its 1 900 tokens: the second
+    // needs 1 800 more (1.89 s), the third 1 900 more after it (3.89 s).
+    assert_eq!(sent[0], std::time::Duration::ZERO);
+    let ms = std::time::Duration::from_millis;
+    assert!(sent[1] >= ms(1_890) && sent[1] <= ms(1_900), "{sent:?}");
+    assert!(sent[2] >= ms(3_890) && sent[2] <= ms(3_900), "{sent:?}");
+
+    // A call that states no cost is not held back by tokens.
+    let before = start.elapsed();
+    let reply: std::io::Result<()> = Policy::new()
+        .limiter(&limiter)
+        .call_async(|| async { Ok(()) })
+        .await;
+    reply.unwrap();
+    assert_eq!(start.elapsed(), before);
+}
+
+static TOKENS: AdaptiveLimiter = AdaptiveLimiter::new();
+
+#[retry(limiter = TOKENS, cost = prompt.len() as u64 / 4 + 1_000)]
+async fn summarise(prompt: &str) -> Result<usize, std::io::Error> {
+    Ok(prompt.len())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attribute_states_the_cost_per_call() {
+    TOKENS.observe_token_limit(60_000, Some(0));
+    let start = tokio::time::Instant::now();
+    assert_eq!(summarise(&"x".repeat(4_000)).await.unwrap(), 4_000);
+    // 2 000 tokens at 950 a second, from an empty bucket.
+    let waited = start.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(2_000)
+            && waited <= std::time::Duration::from_millis(2_200),
+        "{waited:?}"
+    );
+}

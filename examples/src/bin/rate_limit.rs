@@ -253,9 +253,9 @@ async fn chat_limited(
     send(client, url, body).await
 }
 
-/// Paced by `limiter`, for calls whose token cost differs: a separate
-/// function, so that it can state the cost, [`request_tokens`] of `body`.
-#[retry(max_attempts = 8, limiter = limiter)]
+/// Paced by `limiter` on requests and, stating what the call costs
+/// ([`request_tokens`] of `body`), on tokens.
+#[retry(max_attempts = 8, limiter = limiter, cost = request_tokens(body))]
 async fn chat_tokens(
     client: &reqwest::Client,
     url: &str,

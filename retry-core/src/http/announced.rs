@@ -102,9 +102,11 @@ pub fn announced(headers: &HeaderMap) -> Announced {
 /// running on this thread (`#[retry(limiter = ...)]`, or
 /// [`Policy::limiter`](crate::Policy::limiter)), if it has one: the
 /// announced limit caps its rate
-/// ([`observe_limit`](crate::AdaptiveLimiter::observe_limit)), and an
-/// exhausted budget holds it back until its reset
-/// ([`observe_remaining`](crate::AdaptiveLimiter::observe_remaining)).
+/// ([`observe_limit`](crate::AdaptiveLimiter::observe_limit)), an exhausted
+/// budget holds it back until its reset
+/// ([`observe_remaining`](crate::AdaptiveLimiter::observe_remaining)), and
+/// an announced token limit paces the calls that state their cost
+/// ([`observe_token_limit`](crate::AdaptiveLimiter::observe_token_limit)).
 /// Outside such a call, or without a limiter, it does nothing and reads no
 /// header.
 ///
@@ -131,7 +133,13 @@ pub fn observe(headers: &HeaderMap) {
         if !limiter.learns_now() {
             return;
         }
-        let Some(requests) = announced(headers).requests else {
+        let limits = announced(headers);
+        if let Some(tokens) = limits.tokens {
+            if let Some(limit) = tokens.limit {
+                limiter.observe_token_limit(limit, tokens.remaining);
+            }
+        }
+        let Some(requests) = limits.requests else {
             return;
         };
         if let Some(limit) = requests.limit {
