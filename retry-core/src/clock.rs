@@ -33,14 +33,3 @@ pub(crate) fn shared_now() -> Instant {
     let now = Instant::now();
     crate::testing::skipped_time(now)
 }
-
-/// [`shared_now`] without the sleeps skipped on this thread under
-/// [`testing`](crate::testing): for state whose times every thread compares
-/// (the limiter's schedule).
-pub(crate) fn shared_now_unskipped() -> Instant {
-    #[cfg(feature = "tokio")]
-    let now = tokio::time::Instant::now().into_std();
-    #[cfg(not(feature = "tokio"))]
-    let now = Instant::now();
-    now
-}

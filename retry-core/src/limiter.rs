@@ -60,6 +60,8 @@ const MAX_WINDOW: u32 = 1024;
 /// How often an attempt waiting for a place in the initial window asks
 /// again.
 const WINDOW_POLL: Duration = Duration::from_millis(5);
+/// The initial window doubles for each of these it stays full.
+const WINDOW_STEP: Duration = Duration::from_millis(250);
 
 /// A client-side rate limiter for one provider (one API key, one model
 /// family: whatever the provider's limit applies to), shared by every task
@@ -208,6 +210,8 @@ pub struct AdaptiveLimiter {
     in_flight: AtomicU32,
     /// Tokens the attempts in the initial window said they cost.
     window_tokens: AtomicU64,
+    /// When the initial window was last found full (or grew by time).
+    window_full_since: AtomicI64,
     /// Whether a token limit was announced: calls that state a cost are
     /// paced on tokens too.
     token_pacing: AtomicBool,
@@ -407,6 +411,7 @@ impl AdaptiveLimiter {
             in_flight: AtomicU32::new(0),
             token_pacing: AtomicBool::new(false),
             window_tokens: AtomicU64::new(0),
+            window_full_since: AtomicI64::new(LONG_AGO),
             count_unpaced: true,
             unlimited_at: AtomicI64::new(LONG_AGO),
             unlimited_successes: AtomicU64::new(0),
@@ -467,10 +472,12 @@ impl AdaptiveLimiter {
     /// limiter has learnt anything (no `429`, no announced limit, no
     /// [`initial_rate`](Self::initial_rate)): a herd of callers at start-up
     /// goes out `attempts` at a time, then half as many more for each
-    /// answer, as in TCP's slow start, so that a provider whose limit is
-    /// lower refuses a few of them, not the whole herd, and its first
-    /// answers (with the limits they announce) set the pace for the rest.
-    /// Past 1024 in flight the window closes. Default 16; `0` turns it off.
+    /// answer, as in TCP's slow start, and twice as many for every 250 ms it
+    /// stays full (answers that take long do not hold the herd back long:
+    /// refusals come fast), so that a provider whose limit is lower refuses
+    /// a few of them, not the whole herd, and its first answers (with the
+    /// limits they announce) set the pace for the rest. Past 1024 in flight
+    /// the window closes. Default 16; `0` turns it off.
     ///
     /// It costs the callers beyond the window up to a few round trips at
     /// start-up; give the limit you know with
@@ -686,7 +693,10 @@ impl AdaptiveLimiter {
             }
             Slot::Queued(n, tokens) => {
                 let now = now_nanos();
-                let control = self.lock();
+                let mut control = self.lock();
+                // The rate moves for the callers already waiting too: a hint
+                // past its reset ends, and growth re-spaces their slots.
+                self.grow(&mut control, now);
                 let mut due = now;
                 if let Some(n) = n {
                     if self.rate.load(Relaxed) != UNLIMITED {
@@ -713,11 +723,17 @@ impl AdaptiveLimiter {
         within: Duration,
         cost: u64,
     ) -> Result<(Duration, Slot), Duration> {
-        if cost > 0 && self.token_pacing.load(Relaxed) {
+        if cost > 0 && self.token_pacing.load(Relaxed) && self.learns_now() {
             return self.reserve(duration_to_nanos(within), cost);
         }
         if self.rate.load(Relaxed) == UNLIMITED && self.window.load(Relaxed) != 0 {
-            return Ok(self.enter_window(cost));
+            let (wait, slot) = self.enter_window(cost);
+            if matches!(slot, Slot::WindowFull(_)) && wait >= within {
+                // The window is full, and the deadline comes before it is
+                // asked again.
+                return Err(wait);
+            }
+            return Ok((wait, slot));
         }
         self.reserve_within(within)
     }
@@ -735,6 +751,28 @@ impl AdaptiveLimiter {
             return (Duration::ZERO, Slot::Window(cost));
         }
         self.in_flight.fetch_sub(1, Relaxed);
+        // Slow answers grow the window slowly: it also doubles for every
+        // `WINDOW_STEP` it stays full without a refusal (refusals come fast,
+        // long answers do not).
+        let now = now_nanos();
+        let since = self.window_full_since.load(Relaxed);
+        if since == LONG_AGO {
+            let _ = self
+                .window_full_since
+                .compare_exchange(LONG_AGO, now, Relaxed, Relaxed);
+        } else if now.saturating_sub(since) >= duration_to_nanos(WINDOW_STEP)
+            && self
+                .window_full_since
+                .compare_exchange(since, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let doubled = self.window.load(Relaxed).saturating_mul(2);
+            if doubled / 2 >= MAX_WINDOW {
+                self.close_window();
+            } else {
+                self.window.fetch_max(doubled, Relaxed);
+            }
+        }
         (WINDOW_POLL, Slot::WindowFull(cost))
     }
 
@@ -1004,8 +1042,8 @@ impl AdaptiveLimiter {
     /// minute: OpenAI's `x-ratelimit-limit-requests`, Anthropic's
     /// `anthropic-ratelimit-requests-limit`. The limiter then paces at that
     /// rate less its [`headroom`](Self::headroom) at most, from now on
-    /// (also when it did not pace yet), and never grows past it. A limit of
-    /// 0 is ignored.
+    /// (also when it did not pace yet), and never grows past it; a new limit
+    /// sets the pace anew, up or down. A limit of 0 is ignored.
     ///
     /// [`http::check`](crate::http::check) and
     /// [`http::observe`](crate::http::observe) call it for you, with
@@ -1028,10 +1066,11 @@ impl AdaptiveLimiter {
         let successes = self.successes.load(Relaxed);
         let mut control = self.lock();
         let control = &mut *control;
+        let changed = control.announced != announced;
         control.announced = announced;
         let target = announced * self.margin();
         let bits = self.rate.load(Relaxed);
-        if bits == UNLIMITED || f64::from_bits(bits) > target {
+        if bits == UNLIMITED || f64::from_bits(bits) > target || changed {
             // Pace at the announced rate; growth after a cut stops there.
             self.set_rate(control, target, now, successes, true);
         }
@@ -1072,12 +1111,11 @@ impl AdaptiveLimiter {
                 .saturating_add(self.window_tokens.load(Relaxed));
         }
         tokens.per_second = per_second;
-        // The bucket holds at least what was ever seen left in it, and at
-        // least a second's worth; until told what is left, it is full.
-        tokens.burst = tokens
-            .burst
-            .max(per_second)
-            .max(remaining.unwrap_or(0) as f64);
+        // The bucket holds a minute's worth, as providers' per-minute limits
+        // do; until told what is left, it is full. (A `remaining` above the
+        // limit is not believed.)
+        let remaining = remaining.map(|left| left.min(per_minute));
+        tokens.burst = per_minute as f64;
         tokens.idle_credit(now);
         if let Some(remaining) = remaining {
             tokens.observe_remaining(now, remaining);
@@ -1133,6 +1171,9 @@ impl AdaptiveLimiter {
         // The token schedule's, when the caller states a cost and the
         // provider announced a token limit.
         let tokens = &mut control.tokens;
+        // A call costing more than the bucket holds waits for a full bucket,
+        // no longer: whether it is too large is the provider's to say.
+        let cost = cost.min(tokens.burst as u64);
         let start = (cost > 0 && tokens.per_second > 0.0).then(|| {
             tokens.idle_credit(now);
             tokens.issued
@@ -1201,11 +1242,16 @@ impl AdaptiveLimiter {
             return None;
         }
         let successes = self.successes.load(Relaxed);
-        let fresh = successes.saturating_sub(control.grown);
+        if successes == control.grown {
+            // No success since the last growth: time without them does not
+            // count (an idle limiter does not drift up; a success after a
+            // long idle spell grows it by one step at most).
+            return Some(rate);
+        }
         control.grown = successes;
         let since = control.last_growth.max(control.probe_at);
         control.last_growth = now;
-        if fresh == 0 || now <= since {
+        if now <= since {
             return Some(rate);
         }
         let dt = nanos_to_secs(now - since).min(MAX_GROWTH_STEP);
@@ -1404,11 +1450,11 @@ impl Slot {
 /// first time any limiter read it); negative for earlier times, which a
 /// paused tokio clock can produce.
 ///
-/// Sleeps skipped under [`testing`](crate::testing) do not move it: they are
-/// skipped on one thread, and the schedule is shared by every thread.
+/// Sleeps skipped under [`testing`](crate::testing) move it on, on the
+/// thread that skipped them, as they move every other clock of the crate.
 fn now_nanos() -> i64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let now = crate::clock::shared_now_unskipped();
+    let now = crate::clock::shared_now();
     let epoch = *EPOCH.get_or_init(|| now);
     match now.checked_duration_since(epoch) {
         Some(after) => duration_to_nanos(after),

@@ -774,8 +774,9 @@ async fn a_call_dropped_in_the_window_frees_its_place() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_full_window_holds_the_next_call_until_an_answer() {
+/// One call in a window of one, answered after `answer`; how long a second
+/// call waits for its place.
+async fn second_call_waits(answer: Duration) -> Duration {
     let limiter = Arc::new(AdaptiveLimiter::new().initial_window(1));
     let first = tokio::spawn({
         let limiter = Arc::clone(&limiter);
@@ -783,7 +784,7 @@ async fn a_full_window_holds_the_next_call_until_an_answer() {
             Policy::new()
                 .limiter(&limiter)
                 .call_async(|| async {
-                    sleep(Duration::from_millis(300)).await;
+                    sleep(answer).await;
                     Ok::<(), Refused>(())
                 })
                 .await
@@ -797,6 +798,22 @@ async fn a_full_window_holds_the_next_call_until_an_answer() {
         .await;
     assert!(second.is_ok());
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(299), "{waited:?}");
-    assert!(first.await.unwrap().is_ok());
+    first.abort();
+    waited
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_window_holds_the_next_call_until_an_answer() {
+    let waited = second_call_waits(Duration::from_millis(100)).await;
+    assert!(
+        waited >= Duration::from_millis(99) && waited < Duration::from_millis(250),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_that_stays_full_grows_with_time() {
+    // An answer that takes a minute does not hold the next call a minute.
+    let waited = second_call_waits(Duration::from_secs(60)).await;
+    assert!(waited <= Duration::from_millis(510), "{waited:?}");
 }

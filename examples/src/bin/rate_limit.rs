@@ -11,15 +11,17 @@
 //!
 //! | key | row | target |
 //! | --- | --- | --- |
-//! | `none` | `#[retry(max_attempts = 8)]`, no limiter | ≤ 1.5 attempts per success, 0 calls lost |
-//! | `default` | the same attribute, as written by default | ≤ 1.5 attempts per success, 0 calls lost |
+//! | `none` | `#[retry(max_attempts = 8, limiter = none)]` | ≤ 1.5 attempts per success |
+//! | `default` | `#[retry(max_attempts = 8)]` as written by default: the function's own limiter | ≤ 1.5 attempts per success |
 //! | `new` | `AdaptiveLimiter::new()` | ≤ 1.10 attempts per success, ≤ 1.15 × ideal time |
 //! | `initial` | `AdaptiveLimiter::new().initial_rate(rate)` | the same |
 //! | `initial-high` | `initial_rate(1.5 × rate)` | the same |
 //! | `openai` | `AdaptiveLimiter::new()`, OpenAI's headers on every answer | ≤ 1.02 attempts per success |
 //! | `anthropic` | the same with Anthropic's headers | ≤ 1.02 attempts per success |
-//! | `tokens` | small and large prompts against a tokens-per-minute limit | ≤ 1.10 attempts per success |
+//! | `tokens` | small and large prompts against a tokens-per-minute limit, `cost = request_tokens(body)` | ≤ 1.10 attempts per success |
 //! | `drop-20`, `drop-200` | a limit that drops and returns, 20 or 200 callers | back above 80 % within 10 s |
+//!
+//! Every row's target also asks that no call is lost (ends in an error).
 //!
 //! The first seven send `--requests` chat calls, `--concurrency` at a time,
 //! to a bucket of `--rate` requests per second holding `--burst` (full at
@@ -68,7 +70,7 @@ struct Options {
     #[arg(long, value_enum, value_delimiter = ',')]
     rows: Vec<Row>,
     /// Logical chat calls per row (all but `tokens` and `drop-*`).
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     requests: u64,
     /// Calls in flight at once.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
@@ -515,24 +517,24 @@ fn verdict(row: Row, m: &Measured) -> (bool, &'static str) {
         .ideal
         .filter(|ideal| *ideal > 0.0)
         .map(|ideal| m.time.as_secs_f64() / ideal);
-    match row {
-        Row::NoLimiter | Row::DefaultAttribute => {
-            (per_success <= 1.5 && m.lost == 0, "<=1.5 a/s, 0 lost")
-        }
+    let (met, target) = match row {
+        Row::NoLimiter | Row::DefaultAttribute => (per_success <= 1.5, "<=1.5 a/s, 0 lost"),
         Row::New | Row::Initial | Row::InitialHigh => (
             per_success <= 1.10 && times_ideal.is_none_or(|x| x <= 1.15),
-            "<=1.10 a/s, <=1.15x",
+            "<=1.10 a/s, <=1.15x, 0 lost",
         ),
-        Row::OpenAi | Row::Anthropic => (per_success <= 1.02, "<=1.02 a/s"),
-        Row::Tokens => (per_success <= 1.10, "<=1.10 a/s"),
+        Row::OpenAi | Row::Anthropic => (per_success <= 1.02, "<=1.02 a/s, 0 lost"),
+        Row::Tokens => (per_success <= 1.10, "<=1.10 a/s, 0 lost"),
         Row::Drop20 | Row::Drop200 => (
             m.recovery
                 .as_ref()
                 .and_then(|r| r.seconds)
                 .is_some_and(|s| s <= 10),
-            "recovered <=10 s",
+            "recovered <=10 s, 0 lost",
         ),
-    }
+    };
+    // No row meets its target by losing calls.
+    (met && m.lost == 0, target)
 }
 
 fn dash<T: std::fmt::Display>(value: Option<T>) -> String {
