@@ -662,7 +662,9 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         state.set_guards(self.guards);
         let refusals = self.refusals();
         loop {
-            state.before_attempt_async(&refusals).await?;
+            if state.needs_admission() {
+                state.before_attempt_async(&refusals).await?;
+            }
             let outcome =
                 crate::__private::run_async_timed(&state, state.run_attempt(&mut op)).await;
             let error = match outcome {

@@ -473,9 +473,20 @@ impl<'p> State<'p> {
                 budget.record_call();
             }
         }
-        let Some(limiter) = self.guards.limiter else {
-            return Ok((Duration::ZERO, Slot::NONE));
-        };
+        match self.guards.limiter {
+            Some(limiter) if !limiter.is_idle() => self.take_slot(limiter, refusals),
+            _ => Ok((Duration::ZERO, Slot::NONE)),
+        }
+    }
+
+    /// The limiter's part of [`admit`](Self::admit), when it paces.
+    #[cold]
+    #[inline(never)]
+    fn take_slot<E>(
+        &mut self,
+        limiter: &AdaptiveLimiter,
+        refusals: &Refusals<E>,
+    ) -> Result<(Duration, Slot), E> {
         // Only a call that can report its deadline is refused by it.
         let report = self.deadline_error(refusals);
         let within = match report {
@@ -580,23 +591,61 @@ impl<'p> State<'p> {
     /// after its deadline.
     #[inline]
     pub(crate) fn before_attempt_sync<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
-        let (mut pace, mut slot) = self.admit(refusals)?;
-        if !pace.is_zero() {
-            let mut unused = GiveBack::new(self.guards.limiter, slot);
-            // Under `testing::skip_sleeps`, the whole wait is skipped at once.
-            if !crate::testing::skip_pacing(pace) {
-                loop {
-                    std::thread::sleep(pace.min(RECHECK_PACING));
-                    match self.still_to_wait(&mut unused.slot, refusals)? {
-                        Some(more) => pace = more,
-                        None => break,
-                    }
+        if self.nothing_to_admit() {
+            return Ok(());
+        }
+        self.admit_and_pace_sync(refusals)
+    }
+
+    /// Whether the guards have nothing to say before an attempt: no breaker
+    /// or budget, and a limiter (if any) that does not pace yet. A few
+    /// relaxed loads: the success path of a function whose own limiter has
+    /// seen no `429`.
+    #[inline]
+    pub(crate) fn needs_admission(&self) -> bool {
+        !self.nothing_to_admit()
+    }
+
+    #[inline]
+    fn nothing_to_admit(&self) -> bool {
+        self.guards.breaker.is_none()
+            && self.guards.budget.is_none()
+            && self.guards.limiter.is_none_or(AdaptiveLimiter::is_idle)
+    }
+
+    #[inline]
+    fn admit_and_pace_sync<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
+        let (pace, slot) = self.admit(refusals)?;
+        if pace.is_zero() {
+            self.held = slot;
+            return Ok(());
+        }
+        self.pace_sync(pace, slot, refusals)
+    }
+
+    /// Wait for the limiter's slot before an attempt of a sync call.
+    #[cold]
+    #[inline(never)]
+    fn pace_sync<E>(
+        &mut self,
+        mut pace: Duration,
+        slot: Slot,
+        refusals: &Refusals<E>,
+    ) -> Result<(), E> {
+        // A slot not used in the end goes back.
+        let mut unused = GiveBack::new(self.guards.limiter, slot);
+        // Under `testing::skip_sleeps`, the whole wait is skipped at once.
+        if !crate::testing::skip_pacing(pace) {
+            loop {
+                std::thread::sleep(pace.min(RECHECK_PACING));
+                match self.still_to_wait(&mut unused.slot, refusals)? {
+                    Some(more) => pace = more,
+                    None => break,
                 }
             }
-            self.permit_for_attempt(refusals)?;
-            slot = unused.used();
         }
-        self.held = slot;
+        self.permit_for_attempt(refusals)?;
+        self.held = unused.used();
         Ok(())
     }
 
@@ -607,24 +656,39 @@ impl<'p> State<'p> {
         &mut self,
         refusals: &Refusals<E>,
     ) -> Result<(), E> {
-        let (mut pace, mut slot) = self.admit(refusals)?;
-        if !pace.is_zero() {
-            // A call dropped while it waits gives its slot back.
-            let mut unused = GiveBack::new(self.guards.limiter, slot);
-            // Under `testing::skip_sleeps`, the whole wait is skipped at once.
-            if !crate::testing::skip_pacing(pace) {
-                loop {
-                    tokio::time::sleep(pace.min(RECHECK_PACING)).await;
-                    match self.still_to_wait(&mut unused.slot, refusals)? {
-                        Some(more) => pace = more,
-                        None => break,
-                    }
+        if self.nothing_to_admit() {
+            return Ok(());
+        }
+        let (pace, slot) = self.admit(refusals)?;
+        if pace.is_zero() {
+            self.held = slot;
+            return Ok(());
+        }
+        self.pace_async(pace, slot, refusals).await
+    }
+
+    /// Wait for the limiter's slot before an attempt of an async call.
+    #[cfg(feature = "tokio")]
+    async fn pace_async<E>(
+        &mut self,
+        mut pace: Duration,
+        slot: Slot,
+        refusals: &Refusals<E>,
+    ) -> Result<(), E> {
+        // A call dropped while it waits gives its slot back.
+        let mut unused = GiveBack::new(self.guards.limiter, slot);
+        // Under `testing::skip_sleeps`, the whole wait is skipped at once.
+        if !crate::testing::skip_pacing(pace) {
+            loop {
+                tokio::time::sleep(pace.min(RECHECK_PACING)).await;
+                match self.still_to_wait(&mut unused.slot, refusals)? {
+                    Some(more) => pace = more,
+                    None => break,
                 }
             }
-            self.permit_for_attempt(refusals)?;
-            slot = unused.used();
         }
-        self.held = slot;
+        self.permit_for_attempt(refusals)?;
+        self.held = unused.used();
         Ok(())
     }
 

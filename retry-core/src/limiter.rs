@@ -818,6 +818,15 @@ impl AdaptiveLimiter {
         }
     }
 
+    /// Whether the limiter has nothing to do before an attempt: it does not
+    /// pace, has no initial window open and paces no tokens.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.rate.load(Relaxed) == UNLIMITED
+            && self.window.load(Relaxed) == 0
+            && !self.token_pacing.load(Relaxed)
+    }
+
     /// Whether this limiter is in use now: always, but for the limiter
     /// `#[retry]` gives a function that names none, which neither learns nor
     /// paces under [`testing::skip_sleeps`](crate::testing::skip_sleeps), so

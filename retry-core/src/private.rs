@@ -79,6 +79,14 @@ pub fn before_attempt_sync<E>(state: &mut State<'_>, refusals: &Refusals<E>) -> 
     state.before_attempt_sync(refusals)
 }
 
+/// Whether an attempt must go through admission at all: `false` when the
+/// call's guards have nothing to say (no breaker or budget, a limiter that
+/// does not pace), so that the success path skips it.
+#[inline]
+pub fn needs_admission(state: &State<'_>) -> bool {
+    state.needs_admission()
+}
+
 /// [`before_attempt_sync`] for an async call.
 #[cfg(feature = "tokio")]
 #[inline]

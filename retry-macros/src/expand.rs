@@ -587,8 +587,10 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             return TokenStream::new();
         }
         quote! {
-            if let #p::Err(#error) = #before {
-                #give_up
+            if #p::needs_admission(&#state) {
+                if let #p::Err(#error) = #before {
+                    #give_up
+                }
             }
         }
     };
