@@ -90,7 +90,9 @@ async fn plain_pacing_respects_the_deadline_and_frees_the_slot() {
     // same slot, 5 s after the first.
     assert_eq!(slow_ten_seconds().await, Ok(2));
     let waited = start.elapsed();
-    assert!(waited > SECS(4) && waited <= SECS(5), "{waited:?}");
+    // (Sooner than 5 s: the rate grows while the caller waits, and its slot
+    // moves with it; never a whole interval later.)
+    assert!(waited > SECS(3) && waited <= SECS(5), "{waited:?}");
 }
 
 static SYNC_HINTED: AdaptiveLimiter = AdaptiveLimiter::new().initial_rate(10.0);
@@ -377,7 +379,9 @@ async fn a_nested_async_call_fails_at_once_and_takes_no_slot() {
     // The slot 5 s ahead is still free.
     assert_eq!(patient_on_nested().await, Ok(3));
     let waited = start.elapsed();
-    assert!(waited > SECS(4) && waited <= SECS(5), "{waited:?}");
+    // (Sooner than 5 s: the rate grows while the caller waits, and its slot
+    // moves with it; never a whole interval later.)
+    assert!(waited > SECS(3) && waited <= SECS(5), "{waited:?}");
 }
 
 // ---- A call dropped while it waits for its slot gives it back. ----
@@ -402,5 +406,7 @@ async fn a_dropped_wait_gives_its_slot_back() {
     let start = Instant::now();
     assert_eq!(within_six_seconds().await, Ok(6));
     let waited = start.elapsed();
-    assert!(waited > SECS(3) && waited <= SECS(4), "{waited:?}");
+    // (The slot 5 s after the first, 4 s from now at most; sooner as the
+    // rate grows while the caller waits.)
+    assert!(waited > SECS(2) && waited <= SECS(4), "{waited:?}");
 }
