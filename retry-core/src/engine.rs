@@ -231,6 +231,27 @@ pub struct Refusals<E> {
 /// when the limiter's rate changes, the slot moves, earlier or later.
 const RECHECK_PACING: Duration = Duration::from_millis(250);
 
+/// What the attempt in flight holds of its limiter, once it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// Nothing: it did not wait for the limiter.
+    Nothing,
+    /// It waited for a slot of the schedule.
+    Paced,
+    /// A place in the initial window, for a call of this many tokens.
+    Window(u64),
+}
+
+impl From<Slot> for Held {
+    fn from(slot: Slot) -> Self {
+        match slot {
+            Slot::Queued(..) => Held::Paced,
+            Slot::Window(cost) => Held::Window(cost),
+            Slot::Free | Slot::WindowFull(_) => Held::Nothing,
+        }
+    }
+}
+
 /// A limiter's send slot that its call has not used yet: given back when
 /// dropped (the call was dropped while it waited for it, or refused after),
 /// kept by [`used`](GiveBack::used).
@@ -273,7 +294,7 @@ impl<E> Copy for Refusals<E> {}
 impl Drop for State<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.cold.is_some() || self.permit.is_some() || matches!(self.held, Slot::Window(_)) {
+        if self.cold.is_some() || self.permit.is_some() || matches!(self.held, Held::Window(_)) {
             self.drop_cold();
         }
     }
@@ -340,7 +361,7 @@ pub struct State<'p> {
     /// The breaker, budget and limiter the call runs under, if any.
     guards: Guards<'p>,
     /// What the attempt in flight holds of the limiter.
-    held: Slot,
+    held: Held,
     /// What the call says an attempt costs, in tokens: paced against a
     /// token limit its limiter learnt. 0 when it says nothing.
     cost: u64,
@@ -382,7 +403,7 @@ impl<'p> State<'p> {
             name,
             started: metrics::start(),
             guards: Guards::NONE,
-            held: Slot::NONE,
+            held: Held::Nothing,
             cost: 0,
             permit: ManuallyDrop::new(None),
         }
@@ -465,18 +486,18 @@ impl<'p> State<'p> {
     /// Returns how long to wait for that slot. A probe slot of a half-open
     /// breaker is never held through that wait: it is given back and asked
     /// for again by [`permit_for_attempt`](Self::permit_for_attempt).
+    ///
+    /// Returns the limiter that paces, if one does: its slot is taken (off
+    /// the success path) by [`take_slot`](Self::take_slot).
     #[inline]
-    fn admit<E>(&mut self, refusals: &Refusals<E>) -> Result<(Duration, Slot), E> {
+    fn admit<E>(&mut self, refusals: &Refusals<E>) -> Result<Option<&'p AdaptiveLimiter>, E> {
         self.permit_for_attempt(refusals)?;
         if self.frame.number == 1 {
             if let Some(budget) = self.guards.budget {
                 budget.record_call();
             }
         }
-        match self.guards.limiter {
-            Some(limiter) if !limiter.is_idle() => self.take_slot(limiter, refusals),
-            _ => Ok((Duration::ZERO, Slot::NONE)),
-        }
+        Ok(self.guards.limiter.filter(|limiter| !limiter.is_idle()))
     }
 
     /// The limiter's part of [`admit`](Self::admit), when it paces.
@@ -615,9 +636,20 @@ impl<'p> State<'p> {
 
     #[inline]
     fn admit_and_pace_sync<E>(&mut self, refusals: &Refusals<E>) -> Result<(), E> {
-        let (pace, slot) = self.admit(refusals)?;
+        match self.admit(refusals)? {
+            Some(limiter) => self.slot_sync(limiter, refusals),
+            None => Ok(()),
+        }
+    }
+
+    /// Take the limiter's slot and wait for it, before an attempt of a sync
+    /// call.
+    #[cold]
+    #[inline(never)]
+    fn slot_sync<E>(&mut self, limiter: &AdaptiveLimiter, refusals: &Refusals<E>) -> Result<(), E> {
+        let (pace, slot) = self.take_slot(limiter, refusals)?;
         if pace.is_zero() {
-            self.held = slot;
+            self.held = Held::from(slot);
             return Ok(());
         }
         self.pace_sync(pace, slot, refusals)
@@ -645,7 +677,7 @@ impl<'p> State<'p> {
             }
         }
         self.permit_for_attempt(refusals)?;
-        self.held = unused.used();
+        self.held = Held::from(unused.used());
         Ok(())
     }
 
@@ -659,9 +691,23 @@ impl<'p> State<'p> {
         if self.nothing_to_admit() {
             return Ok(());
         }
-        let (pace, slot) = self.admit(refusals)?;
+        match self.admit(refusals)? {
+            Some(limiter) => self.slot_async(limiter, refusals).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Take the limiter's slot and wait for it, before an attempt of an
+    /// async call.
+    #[cfg(feature = "tokio")]
+    async fn slot_async<E>(
+        &mut self,
+        limiter: &AdaptiveLimiter,
+        refusals: &Refusals<E>,
+    ) -> Result<(), E> {
+        let (pace, slot) = self.take_slot(limiter, refusals)?;
         if pace.is_zero() {
-            self.held = slot;
+            self.held = Held::from(slot);
             return Ok(());
         }
         self.pace_async(pace, slot, refusals).await
@@ -688,7 +734,7 @@ impl<'p> State<'p> {
             }
         }
         self.permit_for_attempt(refusals)?;
-        self.held = unused.used();
+        self.held = Held::from(unused.used());
         Ok(())
     }
 
@@ -727,7 +773,7 @@ impl<'p> State<'p> {
             }
         }
         if let Some(limiter) = self.guards.limiter {
-            if matches!(self.held, Slot::Window(_)) {
+            if matches!(self.held, Held::Window(_)) {
                 self.attempt_ended();
             }
             limiter.on_success();
@@ -746,12 +792,12 @@ impl<'p> State<'p> {
     /// The attempt in flight ended: a place it held in the limiter's initial
     /// window is free again.
     fn attempt_ended(&mut self) {
-        if let Slot::Window(cost) = self.held {
+        if let Held::Window(cost) = self.held {
             if let Some(limiter) = self.guards.limiter {
                 limiter.leave_window(cost);
             }
         }
-        self.held = Slot::NONE;
+        self.held = Held::Nothing;
     }
 
     /// Tell the breaker and the limiter how the attempt in flight failed.
@@ -762,7 +808,7 @@ impl<'p> State<'p> {
                 self.breaker_seen(breaker);
             }
         }
-        let paced = self.held.is_paced();
+        let paced = self.held == Held::Paced;
         self.attempt_ended();
         if let Some(limiter) = self.guards.limiter.filter(|l| l.learns_now()) {
             if kind == ErrorKind::RateLimit {

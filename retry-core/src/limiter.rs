@@ -1449,10 +1449,6 @@ impl Slot {
     /// No slot: the limiter did not pace.
     pub(crate) const NONE: Slot = Slot::Free;
 
-    /// Whether the attempt waited for this slot in the limiter's schedule.
-    pub(crate) const fn is_paced(&self) -> bool {
-        matches!(self, Slot::Queued(..))
-    }
 }
 
 /// The time limiters share, in nanoseconds since a process-wide epoch (the
@@ -1487,4 +1483,22 @@ fn secs_to_nanos(secs: f64) -> i64 {
 
 fn nanos_to_secs(nanos: i64) -> f64 {
     nanos as f64 / NANOS_PER_SEC
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn the_initial_window_closes_after_enough_successes() {
+        let limiter = AdaptiveLimiter::new();
+        for _ in 0..5_000 {
+            let (_, slot) = limiter.admit_within(Duration::MAX, 0).unwrap();
+            if let Slot::Window(cost) = slot {
+                limiter.leave_window(cost);
+            }
+            limiter.on_success();
+        }
+        assert!(limiter.is_idle(), "window {}", limiter.window.load(Relaxed));
+    }
 }
