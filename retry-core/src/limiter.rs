@@ -1448,7 +1448,6 @@ pub(crate) enum Slot {
 impl Slot {
     /// No slot: the limiter did not pace.
     pub(crate) const NONE: Slot = Slot::Free;
-
 }
 
 /// The time limiters share, in nanoseconds since a process-wide epoch (the
