@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use retry_core::{retry, AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
+
+mod common;
+use common::Scheduled;
 use tokio::time::{advance, sleep, Instant};
 
 const MS: Duration = Duration::from_millis(1);
@@ -472,60 +475,20 @@ fn threads_get_distinct_slots() {
     assert_eq!(seconds, (0..80).collect::<Vec<_>>());
 }
 
-/// A token bucket whose rate changes over time: `(from, per second)`.
-struct Scheduled {
-    schedule: Vec<(Duration, f64)>,
-    burst: f64,
-    tokens: f64,
-    start: Instant,
-    last: Instant,
-    /// Requests admitted in each second since `start`.
-    admitted: Vec<u32>,
-}
-
-impl Scheduled {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let at = self.last - self.start;
-        let rate = self
-            .schedule
-            .iter()
-            .rev()
-            .find(|(from, _)| *from <= at)
-            .map_or(0.0, |(_, rate)| *rate);
-        self.tokens = (self.tokens + (now - self.last).as_secs_f64() * rate).min(self.burst);
-        self.last = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        let second = (now - self.start).as_secs() as usize;
-        if self.admitted.len() <= second {
-            self.admitted.resize(second + 1, 0);
-        }
-        self.admitted[second] += 1;
-        true
-    }
-}
-
 /// `callers` tasks calling in a loop for `run` through the engine, paced by
 /// `limiter`, against a provider at 100/s that drops to 10/s from 5 s to
 /// 15 s; a refusal waits `Retry-After: 1`. Returns the admitted count of
 /// every second.
 async fn drop_and_return(limiter: Arc<AdaptiveLimiter>, callers: u64, run: Duration) -> Vec<u32> {
     let start = Instant::now();
-    let bucket = Arc::new(Mutex::new(Scheduled {
-        schedule: vec![
+    let bucket = Arc::new(Mutex::new(Scheduled::new(
+        vec![
             (Duration::ZERO, 100.0),
             (Duration::from_secs(5), 10.0),
             (Duration::from_secs(15), 100.0),
         ],
-        burst: 20.0,
-        tokens: 20.0,
-        start,
-        last: start,
-        admitted: Vec::new(),
-    }));
+        20.0,
+    )));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..callers {
         let (limiter, bucket) = (Arc::clone(&limiter), Arc::clone(&bucket));
@@ -565,10 +528,12 @@ fn recovery(admitted: &[u32]) -> Option<usize> {
         .map(|(second, _)| second - 15)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_limit_that_comes_back_is_used_again_within_seconds_by_a_small_crowd() {
+/// A limit that drops and comes back, `callers` in a loop: the rate is
+/// back above 80/s within 10 s of the return, and stays there. Returns the
+/// admitted count of every second.
+async fn assert_recovers(callers: u64) -> Vec<u32> {
     let limiter = Arc::new(AdaptiveLimiter::new().initial_rate(100.0));
-    let admitted = drop_and_return(limiter, 20, Duration::from_secs(40)).await;
+    let admitted = drop_and_return(limiter, callers, Duration::from_secs(40)).await;
     eprintln!("admitted per second: {admitted:?}");
     let back = recovery(&admitted).expect("the rate comes back");
     assert!(
@@ -577,6 +542,12 @@ async fn a_limit_that_comes_back_is_used_again_within_seconds_by_a_small_crowd()
     );
     let after: u32 = admitted[27..39].iter().sum();
     assert!(after >= 12 * 80, "{after} in 12 s: {admitted:?}");
+    admitted
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_that_comes_back_is_used_again_within_seconds_by_a_small_crowd() {
+    let admitted = assert_recovers(20).await;
     // While the limit was low, the fleet kept to it.
     assert!(admitted[8..15].iter().all(|n| *n <= 12), "{admitted:?}");
 }
@@ -584,17 +555,7 @@ async fn a_limit_that_comes_back_is_used_again_within_seconds_by_a_small_crowd()
 #[tokio::test(start_paused = true)]
 async fn a_limit_that_comes_back_is_used_again_within_seconds_by_a_large_crowd() {
     // Growth must not be divided by the number of callers waiting.
-    let limiter = Arc::new(AdaptiveLimiter::new().initial_rate(100.0));
-    let admitted = drop_and_return(limiter, 200, Duration::from_secs(40)).await;
-    eprintln!("admitted per second: {admitted:?}");
-    let back = recovery(&admitted).expect("the rate comes back");
-    assert!(
-        back <= 10,
-        "{back} s after the limit returned: {admitted:?}"
-    );
-    // ... and stays back.
-    let after: u32 = admitted[27..39].iter().sum();
-    assert!(after >= 12 * 80, "{after} in 12 s: {admitted:?}");
+    assert_recovers(200).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -652,14 +613,7 @@ async fn herd_call(start: Instant) -> Result<(), Busy> {
 #[tokio::test(start_paused = true)]
 async fn callers_told_the_same_retry_after_do_not_come_back_in_lockstep() {
     let start = Instant::now();
-    *HERD_BUCKET.lock().unwrap() = Some(Scheduled {
-        schedule: vec![(Duration::ZERO, 100.0)],
-        burst: 20.0,
-        tokens: 20.0,
-        start,
-        last: start,
-        admitted: Vec::new(),
-    });
+    *HERD_BUCKET.lock().unwrap() = Some(Scheduled::new(vec![(Duration::ZERO, 100.0)], 20.0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..300 {
         tasks.spawn(herd_call(start));
@@ -700,14 +654,10 @@ async fn callers_told_the_same_retry_after_do_not_come_back_in_lockstep() {
 #[tokio::test(start_paused = true)]
 async fn a_herd_at_start_up_is_let_out_a_window_at_a_time() {
     let start = Instant::now();
-    let bucket = Arc::new(Mutex::new(Scheduled {
-        schedule: vec![(Duration::ZERO, 100.0)],
-        burst: 20.0,
-        tokens: 20.0,
-        start,
-        last: start,
-        admitted: Vec::new(),
-    }));
+    let bucket = Arc::new(Mutex::new(Scheduled::new(
+        vec![(Duration::ZERO, 100.0)],
+        20.0,
+    )));
     let limiter = Arc::new(AdaptiveLimiter::new());
     let attempts = Arc::new(AtomicU64::new(0));
     let left = Arc::new(AtomicU64::new(500));

@@ -13,6 +13,9 @@ use http::{HeaderMap, HeaderValue};
 use retry_core::{retry, AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
 use tokio::time::{sleep, Instant};
 
+mod common;
+use common::Scheduled;
+
 const MS: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
@@ -40,60 +43,19 @@ impl From<Elapsed> for E {
     }
 }
 
-struct Scheduled {
-    schedule: Vec<(Duration, f64)>,
-    burst: f64,
-    tokens: f64,
-    start: Instant,
-    last: Instant,
-    admitted: Vec<u32>,
-}
-impl Scheduled {
-    fn new(schedule: Vec<(Duration, f64)>) -> Self {
-        let start = Instant::now();
-        Scheduled {
-            schedule,
-            burst: 20.0,
-            tokens: 20.0,
-            start,
-            last: start,
-            admitted: vec![],
-        }
-    }
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let at = self.last - self.start;
-        let rate = self
-            .schedule
-            .iter()
-            .rev()
-            .find(|(f, _)| *f <= at)
-            .map_or(0.0, |(_, r)| *r);
-        self.tokens = (self.tokens + (now - self.last).as_secs_f64() * rate).min(self.burst);
-        self.last = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        let s = (now - self.start).as_secs() as usize;
-        if self.admitted.len() <= s {
-            self.admitted.resize(s + 1, 0);
-        }
-        self.admitted[s] += 1;
-        true
-    }
-}
-
 /// One-shot crowd: N callers each make ONE call; the limit drops 100 -> 10
 /// from 2 s to 5 s, then returns. Nobody arrives later.
 #[tokio::test(start_paused = true)]
 async fn one_shot_crowd_drop_and_return() {
     let limiter = Arc::new(AdaptiveLimiter::new().initial_rate(100.0));
-    let bucket = Arc::new(Mutex::new(Scheduled::new(vec![
-        (Duration::ZERO, 100.0),
-        (Duration::from_secs(2), 10.0),
-        (Duration::from_secs(5), 100.0),
-    ])));
+    let bucket = Arc::new(Mutex::new(Scheduled::new(
+        vec![
+            (Duration::ZERO, 100.0),
+            (Duration::from_secs(2), 10.0),
+            (Duration::from_secs(5), 100.0),
+        ],
+        20.0,
+    )));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..1000 {
@@ -376,10 +338,10 @@ async fn implicit_call(bucket: Arc<Mutex<Scheduled>>) -> Result<(), E> {
 }
 #[tokio::test(start_paused = true)]
 async fn implicit_one_shot_crowd() {
-    let bucket = Arc::new(Mutex::new(Scheduled::new(vec![
-        (Duration::ZERO, 10.0),
-        (Duration::from_secs(3), 200.0),
-    ])));
+    let bucket = Arc::new(Mutex::new(Scheduled::new(
+        vec![(Duration::ZERO, 10.0), (Duration::from_secs(3), 200.0)],
+        20.0,
+    )));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..600 {
