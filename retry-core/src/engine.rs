@@ -362,9 +362,6 @@ pub struct State<'p> {
     guards: Guards<'p>,
     /// What the attempt in flight holds of the limiter.
     held: Held,
-    /// What the call says an attempt costs, in tokens: paced against a
-    /// token limit its limiter learnt. 0 when it says nothing.
-    cost: u64,
     /// The breaker's permit for the attempt in flight (or about to start).
     /// (Dropped by hand, as `cold` is.)
     permit: ManuallyDrop<Option<BreakerPermit<'p>>>,
@@ -404,7 +401,6 @@ impl<'p> State<'p> {
             started: metrics::start(),
             guards: Guards::NONE,
             held: Held::Nothing,
-            cost: 0,
             permit: ManuallyDrop::new(None),
         }
     }
@@ -437,7 +433,7 @@ impl<'p> State<'p> {
     /// Pace the call's attempts on tokens too, at `tokens` each.
     #[inline]
     pub(crate) fn set_cost(&mut self, tokens: u64) {
-        self.cost = tokens;
+        self.guards.cost = tokens;
     }
 
     /// Run the call under all of `guards`.
@@ -445,7 +441,6 @@ impl<'p> State<'p> {
     pub(crate) fn set_guards(&mut self, guards: Guards<'p>) {
         self.guards = guards;
         self.frame.limiter = guards.limiter;
-        self.cost = guards.cost;
     }
 
     /// How long the call may still wait: the time left before its deadline
@@ -514,7 +509,7 @@ impl<'p> State<'p> {
             Some(_) => self.time_left().unwrap_or(Duration::MAX),
             None => Duration::MAX,
         };
-        match (limiter.admit_within(within, self.cost), report) {
+        match (limiter.admit_within(within, self.guards.cost), report) {
             (Ok((pace, slot)), _) => {
                 if !pace.is_zero() && self.permit.as_ref().is_some_and(|p| p.is_probe()) {
                     // Nothing scarce is held across a wait.
