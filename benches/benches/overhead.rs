@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use backon::{BlockingRetryable, ExponentialBuilder, Retryable};
 use criterion::{criterion_group, criterion_main, Criterion};
 use failsafe::CircuitBreaker as _;
-use retry_core::{
+use llm_resilience::{
     retry, AdaptiveLimiter, CircuitBreaker, CircuitOpen, Classify, ErrorKind, Policy, RetryBudget,
 };
 use tokio_retry2::strategy::ExponentialBackoff;
@@ -64,8 +64,8 @@ impl From<CircuitOpen> for BenchError {
     }
 }
 
-impl From<retry_core::Elapsed> for BenchError {
-    fn from(_: retry_core::Elapsed) -> Self {
+impl From<llm_resilience::Elapsed> for BenchError {
+    fn from(_: llm_resilience::Elapsed) -> Self {
         BenchError::Elapsed
     }
 }
@@ -274,7 +274,7 @@ impl Breakers {
 type Check = (&'static str, fn(&Breakers));
 
 const CHECKS: [Check; 3] = [
-    ("retry_core", Breakers::ours),
+    ("llm_resilience", Breakers::ours),
     ("failsafe", Breakers::failsafe),
     ("recloser", Breakers::recloser),
 ];

@@ -1,2 +1,2 @@
-//! Overhead benchmarks of retry-core against peer crates: see
+//! Overhead benchmarks of llm-resilience against peer crates: see
 //! `benches/overhead.rs`, run with `cargo bench -p benches`.

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use retry_core::{retry, CircuitBreaker, CircuitOpen, Classify, ErrorKind, RetryBudget};
+use llm_resilience::{retry, CircuitBreaker, CircuitOpen, Classify, ErrorKind, RetryBudget};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use libfuzzer_sys::fuzz_target;
-use retry_core::http::{classify_response, requests_remaining, retry_after, HttpError};
-use retry_core::Classify;
+use llm_resilience::http::{classify_response, requests_remaining, retry_after, HttpError};
+use llm_resilience::Classify;
 
 /// The headers classification reads, so that random input reaches them.
 const NAMES: &[&str] = &[

@@ -20,7 +20,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use retry_core::{attempt, retry, Classify, Elapsed, ErrorKind, Jitter, Policy, Wait};
+use llm_resilience::{attempt, retry, Classify, Elapsed, ErrorKind, Jitter, Policy, Wait};
 
 struct Counting;
 
@@ -113,8 +113,8 @@ impl From<Elapsed> for ApiError {
     }
 }
 
-impl From<retry_core::CircuitOpen> for ApiError {
-    fn from(_: retry_core::CircuitOpen) -> Self {
+impl From<llm_resilience::CircuitOpen> for ApiError {
+    fn from(_: llm_resilience::CircuitOpen) -> Self {
         ApiError::Busy
     }
 }
@@ -122,11 +122,11 @@ impl From<retry_core::CircuitOpen> for ApiError {
 // ---------------------------------------------------------------------------
 // With a circuit breaker, a retry budget and an adaptive limiter.
 
-static BREAKER: retry_core::CircuitBreaker = retry_core::CircuitBreaker::new();
-static BUDGET: retry_core::RetryBudget = retry_core::RetryBudget::new();
-static LIMITER: retry_core::AdaptiveLimiter = retry_core::AdaptiveLimiter::new();
-static PACED: retry_core::AdaptiveLimiter =
-    retry_core::AdaptiveLimiter::new().initial_rate(1_000_000.0);
+static BREAKER: llm_resilience::CircuitBreaker = llm_resilience::CircuitBreaker::new();
+static BUDGET: llm_resilience::RetryBudget = llm_resilience::RetryBudget::new();
+static LIMITER: llm_resilience::AdaptiveLimiter = llm_resilience::AdaptiveLimiter::new();
+static PACED: llm_resilience::AdaptiveLimiter =
+    llm_resilience::AdaptiveLimiter::new().initial_rate(1_000_000.0);
 
 #[retry(max_attempts = 3, wait = none, breaker = BREAKER, budget = BUDGET, limiter = LIMITER)]
 fn guarded_succeeds_at_once(x: u32) -> Result<u32, ApiError> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use examples::flaky::{Announce, FlakyProvider, Limits, Scenario};
 use http::{HeaderMap, HeaderValue};
-use retry_core::http::{check, observe, HttpError};
-use retry_core::{retry, AdaptiveLimiter, Policy};
+use llm_resilience::http::{check, observe, HttpError};
+use llm_resilience::{retry, AdaptiveLimiter, Policy};
 use serde_json::json;
 
 async fn post(client: &reqwest::Client, url: &str) -> Result<(), HttpError> {
@@ -80,7 +80,7 @@ fn an_exhausted_budget_holds_the_calls_back_until_the_next_request_is_due() {
         HeaderValue::from_static("0"),
     );
     headers.insert("x-ratelimit-reset-requests", HeaderValue::from_static("1m"));
-    let sleeps = retry_core::testing::skip_sleeps();
+    let sleeps = llm_resilience::testing::skip_sleeps();
     let policy = Policy::new();
     let policy = policy.limiter(&LIMITER);
     let first: std::io::Result<()> = policy.call(|| {

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use retry_core::testing::skip_sleeps;
-use retry_core::{attempt, retry, Classify, DelaySource, Elapsed, ErrorKind, RetryEvent};
+use llm_resilience::testing::skip_sleeps;
+use llm_resilience::{attempt, retry, Classify, DelaySource, Elapsed, ErrorKind, RetryEvent};
 use tokio::time::{sleep, Instant};
 
 const fn s(n: u64) -> Duration {
@@ -477,7 +477,7 @@ fn lcg(state: &mut u64) -> u64 {
 /// overshoot past the deadline, and how many calls the deadline cut short
 /// of `max_attempts`.
 async fn deadline_sweep(seed: u64, deadline: fn(&mut u64) -> Duration) -> (Duration, u32) {
-    use retry_core::{Jitter, Policy, Wait};
+    use llm_resilience::{Jitter, Policy, Wait};
     let mut rng = seed;
     let mut fewer = 0;
     let mut worst = Duration::ZERO;
@@ -899,7 +899,7 @@ async fn attempt_number_holds_across_awaits_on_a_multi_thread_runtime() {
 }
 
 #[retry(max_attempts = 3, wait = none)]
-async fn keyed(keys: &RefCell<Vec<retry_core::IdempotencyKey>>) -> Result<(), ApiError> {
+async fn keyed(keys: &RefCell<Vec<llm_resilience::IdempotencyKey>>) -> Result<(), ApiError> {
     keys.borrow_mut().push(attempt().idempotency_key());
     tokio::task::yield_now().await;
     keys.borrow_mut().push(attempt().idempotency_key());

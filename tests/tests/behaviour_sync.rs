@@ -4,7 +4,7 @@
 //! `&mut self` and `attempt()`.
 //!
 //! Nothing here sleeps for real: every test that retries after a delay runs
-//! under `retry_core::testing::skip_sleeps()`, which records the delays
+//! under `llm_resilience::testing::skip_sleeps()`, which records the delays
 //! instead of sleeping and moves the clock deadlines are measured on.
 #![deny(warnings, clippy::all, unused_qualifications)]
 
@@ -12,8 +12,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::time::Duration;
 
-use retry_core::testing::skip_sleeps;
-use retry_core::{attempt, retry, Classify, DelaySource, ErrorKind, IdempotencyKey, RetryEvent};
+use llm_resilience::testing::skip_sleeps;
+use llm_resilience::{attempt, retry, Classify, DelaySource, ErrorKind, IdempotencyKey, RetryEvent};
 
 const fn s(n: u64) -> Duration {
     Duration::from_secs(n)

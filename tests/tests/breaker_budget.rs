@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use retry_core::{
+use llm_resilience::{
     retry, testing, BreakerState, CircuitBreaker, CircuitOpen, Classify, ErrorKind, KeyedBudgets,
     RetryBudget,
 };
@@ -561,7 +561,7 @@ fn every_transition_is_logged() {
             "{line}"
         );
         assert!(line.contains(message), "{line}");
-        assert!(line.contains("retry_core"), "{line}");
+        assert!(line.contains("llm_resilience"), "{line}");
     }
     assert!(
         lines[0].contains("reason=\"consecutive failures\""),

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use retry_core::http::HttpError;
-use retry_core::testing::skip_sleeps;
-use retry_core::{retry, CircuitBreaker, Classify, Elapsed, ErrorKind, Policy};
+use llm_resilience::http::HttpError;
+use llm_resilience::testing::skip_sleeps;
+use llm_resilience::{retry, CircuitBreaker, Classify, Elapsed, ErrorKind, Policy};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use retry_core::{
+use llm_resilience::{
     retry, testing, AdaptiveLimiter, CircuitBreaker, CircuitOpen, Classify, Elapsed, ErrorKind,
     Policy, Wait,
 };

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
-use retry_core::http::{requests_remaining, retry_after, HttpError};
-use retry_core::testing::skip_sleeps;
-use retry_core::{retry, Classify, ErrorKind, Jitter, Policy};
+use llm_resilience::http::{requests_remaining, retry_after, HttpError};
+use llm_resilience::testing::skip_sleeps;
+use llm_resilience::{retry, Classify, ErrorKind, Jitter, Policy};
 
 const DAY: Duration = Duration::from_secs(86_400);
 

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use retry_core::{attempt, retry, testing, Classify, Elapsed, ErrorKind, KindSet, Policy, Wait};
+use llm_resilience::{attempt, retry, testing, Classify, Elapsed, ErrorKind, KindSet, Policy, Wait};
 
 #[derive(Debug, Clone, PartialEq)]
 struct ApiError {
@@ -231,7 +231,7 @@ fn call_each_shares_one_deadline() {
     let policy = Policy::new()
         .max_attempts(5)
         .wait(Wait::fixed(Duration::from_secs(3)))
-        .jitter(retry_core::Jitter::None)
+        .jitter(llm_resilience::Jitter::None)
         .deadline(Duration::from_secs(10));
     setup(&[("gpt-4o", ErrorKind::Server), ("sonnet", ErrorKind::Server)]);
     let reply = policy.call_each(["gpt-4o", "sonnet", "haiku"], |m| model(m, "hi"));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use retry_core::{
+use llm_resilience::{
     retry, testing, AdaptiveLimiter, BreakerState, CircuitBreaker, CircuitOpen, Classify,
     ErrorKind, KeyedBudgets, Policy, RetryBudget, Wait,
 };
@@ -47,8 +47,8 @@ impl From<CircuitOpen> for ApiError {
     }
 }
 
-impl From<retry_core::Elapsed> for ApiError {
-    fn from(_: retry_core::Elapsed) -> Self {
+impl From<llm_resilience::Elapsed> for ApiError {
+    fn from(_: llm_resilience::Elapsed) -> Self {
         ApiError::Status(ErrorKind::Timeout)
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use proptest::prelude::*;
-use retry_core::http::{classify_response, requests_remaining, retry_after, HttpError};
-use retry_core::{Classify, ErrorKind};
+use llm_resilience::http::{classify_response, requests_remaining, retry_after, HttpError};
+use llm_resilience::{Classify, ErrorKind};
 
 const NAMES: &[&str] = &[
     "retry-after",
@@ -52,7 +52,7 @@ proptest! {
         prop_assert_eq!(error.kind(), kind);
         if let Some((_, reset)) = requests_remaining(&headers) {
             // Feeding any budget read from the wire to a limiter is safe.
-            retry_core::AdaptiveLimiter::new().observe_remaining(0, reset);
+            llm_resilience::AdaptiveLimiter::new().observe_remaining(0, reset);
         }
         let _ = error.to_string();
         if let Some(wait) = Classify::retry_after(&error) {

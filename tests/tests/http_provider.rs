@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use examples::flaky::{Fault, FlakyProvider, QuotaStyle, RetryAfter, Scenario};
-use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::{retry, testing, Classify, DelaySource, ErrorKind, RetryEvent};
+use llm_resilience::http::{check, HttpError, RequestBuilderExt};
+use llm_resilience::{retry, testing, Classify, DelaySource, ErrorKind, RetryEvent};
 use serde_json::{json, Value};
 
 thread_local! {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use retry_core::{retry, AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
+use llm_resilience::{retry, AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
 
 mod common;
 use common::Scheduled;

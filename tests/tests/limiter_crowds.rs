@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
-use retry_core::{retry, AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
+use llm_resilience::{retry, AdaptiveLimiter, Classify, Elapsed, ErrorKind, Policy};
 use tokio::time::{sleep, Instant};
 
 mod common;
@@ -130,7 +130,7 @@ fn paced_sync() -> Result<(), io::Error> {
 }
 #[test]
 fn skip_sleeps_named_limiter_sequential_calls() {
-    let sleeps = retry_core::testing::skip_sleeps();
+    let sleeps = llm_resilience::testing::skip_sleeps();
     let mut fails = vec![];
     for i in 0..20 {
         if paced_sync().is_err() {
@@ -161,13 +161,13 @@ fn token_headers() -> HeaderMap {
 }
 #[retry(max_attempts = 1, cost = 5_000)]
 fn implicit_with_cost() -> Result<(), io::Error> {
-    retry_core::http::observe(&token_headers());
+    llm_resilience::http::observe(&token_headers());
     Ok(())
 }
 #[test]
 fn implicit_limiter_with_cost_under_skip_sleeps() {
     implicit_with_cost().unwrap(); // learns the token limit (not skipping)
-    let sleeps = retry_core::testing::skip_sleeps();
+    let sleeps = llm_resilience::testing::skip_sleeps();
     for _ in 0..5 {
         implicit_with_cost().unwrap();
     }

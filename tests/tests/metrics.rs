@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
-use retry_core::{retry, testing, Classify, ErrorKind};
+use llm_resilience::{retry, testing, Classify, ErrorKind};
 
 #[derive(Debug)]
 struct Failure(ErrorKind);
@@ -137,15 +137,15 @@ impl Classify for Guarded {
     }
 }
 
-impl From<retry_core::CircuitOpen> for Guarded {
-    fn from(_: retry_core::CircuitOpen) -> Self {
+impl From<llm_resilience::CircuitOpen> for Guarded {
+    fn from(_: llm_resilience::CircuitOpen) -> Self {
         Guarded::Open
     }
 }
 
-static BREAKER: retry_core::CircuitBreaker =
-    retry_core::CircuitBreaker::new().consecutive_failures(2);
-static BUDGET: retry_core::RetryBudget = retry_core::RetryBudget::new()
+static BREAKER: llm_resilience::CircuitBreaker =
+    llm_resilience::CircuitBreaker::new().consecutive_failures(2);
+static BUDGET: llm_resilience::RetryBudget = llm_resilience::RetryBudget::new()
     .ratio(0.0)
     .min_retries_per_second(0);
 

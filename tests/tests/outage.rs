@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use examples::outage::{call, run, CallError, Config, Guards, Provider, Report, Setup};
-use retry_core::BreakerState;
+use llm_resilience::BreakerState;
 use tokio::task::JoinSet;
 
 /// Attempts per call that a budget of exactly 10% may exceed 1.1 by: the

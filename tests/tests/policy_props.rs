@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use retry_core::{testing, Classify, Elapsed, ErrorKind, Jitter, KindSet, Policy, Wait};
+use llm_resilience::{testing, Classify, Elapsed, ErrorKind, Jitter, KindSet, Policy, Wait};
 
 /// One scripted failure: its kind and the Retry-After it carries.
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use retry_core::testing::skip_sleeps;
-use retry_core::{
+use llm_resilience::testing::skip_sleeps;
+use llm_resilience::{
     attempt, Classify, DelaySource, Elapsed, ErrorKind, Jitter, KindSet, Policy, PolicyError,
     RetryEvent, Wait,
 };

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use examples::flaky::{FlakyProvider, Scenario};
-use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::{
+use llm_resilience::http::{check, HttpError, RequestBuilderExt};
+use llm_resilience::{
     retry, AdaptiveLimiter, CircuitBreaker, Classify, ErrorKind, KeyedBudgets, RetryBudget,
 };
 use serde_json::{json, Value};

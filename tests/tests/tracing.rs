@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use retry_core::{retry, testing, Classify, ErrorKind};
+use llm_resilience::{retry, testing, Classify, ErrorKind};
 
 #[derive(Debug)]
 struct Busy {
@@ -57,7 +57,7 @@ fn logs(f: impl FnOnce()) -> String {
 
 #[retry(max_attempts = 3, wait = fixed(2s), jitter = none)]
 fn fails(times: &mut u32) -> Result<u32, Busy> {
-    retry_core::attempt().idempotency_key();
+    llm_resilience::attempt().idempotency_key();
     if *times > 0 {
         *times -= 1;
         return Err(Busy {
@@ -141,7 +141,7 @@ fn giving_up_is_a_warning_with_its_reason() {
     );
 }
 
-static EMPTY: retry_core::RetryBudget = retry_core::RetryBudget::new()
+static EMPTY: llm_resilience::RetryBudget = llm_resilience::RetryBudget::new()
     .ratio(0.0)
     .min_retries_per_second(0);
 
@@ -163,8 +163,8 @@ fn a_spent_budget_says_why_the_call_gave_up() {
     assert!(out.contains("attempts=1"), "{out}");
 }
 
-static TRIPPED: retry_core::CircuitBreaker =
-    retry_core::CircuitBreaker::new().consecutive_failures(1);
+static TRIPPED: llm_resilience::CircuitBreaker =
+    llm_resilience::CircuitBreaker::new().consecutive_failures(1);
 
 #[retry(max_attempts = 5, wait = none, breaker = TRIPPED)]
 fn tripping() -> Result<(), Busy> {
@@ -174,8 +174,8 @@ fn tripping() -> Result<(), Busy> {
     })
 }
 
-impl From<retry_core::CircuitOpen> for Busy {
-    fn from(_: retry_core::CircuitOpen) -> Self {
+impl From<llm_resilience::CircuitOpen> for Busy {
+    fn from(_: llm_resilience::CircuitOpen) -> Self {
         Busy {
             request_id: "none",
             retry_after: None,

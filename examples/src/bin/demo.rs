@@ -44,8 +44,8 @@ use clap::Parser;
 use examples::flaky::{FlakyProvider, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::{CircuitBreaker, CircuitOpen, Classify, DelaySource, Policy, RetryEvent, Wait};
+use llm_resilience::http::{check, HttpError, RequestBuilderExt};
+use llm_resilience::{CircuitBreaker, CircuitOpen, Classify, DelaySource, Policy, RetryEvent, Wait};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -127,7 +127,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A duration as a person would say it: `30s`, `1.5s`, `250ms`, `2m30s`.
 fn human(d: Duration) -> String {
-    retry_core::HumanWait(d).to_string()
+    llm_resilience::HumanWait(d).to_string()
 }
 
 /// The breaker's refusal inside `error`, when the call was refused instead
@@ -227,7 +227,7 @@ enum Outcome {
     },
 }
 
-/// The counters and gauges retry-core reported, one line each, and the
+/// The counters and gauges llm-resilience reported, one line each, and the
 /// mean call time.
 fn print_metrics(snapshotter: &Snapshotter) {
     let mut lines = Vec::new();
@@ -344,7 +344,7 @@ async fn main() -> ExitCode {
             }
         }
     };
-    // Collect what retry-core reports through the `metrics` facade, to
+    // Collect what llm-resilience reports through the `metrics` facade, to
     // print it at the end.
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -558,7 +558,7 @@ mod tests {
         breaker
             .try_acquire()
             .unwrap()
-            .failure(retry_core::ErrorKind::Overloaded);
+            .failure(llm_resilience::ErrorKind::Overloaded);
         let refused = HttpError::from(breaker.try_acquire().unwrap_err());
         assert!(refusal(&refused).is_some());
         let overloaded =

@@ -1,5 +1,5 @@
 //! The experiment of Marc Brooker's "Exponential Backoff And Jitter" (AWS
-//! Architecture Blog, 2015), run with retry-core's own wait strategies on
+//! Architecture Blog, 2015), run with llm-resilience's own wait strategies on
 //! simulated time.
 //!
 //! ```sh
@@ -26,7 +26,7 @@
 //!
 //! The strategies, with base 5 and cap 2000 as in the blog:
 //!
-//! | column | blog's formula | retry-core |
+//! | column | blog's formula | llm-resilience |
 //! |---|---|---|
 //! | none | `0` | `Wait::none()`, `Jitter::None` |
 //! | expo | `min(cap, base * 2^n)` | `Wait::exponential(10, 2000)`, `Jitter::None` |
@@ -61,7 +61,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use retry_core::{Backoff, Jitter, Wait};
+use llm_resilience::{Backoff, Jitter, Wait};
 
 const HELP: &str = "\
 jitter: the OCC experiment of \"Exponential Backoff And Jitter\" (AWS, 2015)
@@ -144,7 +144,7 @@ impl Strategy {
         }
     }
 
-    /// How to build it with retry-core.
+    /// How to build it with llm-resilience.
     fn describe(&self) -> String {
         let wait = match self.shape {
             Shape::None => "Wait::none()".to_string(),

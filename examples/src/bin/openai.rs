@@ -3,8 +3,8 @@
 //! `OPENAI_API_KEY=... cargo run -p examples --bin openai -- "Hello"`
 //! (set `OPENAI_BASE_URL` for another compatible endpoint).
 
-use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::retry;
+use llm_resilience::http::{check, HttpError, RequestBuilderExt};
+use llm_resilience::retry;
 use serde_json::{json, Value};
 
 struct OpenAi {

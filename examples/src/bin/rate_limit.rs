@@ -56,8 +56,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use examples::flaky::{request_tokens, Announce, FlakyProvider, Limits, Scenario};
-use retry_core::http::{check, HttpError, RequestBuilderExt};
-use retry_core::{retry, AdaptiveLimiter};
+use llm_resilience::http::{check, HttpError, RequestBuilderExt};
+use llm_resilience::{retry, AdaptiveLimiter};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use retry_core::{attempt, retry, Classify, Elapsed, ErrorKind, RetryEvent};
+use llm_resilience::{attempt, retry, Classify, Elapsed, ErrorKind, RetryEvent};
 
 /// What the simulated provider can answer.
 #[derive(Debug)]

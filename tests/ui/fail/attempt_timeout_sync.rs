@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(attempt_timeout = 10s)]
 fn call() -> Result<(), std::io::Error> {

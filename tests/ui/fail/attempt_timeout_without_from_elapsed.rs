@@ -1,4 +1,4 @@
-use retry_core::{retry, Classify, ErrorKind};
+use llm_resilience::{retry, Classify, ErrorKind};
 
 #[derive(Debug)]
 struct ApiError;

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(attempt_timeout = 0)]
 async fn call() -> Result<(), std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::{retry, CircuitOpen, Classify, ErrorKind, RetryBudget};
+use llm_resilience::{retry, CircuitOpen, Classify, ErrorKind, RetryBudget};
 
 #[derive(Debug)]
 struct ApiError;

@@ -1,4 +1,4 @@
-use retry_core::{retry, CircuitBreaker, Classify, ErrorKind};
+use llm_resilience::{retry, CircuitBreaker, Classify, ErrorKind};
 
 #[derive(Debug)]
 struct ApiError;

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(clone(a, a))]
 fn call(a: String) -> Result<(), std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(clone(file))]
 fn call(file: std::fs::File) -> Result<(), std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(clone(promt))]
 fn call(prompt: String) -> Result<String, std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(limiter = none, cost = 1_000)]
 fn call() -> Result<u32, std::io::Error> {

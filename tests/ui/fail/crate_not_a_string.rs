@@ -1,6 +1,6 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
-#[retry(crate = retry_core)]
+#[retry(crate = llm_resilience)]
 fn call() -> Result<(), std::io::Error> {
     Ok(())
 }

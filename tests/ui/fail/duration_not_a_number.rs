@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(retry_after_cap = "30s")]
 fn call() -> Result<(), std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(wait = exponential(5h, 60))]
 fn call() -> Result<(), std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(wait = exponential(0, 10s))]
 fn call() -> Result<(), std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(wait = exponential(1, 0s))]
 fn call() -> Result<(), std::io::Error> {

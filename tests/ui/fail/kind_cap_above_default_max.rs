@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(on = [Timeout(max_attempts = 4)])]
 fn call() -> Result<(), std::io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::{retry, AdaptiveLimiter, Classify, ErrorKind};
+use llm_resilience::{retry, AdaptiveLimiter, Classify, ErrorKind};
 
 #[derive(Debug)]
 struct ApiError;

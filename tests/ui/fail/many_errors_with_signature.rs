@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(attempt_timeout = 1s, clone(body), on = [Timeout(max_attempts = 9)])]
 const fn call() -> (u32, u32) {

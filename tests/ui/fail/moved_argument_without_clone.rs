@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(wait = none)]
 fn call(prompt: String) -> Result<usize, std::io::Error> {

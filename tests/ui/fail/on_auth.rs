@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(on = [Auth])]
 fn call() -> Result<(), std::io::Error> {

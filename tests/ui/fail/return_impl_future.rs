@@ -1,6 +1,6 @@
 use std::future::Future;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry]
 fn call() -> impl Future<Output = Result<u32, std::io::Error>> {

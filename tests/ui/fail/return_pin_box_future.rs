@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 struct Client;
 

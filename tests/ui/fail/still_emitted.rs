@@ -1,6 +1,6 @@
 // A mistake in the arguments is the only error: the function is still
 // emitted as written, so its callers add no "cannot find function" noise.
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(max_attempts = 0)]
 fn call(prompt: &str) -> Result<String, std::io::Error> {

@@ -1,5 +1,5 @@
 // The same for a method: callers still find it, with its signature.
-use retry_core::retry;
+use llm_resilience::retry;
 
 struct Client;
 

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use retry_core::{retry, Classify, Elapsed, ErrorKind, RetryEvent};
+use llm_resilience::{retry, Classify, Elapsed, ErrorKind, RetryEvent};
 
 #[derive(Debug, PartialEq)]
 enum ApiError {
@@ -51,7 +51,7 @@ fn note(event: &RetryEvent<'_, ApiError>) {
     deadline = 2m,
     on_retry = note,
     clone(label),
-    crate = "::retry_core",
+    crate = "::llm_resilience",
     name = "everything",
 )]
 fn sync_everything(calls: &Cell<u32>, label: String, kind: ErrorKind) -> Result<String, ApiError> {
@@ -70,7 +70,7 @@ fn sync_everything(calls: &Cell<u32>, label: String, kind: ErrorKind) -> Result<
     attempt_timeout = 250ms,
     on_retry = |event| assert!(event.delay() <= Duration::from_secs(60)),
     clone(label),
-    crate = "::retry_core",
+    crate = "::llm_resilience",
     name = "everything_async",
 )]
 async fn async_everything(calls: &Cell<u32>, label: String) -> Result<String, ApiError> {
@@ -96,7 +96,7 @@ async fn attempt_timeout_alone(calls: &Cell<u32>) -> Result<u32, ApiError> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let sleeps = retry_core::testing::skip_sleeps();
+    let sleeps = llm_resilience::testing::skip_sleeps();
 
     let calls = Cell::new(0);
     let got = sync_everything(&calls, "n=".to_owned(), ErrorKind::Other).unwrap();

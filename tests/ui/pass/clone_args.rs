@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::io;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 fn consume(prompt: String, tags: Vec<String>) -> String {
     format!("{prompt} {}", tags.join(","))

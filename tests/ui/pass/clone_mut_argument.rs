@@ -2,7 +2,7 @@
 
 use std::io;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(wait = none, clone(text))]
 fn shout(mut text: String) -> Result<String, io::Error> {

@@ -1,4 +1,4 @@
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(clone(a))]
 fn call((a, b): (String, u8)) -> Result<(), std::io::Error> {

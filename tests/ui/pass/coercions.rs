@@ -12,7 +12,7 @@ use std::io;
 use std::num::ParseIntError;
 use std::pin::Pin;
 
-use retry_core::{retry, Classify, ErrorKind};
+use llm_resilience::{retry, Classify, ErrorKind};
 
 type BoxFut = Pin<Box<dyn Future<Output = u32> + Send>>;
 type BoxError = Box<dyn Error + Send + Sync>;

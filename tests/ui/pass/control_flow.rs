@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::num::ParseIntError;
 
-use retry_core::{retry, Classify, ErrorKind};
+use llm_resilience::{retry, Classify, ErrorKind};
 
 #[derive(Debug)]
 enum ApiError {

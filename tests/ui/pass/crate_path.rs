@@ -1,15 +1,15 @@
-// `crate = "..."`: reaching retry-core through a re-export, as a library that
+// `crate = "..."`: reaching llm-resilience through a re-export, as a library that
 // wraps it would.
 #![deny(warnings, clippy::all, unused_qualifications)]
 
 use std::io;
 
 mod wrapper {
-    // A library that re-exports retry-core for its users.
-    pub use retry_core as retries;
+    // A library that re-exports llm-resilience for its users.
+    pub use llm_resilience as retries;
 }
 
-use retry_core as rc;
+use llm_resilience as rc;
 
 #[rc::retry(wait = none, crate = "rc")]
 fn renamed_at_use() -> Result<u32, io::Error> {
@@ -30,7 +30,7 @@ mod inner {
     }
 }
 
-#[retry_core::retry(wait = none, crate = "::retry_core")]
+#[llm_resilience::retry(wait = none, crate = "::llm_resilience")]
 async fn leading_colons() -> Result<u32, io::Error> {
     Ok(4)
 }

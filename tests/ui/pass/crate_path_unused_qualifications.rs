@@ -2,7 +2,7 @@
 
 mod nested {
     pub mod deeper {
-        pub use ::retry_core;
+        pub use ::llm_resilience;
     }
 }
 
@@ -11,23 +11,23 @@ mod inner {
 
     #[derive(Debug)]
     pub(crate) struct E;
-    impl retry_core::Classify for E {
-        fn kind(&self) -> retry_core::ErrorKind {
-            retry_core::ErrorKind::Other
+    impl llm_resilience::Classify for E {
+        fn kind(&self) -> llm_resilience::ErrorKind {
+            llm_resilience::ErrorKind::Other
         }
     }
-    impl From<retry_core::Elapsed> for E {
-        fn from(_: retry_core::Elapsed) -> Self {
+    impl From<llm_resilience::Elapsed> for E {
+        fn from(_: llm_resilience::Elapsed) -> Self {
             E
         }
     }
 
-    #[retry_core::retry(wait = none, crate = "crate::nested::deeper::retry_core")]
+    #[llm_resilience::retry(wait = none, crate = "crate::nested::deeper::llm_resilience")]
     pub(crate) fn sync_fn() -> Result<u32, io::Error> {
         Ok(3)
     }
 
-    #[retry_core::retry(wait = none, deadline = 1s, crate = "crate::nested::deeper::retry_core")]
+    #[llm_resilience::retry(wait = none, deadline = 1s, crate = "crate::nested::deeper::llm_resilience")]
     pub(crate) async fn async_fn() -> Result<u32, E> {
         Ok(3)
     }

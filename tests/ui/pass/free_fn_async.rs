@@ -4,7 +4,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(max_attempts = 4, wait = none)]
 async fn fetch(calls: &AtomicU32, prompt: &str) -> Result<String, io::Error> {

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::io;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(max_attempts = 3)]
 fn fetch(calls: &Cell<u32>) -> Result<u32, io::Error> {
@@ -22,7 +22,7 @@ fn no_arguments() -> Result<&'static str, io::Error> {
 }
 
 fn main() {
-    let sleeps = retry_core::testing::skip_sleeps();
+    let sleeps = llm_resilience::testing::skip_sleeps();
     let calls = Cell::new(0);
     assert_eq!(fetch(&calls).unwrap(), 3);
     assert_eq!(sleeps.delays().len(), 2);

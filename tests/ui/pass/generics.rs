@@ -5,7 +5,7 @@
 use std::fmt::Debug;
 use std::io;
 
-use retry_core::{retry, Classify};
+use llm_resilience::{retry, Classify};
 
 #[retry(wait = none)]
 fn parse<T: std::str::FromStr + Debug>(text: &str) -> Result<T, io::Error> {

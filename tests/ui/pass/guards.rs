@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use retry_core::{
+use llm_resilience::{
     retry, AdaptiveLimiter, CircuitBreaker, CircuitOpen, Classify, Elapsed, ErrorKind,
     KeyedBudgets, RetryBudget,
 };

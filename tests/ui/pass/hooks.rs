@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use retry_core::{retry, Classify, DelaySource, ErrorKind, RetryEvent};
+use llm_resilience::{retry, Classify, DelaySource, ErrorKind, RetryEvent};
 
 #[derive(Debug, PartialEq)]
 enum ApiError {
@@ -87,7 +87,7 @@ async fn closures_async(calls: &Cell<u32>) -> Result<u32, ApiError> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let sleeps = retry_core::testing::skip_sleeps();
+    let sleeps = llm_resilience::testing::skip_sleeps();
 
     let errors = RefCell::new(vec![
         ApiError::Busy { retry_after: None },

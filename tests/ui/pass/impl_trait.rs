@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::io;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 #[retry(wait = none)]
 fn join(parts: impl IntoIterator<Item = impl AsRef<str>> + Clone) -> Result<String, io::Error> {

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::io;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 type ApiResult<T> = Result<T, io::Error>;
 

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 fn reset() -> io::Error {
     io::ErrorKind::ConnectionReset.into()

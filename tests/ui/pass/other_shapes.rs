@@ -4,12 +4,12 @@
 
 use std::io;
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 mod api {
     use std::io;
 
-    use retry_core::retry;
+    use llm_resilience::retry;
 
     /// Documented, and visible outside its module.
     #[retry(wait = none)]

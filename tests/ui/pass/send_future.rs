@@ -6,7 +6,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use retry_core::{retry, Classify, Elapsed, ErrorKind};
+use llm_resilience::{retry, Classify, Elapsed, ErrorKind};
 
 fn is_send<T: Send>(_: &T) {}
 

@@ -5,7 +5,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use retry_core::retry;
+use llm_resilience::retry;
 
 trait Provider {
     fn calls(&self) -> &AtomicU32;

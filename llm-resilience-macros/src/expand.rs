@@ -1,0 +1,681 @@
+//! Turning `#[retry(...)] fn` into the function with its retry loop.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Block, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
+
+use crate::args::{Args, Jitter, WaitArg};
+
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+pub(crate) fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut args = match <Args as syn::parse::Parse>::parse.parse2(args) {
+        Ok(args) => args,
+        Err(e) => Args {
+            errors: vec![e],
+            ..Args::default()
+        },
+    };
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let e =
+                syn::Error::new_spanned(&item, "#[retry] goes on a function or method with a body")
+                    .to_compile_error();
+            return quote! { #item #e };
+        }
+    };
+    check_against(&func, &mut args);
+    if !args.errors.is_empty() {
+        // Emit the function untouched beside the errors, so that the rest of
+        // the crate still sees it.
+        let errors = args.errors.iter().map(syn::Error::to_compile_error);
+        return quote! { #func #(#errors)* };
+    }
+    generate(&func, &args)
+}
+
+/// The checks that need the function as well as the arguments.
+fn check_against(func: &ItemFn, args: &mut Args) {
+    let sig = &func.sig;
+    let is_async = sig.asyncness.is_some();
+    if let Some(constness) = &sig.constness {
+        args.errors.push(syn::Error::new(
+            constness.span(),
+            "#[retry] cannot go on a `const fn`: retrying sleeps",
+        ));
+    }
+    if !is_async {
+        if let Some((_, key)) = &args.attempt_timeout {
+            args.errors.push(syn::Error::new(
+                *key,
+                "`attempt_timeout` needs an `async fn`: a sync attempt cannot be cut off; use `deadline` to stop retrying, or make the function async",
+            ));
+        }
+    }
+    match &sig.output {
+        ReturnType::Default => args.errors.push(syn::Error::new(
+            sig.ident.span(),
+            format!(
+                "#[retry] needs a function that returns a `Result`, to tell success from failure; `{}` returns `()`",
+                sig.ident
+            ),
+        )),
+        ReturnType::Type(_, ty) => {
+            if let Some(msg) = return_type_problem(ty, is_async) {
+                args.errors.push(syn::Error::new_spanned(ty, msg));
+            }
+        }
+    }
+    if let Some(clones) = &args.clone {
+        let names = argument_names(func);
+        for ident in clones {
+            if !names.iter().any(|n| n == ident) {
+                args.errors.push(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "`clone({ident})` names no argument of `{}`; its arguments are {}",
+                        sig.ident,
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    if let (Some((_, cost)), Some((syn::Expr::Path(path), _))) = (&args.cost, &args.limiter) {
+        if path.qself.is_none() && path.path.is_ident("none") {
+            args.errors.push(syn::Error::new(
+                *cost,
+                "`cost` paces the call on tokens through its limiter, and `limiter = none` gives it none: drop one of them",
+            ));
+        }
+    }
+    if args.fallback.is_some() {
+        for arg in &sig.inputs {
+            if let FnArg::Typed(typed) = arg {
+                if !matches!(&*typed.pat, Pat::Ident(p) if p.subpat.is_none()) {
+                    args.errors.push(syn::Error::new_spanned(
+                        &typed.pat,
+                        "`fallback` passes the arguments on by name: give this argument a plain name and destructure it in the body",
+                    ));
+                }
+            }
+        }
+    } else if let Some(kinds) = &args.fallback_on {
+        if let Some(first) = kinds.first() {
+            args.errors.push(syn::Error::new(
+                first.span(),
+                "`fallback_on` has no effect without `fallback = path::to::function`",
+            ));
+        }
+    }
+    let max = args.max_attempts.map_or(DEFAULT_MAX_ATTEMPTS, |(n, _)| n);
+    for kind in args.on.iter().flatten() {
+        if let Some((cap, span)) = kind.cap {
+            if cap > max {
+                args.errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`{}(max_attempts = {cap})` can never apply: the call makes at most {max} attempts{}",
+                        kind.ident,
+                        if args.max_attempts.is_some() { "" } else { " (the default max_attempts)" }
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Why `ty` cannot be the return type of a retried function, if it cannot.
+fn return_type_problem(ty: &Type, is_async: bool) -> Option<String> {
+    match ty {
+        Type::Path(path) => {
+            let last = path.path.segments.last()?;
+            let name = last.ident.to_string();
+            if !is_async && matches!(name.as_str(), "Pin" | "BoxFuture" | "LocalBoxFuture") {
+                return Some(FUTURE_MESSAGE.to_owned());
+            }
+            if path.qself.is_none() && name == "Option" {
+                return Some(format!(
+                    "#[retry] needs a function that returns a `Result`, to tell success from failure, not `{}`: return `Result<T, E>` with an error type that implements `llm_resilience::Classify`",
+                    pretty(ty)
+                ));
+            }
+            None
+        }
+        Type::Paren(inner) => return_type_problem(&inner.elem, is_async),
+        Type::Group(inner) => return_type_problem(&inner.elem, is_async),
+        Type::ImplTrait(bounds) => {
+            let is_future = bounds.bounds.iter().any(|b| match b {
+                syn::TypeParamBound::Trait(t) => t
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "Future"),
+                _ => false,
+            });
+            Some(if is_future && !is_async {
+                FUTURE_MESSAGE.to_owned()
+            } else {
+                "#[retry] needs a function that returns a `Result`, to tell success from failure; an `impl Trait` return type hides it".to_owned()
+            })
+        }
+        _ => Some(format!(
+            "#[retry] needs a function that returns a `Result`, to tell success from failure, not `{}`",
+            pretty(ty)
+        )),
+    }
+}
+
+/// A type as a person would write it: `&Result<u32, io::Error>`, not
+/// `& Result < u32 , io :: Error >`.
+fn pretty(ty: &Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split(' ').enumerate() {
+        let prev = out.chars().last();
+        let glue = i == 0
+            || matches!(part, "<" | ">" | "::" | "," | ")" | "]")
+            || matches!(prev, Some('<' | '&' | ':' | '(' | '['))
+            || part.starts_with("::");
+        if !glue {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+const FUTURE_MESSAGE: &str = "#[retry] cannot retry a future built by hand (such as `#[async_trait]` output): write the function as an `async fn` (async fn in traits is stable since Rust 1.75), or put #[retry] on an async fn that this one calls";
+
+fn argument_names(func: &ItemFn) -> Vec<Ident> {
+    let mut names = Vec::new();
+    for arg in &func.sig.inputs {
+        if let FnArg::Typed(typed) = arg {
+            bindings(&typed.pat, &mut names);
+        }
+    }
+    names
+}
+
+/// Every name a pattern binds.
+fn bindings(pat: &Pat, out: &mut Vec<Ident>) {
+    match pat {
+        Pat::Ident(p) => {
+            out.push(p.ident.clone());
+            if let Some((_, sub)) = &p.subpat {
+                bindings(sub, out);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::TupleStruct(t) => t.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Struct(s) => s.fields.iter().for_each(|f| bindings(&f.pat, out)),
+        Pat::Slice(s) => s.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Reference(r) => bindings(&r.pat, out),
+        Pat::Paren(p) => bindings(&p.pat, out),
+        Pat::Type(t) => bindings(&t.pat, out),
+        _ => {}
+    }
+}
+
+/// Take `mut` off the bindings named in `names`, returning those that had
+/// it: a cloned argument is never changed itself, only its per-attempt copy.
+fn take_mut(pat: &mut Pat, names: &[Ident], out: &mut Vec<Ident>) {
+    match pat {
+        Pat::Ident(p) => {
+            if p.mutability.is_some() && names.contains(&p.ident) {
+                p.mutability = None;
+                out.push(p.ident.clone());
+            }
+            if let Some((_, sub)) = &mut p.subpat {
+                take_mut(sub, names, out);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter_mut().for_each(|p| take_mut(p, names, out)),
+        Pat::TupleStruct(t) => t.elems.iter_mut().for_each(|p| take_mut(p, names, out)),
+        Pat::Struct(s) => s
+            .fields
+            .iter_mut()
+            .for_each(|f| take_mut(&mut f.pat, names, out)),
+        Pat::Slice(s) => s.elems.iter_mut().for_each(|p| take_mut(p, names, out)),
+        Pat::Reference(r) => take_mut(&mut r.pat, names, out),
+        Pat::Paren(p) => take_mut(&mut p.pat, names, out),
+        Pat::Type(t) => take_mut(&mut t.pat, names, out),
+        _ => {}
+    }
+}
+
+/// The return type as the attempt's output type, with every `impl Trait`
+/// replaced by `_` for the compiler to infer.
+fn pinned_return_type(func: &ItemFn) -> Type {
+    match &func.sig.output {
+        ReturnType::Type(_, ty) => infer_impl_trait(ty),
+        ReturnType::Default => syn::parse_quote!(()),
+    }
+}
+
+fn infer_impl_trait(ty: &Type) -> Type {
+    let mut ty = ty.clone();
+    replace_impl_trait(&mut ty);
+    ty
+}
+
+fn replace_impl_trait(ty: &mut Type) {
+    match ty {
+        Type::ImplTrait(it) => {
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: syn::Token![_](it.span()),
+            });
+        }
+        Type::Path(p) => {
+            if let Some(q) = &mut p.qself {
+                replace_impl_trait(&mut q.ty);
+            }
+            for seg in &mut p.path.segments {
+                if let PathArguments::AngleBracketed(args) = &mut seg.arguments {
+                    for arg in &mut args.args {
+                        if let GenericArgument::Type(t) = arg {
+                            replace_impl_trait(t);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Reference(r) => replace_impl_trait(&mut r.elem),
+        Type::Ptr(p) => replace_impl_trait(&mut p.elem),
+        Type::Slice(s) => replace_impl_trait(&mut s.elem),
+        Type::Array(a) => replace_impl_trait(&mut a.elem),
+        Type::Paren(p) => replace_impl_trait(&mut p.elem),
+        Type::Group(g) => replace_impl_trait(&mut g.elem),
+        Type::Tuple(t) => t.elems.iter_mut().for_each(replace_impl_trait),
+        _ => {}
+    }
+}
+
+/// The async body as the attempt's block, type-checked as the function's own
+/// body would be.
+///
+/// An `async` block takes its output type from the first `return` or tail
+/// it meets, so `return Ok(Box::new(e))` would make it `Result<Box<E>, _>`
+/// and no coercion to `Result<Box<dyn Error>, _>` would happen. A first,
+/// never-taken `return` of a value of the declared type (`ret`) fixes the
+/// output type before any of the user's code, which makes every later
+/// `return` and the tail coercion sites against it, as in the plain function.
+/// The value is matched out of a `None` rather than made by a diverging
+/// expression so that a crate that forbids `unreachable_code` still builds;
+/// the branch is a constant and compiles to nothing.
+fn typed_async_body(block: &Block, ret: &Type, ret_span: Span) -> TokenStream {
+    let value = Ident::new("__retry_return", Span::mixed_site());
+    let mut body = quote_spanned! {Span::call_site().located_at(ret_span)=>
+        if let ::core::option::Option::Some(#value) = ::core::option::Option::<#ret>::None {
+            return #value;
+        }
+    };
+    for stmt in &block.stmts {
+        stmt.to_tokens(&mut body);
+    }
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
+    group.set_span(block.brace_token.span.join());
+    group.into_token_stream()
+}
+
+/// The `E` of a return type written `...Result<T, E>`, if written so.
+fn error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let _ok = types.next()?;
+    types.next()
+}
+
+/// `tokens` with every span set to `span`, so that errors about them point
+/// at the user's code.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(g.span().located_at(span));
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(tt.span().located_at(span));
+            }
+            tt
+        })
+        .collect()
+}
+
+fn duration_tokens(p: &TokenStream, d: crate::duration::Dur) -> TokenStream {
+    let (secs, nanos) = d.parts();
+    let secs = Literal::u64_unsuffixed(secs);
+    let nanos = Literal::u32_unsuffixed(nanos);
+    quote!(#p::duration(#secs, #nanos))
+}
+
+fn policy_tokens(p: &TokenStream, args: &Args) -> TokenStream {
+    let mut policy = quote!(#p::Policy::new());
+    if let Some((n, _)) = args.max_attempts {
+        let n = Literal::u32_unsuffixed(n);
+        policy.extend(quote!(.max_attempts(#n)));
+    }
+    if let Some(wait) = &args.wait {
+        let wait = match wait {
+            WaitArg::None => quote!(#p::Wait::none()),
+            WaitArg::Fixed(d) => {
+                let d = duration_tokens(p, *d);
+                quote!(#p::Wait::fixed(#d))
+            }
+            WaitArg::Exponential { base, cap, factor } => {
+                let base = duration_tokens(p, *base);
+                let cap = duration_tokens(p, *cap);
+                let factor = Literal::f64_suffixed(factor.map_or(2.0, |(f, _)| f));
+                quote!(#p::Wait::exponential_with_factor(#base, #cap, #factor))
+            }
+        };
+        policy.extend(quote!(.wait(#wait)));
+    }
+    if let Some((jitter, _)) = args.jitter {
+        let jitter = match jitter {
+            Jitter::Full => quote!(Full),
+            Jitter::Equal => quote!(Equal),
+            Jitter::Decorrelated => quote!(Decorrelated),
+            Jitter::None => quote!(None),
+        };
+        policy.extend(quote!(.jitter(#p::Jitter::#jitter)));
+    }
+    if let Some(kinds) = &args.on {
+        let idents = kinds.iter().map(|k| &k.ident);
+        policy.extend(quote!(.retry_on(#p::KindSet::empty() #(.with(#p::ErrorKind::#idents))*)));
+        for kind in kinds {
+            if let Some((cap, _)) = kind.cap {
+                let ident = &kind.ident;
+                let cap = Literal::u32_unsuffixed(cap);
+                policy.extend(quote!(.kind_max_attempts(#p::ErrorKind::#ident, #cap)));
+            }
+        }
+    }
+    if let Some(d) = args.retry_after_cap {
+        let d = duration_tokens(p, d);
+        policy.extend(quote!(.retry_after_cap(#d)));
+    }
+    if let Some((d, _)) = args.deadline {
+        let d = duration_tokens(p, d);
+        policy.extend(quote!(.deadline(#d)));
+    }
+    if let Some((d, _)) = args.attempt_timeout {
+        let d = duration_tokens(p, d);
+        policy.extend(quote!(.attempt_timeout(#d)));
+    }
+    if let Some(kinds) = &args.fallback_on {
+        policy.extend(quote!(.fallback_on(#p::KindSet::empty() #(.with(#p::ErrorKind::#kinds))*)));
+    }
+    policy
+}
+
+fn generate(func: &ItemFn, args: &Args) -> TokenStream {
+    let krate = args
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::llm_resilience), ToTokens::to_token_stream);
+    let p = quote!(#krate::__private);
+    let policy = policy_tokens(&p, args);
+    let ItemFn {
+        attrs, vis, block, ..
+    } = func;
+    let mut sig = func.sig.clone();
+    let mut mutable = Vec::new();
+    if let Some(names) = &args.clone {
+        for arg in &mut sig.inputs {
+            if let FnArg::Typed(typed) = arg {
+                take_mut(&mut typed.pat, names, &mut mutable);
+            }
+        }
+    }
+    let ret = pinned_return_type(func);
+    let site = Span::mixed_site();
+    let state = Ident::new("__retry_state", site);
+    let outcome = Ident::new("__retry_outcome", site);
+    let value = Ident::new("__retry_value", site);
+    let error = Ident::new("__retry_error", site);
+    let delay = Ident::new("__retry_delay", site);
+    let elapsed = Ident::new("__retry_elapsed", site);
+    let clones = args.clone.iter().flatten().map(|ident| {
+        let clone = respan(quote!(::core::clone::Clone::clone), ident.span());
+        let binding = if mutable.contains(ident) {
+            quote!(mut #ident)
+        } else {
+            quote!(#ident)
+        };
+        quote_spanned!(Span::call_site().located_at(ident.span())=> let #binding = #clone(&#ident);)
+    });
+    let when = args
+        .when
+        .as_ref()
+        .map_or_else(|| quote!(#p::always), ToTokens::to_token_stream);
+    let on_retry = args
+        .on_retry
+        .as_ref()
+        .map_or_else(|| quote!(#p::ignore), ToTokens::to_token_stream);
+
+    // Errors about the error type (a missing `Classify`) point at the return
+    // type.
+    let error_span = match &sig.output {
+        ReturnType::Type(_, ty) => error_type(ty).map_or_else(|| ty.span(), Spanned::span),
+        ReturnType::Default => sig.ident.span(),
+    };
+    let failed = respan(quote!(#p::failed), error_span);
+    let error_arg = {
+        let ident = Ident::new("__retry_error", site.located_at(error_span));
+        quote_spanned!(error_span=> &#ident)
+    };
+
+    let span_name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
+
+    // How the call reports a refusal: an open breaker (with `breaker`), and
+    // its own deadline coming before it could send (the limiter's pacing) or
+    // before its fallback ended (async).
+    let refusals = Ident::new("__retry_refusals", site);
+    let open_conversion = match &args.breaker {
+        Some((_, key)) => respan(quote!(#p::Some(#p::circuit_open)), *key),
+        None => quote!(#p::None),
+    };
+    // A named limiter reports a send slot past the deadline, its own or the
+    // one of the call it runs in; an async deadline reports a cut-off.
+    // `limiter = none` turns the function's own limiter off; no `limiter`
+    // at all gives it one (a `static` of its own, off until its first 429).
+    let limiter_off = matches!(
+        &args.limiter,
+        Some((syn::Expr::Path(path), _)) if path.qself.is_none() && path.path.is_ident("none")
+    );
+    let named_limiter = if limiter_off {
+        None
+    } else {
+        args.limiter.clone()
+    };
+    let implicit_limiter = args.limiter.is_none();
+    let deadline_conversion = match (&args.deadline, &named_limiter) {
+        (Some((_, key)), _) if sig.asyncness.is_some() => {
+            respan(quote!(#p::Some(#p::from_elapsed)), *key)
+        }
+        (_, Some((_, key))) => respan(quote!(#p::Some(#p::paced_past_deadline)), *key),
+        _ => quote!(#p::None),
+    };
+
+    let give_up = match &args.fallback {
+        None => quote!(return #p::err_of::<#ret>(#error);),
+        Some(path) => {
+            let forwarded = sig.inputs.iter().map(|arg| match arg {
+                FnArg::Receiver(r) => r.self_token.to_token_stream(),
+                FnArg::Typed(typed) => match &*typed.pat {
+                    Pat::Ident(p) => p.ident.to_token_stream(),
+                    other => other.to_token_stream(),
+                },
+            });
+            let call = quote_spanned!(path.span()=> #path(#(#forwarded),*));
+            let run = if sig.asyncness.is_some() {
+                quote!(#p::fallback_async(&#state, #call, &#refusals).await)
+            } else {
+                quote!(#p::fallback_sync(&#state, || #call))
+            };
+            quote! {
+                if #p::falls_back(&#state) {
+                    return #run;
+                }
+                return #p::err_of::<#ret>(#error);
+            }
+        }
+    };
+
+    // The breaker, budget and limiter, bound before the call's state (which
+    // borrows them) and handed to it.
+    let guarded = args.breaker.is_some()
+        || args.budget.is_some()
+        || named_limiter.is_some()
+        || implicit_limiter;
+    let mut bind_guards = TokenStream::new();
+    let mut set_guards = TokenStream::new();
+    if let Some((expr, _)) = &args.cost {
+        // Evaluated once per call, before its first attempt.
+        let span = expr.span();
+        let set = respan(quote!(#p::set_cost), span);
+        let cost = quote_spanned!(span=> { let __retry_cost: u64 = #expr; __retry_cost });
+        set_guards.extend(quote!(#set(&mut #state, #cost);));
+    }
+    if implicit_limiter {
+        let ident = Ident::new("__RETRY_LIMITER", site);
+        bind_guards.extend(quote! {
+            static #ident: #p::AdaptiveLimiter = #p::implicit_limiter();
+        });
+        set_guards.extend(quote!(#p::set_limiter(&mut #state, &#ident);));
+    }
+    for (arg, name, setter) in [
+        (&args.breaker, "__retry_breaker", "set_breaker"),
+        (&args.budget, "__retry_budget", "set_budget"),
+        (&named_limiter, "__retry_limiter", "set_limiter"),
+    ] {
+        if let Some((expr, _)) = arg {
+            let span = expr.span();
+            let ident = Ident::new(name, site.located_at(span));
+            let setter = Ident::new(setter, span);
+            let set = respan(quote!(#p::#setter), span);
+            bind_guards.extend(quote_spanned!(span=> let #ident = &(#expr);));
+            set_guards.extend(quote_spanned!(span=> #set(&mut #state, #ident);));
+        }
+    }
+    let admit = |before: TokenStream| {
+        if !guarded {
+            return TokenStream::new();
+        }
+        quote! {
+            if #p::needs_admission(&#state) {
+                if let #p::Err(#error) = #before {
+                    #give_up
+                }
+            }
+        }
+    };
+    let bind_refusals = if guarded || (args.fallback.is_some() && sig.asyncness.is_some()) {
+        quote!(let #refusals = #p::Refusals { open: #open_conversion, deadline: #deadline_conversion };)
+    } else {
+        TokenStream::new()
+    };
+    let succeeded = if guarded {
+        quote!(#p::succeeded_guarded(&mut #state);)
+    } else {
+        quote!(#p::succeeded(&#state);)
+    };
+
+    let (start, run, sleep, admit) = if sig.asyncness.is_some() {
+        let ret_span = match &sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => sig.ident.span(),
+        };
+        let block = typed_async_body(block, &ret, ret_span);
+        let limit_span = args
+            .deadline
+            .map(|(_, span)| span)
+            .or(args.attempt_timeout.map(|(_, span)| span));
+        let run = match limit_span {
+            None => quote! {
+                #p::attempt_async::<#ret, _>(&#state, async #block).await
+            },
+            Some(span) => {
+                let cut_off_fn = respan(quote!(#p::cut_off), span);
+                let cut_off = quote_spanned!(span=> #cut_off_fn(&mut #state, #elapsed));
+                quote! {
+                    match #p::attempt_async_timed::<#ret, _>(&#state, async #block).await {
+                        #p::Ok(#outcome) => #outcome,
+                        #p::Err(#elapsed) => #p::Err(#cut_off),
+                    }
+                }
+            }
+        };
+        (
+            quote!(#p::start_async),
+            run,
+            quote!(#p::sleep_async(&#state, #delay).await),
+            admit(quote!(#p::before_attempt_async(&mut #state, &#refusals).await)),
+        )
+    } else {
+        (
+            quote!(#p::start_sync),
+            quote!(#p::attempt_sync::<#ret, _>(&#state, || #block)),
+            quote!(#p::sleep_sync(#delay)),
+            admit(quote!(#p::before_attempt_sync(&mut #state, &#refusals))),
+        )
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            const __RETRY_POLICY: #p::Policy = #policy;
+            static __RETRY_METRICS: #p::MetricKeys = #p::MetricKeys::new(#span_name);
+            #bind_guards
+            let mut #state = #start(&__RETRY_POLICY, &__RETRY_METRICS);
+            #set_guards
+            #bind_refusals
+            loop {
+                #admit
+                // The clones live for the attempt alone: a fallback gets the
+                // arguments themselves.
+                let #outcome = {
+                    #(#clones)*
+                    #run
+                };
+                let #error = match #outcome {
+                    #p::Ok(#value) => {
+                        #succeeded
+                        return #p::Ok(#value);
+                    }
+                    #p::Err(#error) => #error,
+                };
+                match #failed(&mut #state, #error_arg, #when, #on_retry, || #krate::__call_span!(#span_name)) {
+                    #p::Some(#delay) => #sleep,
+                    #p::None => {
+                        #give_up
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,339 @@
+use std::error::Error;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ErrorKind;
+
+/// Tells the retry engine what kind of failure an error is, and whether the
+/// server said when to come back.
+///
+/// Implement it for the error type of every function you put `#[retry]` on.
+///
+/// ```
+/// use std::time::Duration;
+/// use llm_resilience::{Classify, ErrorKind};
+///
+/// #[derive(Debug)]
+/// enum ApiError {
+///     Status { code: u16, retry_after: Option<Duration> },
+///     Io(std::io::Error),
+/// }
+///
+/// impl Classify for ApiError {
+///     fn kind(&self) -> ErrorKind {
+///         match self {
+///             ApiError::Status { code: 429, .. } => ErrorKind::RateLimit,
+///             ApiError::Status { code: 503, .. } => ErrorKind::Overloaded,
+///             ApiError::Status { code: 401 | 403, .. } => ErrorKind::Auth,
+///             ApiError::Status { code: 500..=599, .. } => ErrorKind::Server,
+///             ApiError::Status { .. } => ErrorKind::Client,
+///             ApiError::Io(e) => Classify::kind(e),
+///         }
+///     }
+///
+///     fn retry_after(&self) -> Option<Duration> {
+///         match self {
+///             ApiError::Status { retry_after, .. } => *retry_after,
+///             ApiError::Io(_) => None,
+///         }
+///     }
+/// }
+///
+/// let e = ApiError::Status { code: 429, retry_after: Some(Duration::from_secs(2)) };
+/// assert_eq!(e.kind(), ErrorKind::RateLimit);
+/// assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `llm_resilience::Classify`, so a retry cannot tell which of its errors are worth another attempt",
+    label = "this error type needs `impl llm_resilience::Classify`",
+    note = "add `impl llm_resilience::Classify for {Self} {{ fn kind(&self) -> llm_resilience::ErrorKind {{ ... }} }}`, returning `ErrorKind::RateLimit`, `Timeout`, `Server`, ... for each of its errors",
+    note = "or return an error type that classifies as it is: `Box<dyn std::error::Error + Send + Sync>` or `anyhow::Error` (feature `anyhow` of llm-resilience), classified by their chain of causes; `std::io::Error`; or `llm_resilience::http::HttpError` (feature `http`)"
+)]
+pub trait Classify {
+    /// The kind of failure this error is.
+    fn kind(&self) -> ErrorKind;
+
+    /// How long the server asked the caller to wait before trying again
+    /// (a `Retry-After` header, for instance), if it said anything.
+    ///
+    /// When this is `Some(d)` with `d` greater than zero, the next attempt
+    /// starts no sooner than `d`. The default says nothing.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The provider's id for the request that failed (an `x-request-id`
+    /// header, say), for the logs. The default says nothing.
+    fn request_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// `TimedOut` and `WouldBlock` are [`Timeout`](ErrorKind::Timeout);
+/// `ConnectionReset`, `ConnectionRefused`, `ConnectionAborted`, `BrokenPipe`,
+/// `NotConnected` and `UnexpectedEof` are [`Network`](ErrorKind::Network);
+/// the rest are [`Other`](ErrorKind::Other).
+///
+/// ```
+/// use std::io;
+/// use llm_resilience::{Classify, ErrorKind};
+///
+/// let e = io::Error::from(io::ErrorKind::ConnectionReset);
+/// assert_eq!(Classify::kind(&e), ErrorKind::Network);
+/// ```
+impl Classify for io::Error {
+    fn kind(&self) -> ErrorKind {
+        io_kind(io::Error::kind(self))
+    }
+}
+
+/// The same mapping as for [`io::Error`].
+impl Classify for io::ErrorKind {
+    fn kind(&self) -> ErrorKind {
+        io_kind(*self)
+    }
+}
+
+fn io_kind(kind: io::ErrorKind) -> ErrorKind {
+    use io::ErrorKind as K;
+    match kind {
+        K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
+        K::ConnectionReset
+        | K::ConnectionRefused
+        | K::ConnectionAborted
+        | K::BrokenPipe
+        | K::NotConnected
+        | K::UnexpectedEof => ErrorKind::Network,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// An expired `tokio::time::timeout` is a [`Timeout`](ErrorKind::Timeout).
+#[cfg(feature = "tokio")]
+impl Classify for tokio::time::error::Elapsed {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Timeout
+    }
+}
+
+impl<E: Classify + ?Sized> Classify for &E {
+    fn kind(&self) -> ErrorKind {
+        (**self).kind()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        (**self).retry_after()
+    }
+    fn request_id(&self) -> Option<&str> {
+        (**self).request_id()
+    }
+}
+
+impl<E: Classify + ?Sized> Classify for Box<E> {
+    fn kind(&self) -> ErrorKind {
+        (**self).kind()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        (**self).retry_after()
+    }
+    fn request_id(&self) -> Option<&str> {
+        (**self).request_id()
+    }
+}
+
+impl<E: Classify + ?Sized> Classify for Arc<E> {
+    fn kind(&self) -> ErrorKind {
+        (**self).kind()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        (**self).retry_after()
+    }
+    fn request_id(&self) -> Option<&str> {
+        (**self).request_id()
+    }
+}
+
+/// The links of an error's chain that this crate knows how to classify, as
+/// [`Classify`]: the error itself, then its [`source`](Error::source)s, going
+/// into the error an [`io::Error`] wraps. At most [`CHAIN_LIMIT`] links are
+/// looked at, so a chain that loops back on itself still ends.
+///
+/// Known: [`io::Error`], [`Elapsed`](crate::Elapsed),
+/// [`CircuitOpen`](crate::CircuitOpen), tokio's `Elapsed` (feature `tokio`),
+/// `HttpError` (feature `http`) and `reqwest::Error` (feature `reqwest`).
+fn known_links<'e>(
+    error: &'e (dyn Error + 'static),
+) -> impl Iterator<Item = &'e dyn Classify> + 'e {
+    let mut next = Some(error);
+    std::iter::from_fn(move || {
+        let link = next?;
+        next = match link.downcast_ref::<io::Error>() {
+            // `io::Error::source` skips the error it wraps: step into it.
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+            None => link.source(),
+        };
+        Some(link)
+    })
+    .take(CHAIN_LIMIT)
+    .filter_map(known)
+}
+
+/// How many links of a chain [`known_links`] looks at.
+const CHAIN_LIMIT: usize = 32;
+
+/// `error` as a [`Classify`], if it is of a type this crate knows.
+fn known<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e dyn Classify> {
+    if let Some(e) = error.downcast_ref::<io::Error>() {
+        return Some(e);
+    }
+    if let Some(e) = error.downcast_ref::<crate::Elapsed>() {
+        return Some(e);
+    }
+    if let Some(e) = error.downcast_ref::<crate::CircuitOpen>() {
+        return Some(e);
+    }
+    #[cfg(feature = "tokio")]
+    if let Some(e) = error.downcast_ref::<tokio::time::error::Elapsed>() {
+        return Some(e);
+    }
+    #[cfg(feature = "http")]
+    if let Some(e) = error.downcast_ref::<crate::http::HttpError>() {
+        return Some(e);
+    }
+    #[cfg(feature = "reqwest")]
+    if let Some(e) = error.downcast_ref::<reqwest::Error>() {
+        return Some(e);
+    }
+    None
+}
+
+/// The kind of the first known link that is not [`Other`](ErrorKind::Other).
+fn chain_kind(error: &(dyn Error + 'static)) -> ErrorKind {
+    known_links(error)
+        .map(|e| e.kind())
+        .find(|kind| *kind != ErrorKind::Other)
+        .unwrap_or(ErrorKind::Other)
+}
+
+/// The `retry_after` of the first known link that has one.
+fn chain_retry_after(error: &(dyn Error + 'static)) -> Option<Duration> {
+    known_links(error).find_map(|e| e.retry_after())
+}
+
+/// The `request_id` of the first known link that has one.
+fn chain_request_id<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e str> {
+    known_links(error).find_map(|e| e.request_id())
+}
+
+/// Classifies a boxed error by its chain: the error and its sources are
+/// looked at in turn (into the error an [`io::Error`] wraps too), and the
+/// first one of a type this crate knows with a kind other than
+/// [`Other`](ErrorKind::Other) decides. Known are [`io::Error`],
+/// [`Elapsed`](crate::Elapsed), [`CircuitOpen`](crate::CircuitOpen),
+/// tokio's `Elapsed`, `HttpError` (feature `http`) and `reqwest::Error`
+/// (feature `reqwest`); a chain with none of them is
+/// [`Other`](ErrorKind::Other), which is not retried. `retry_after` and
+/// `request_id` come from the first known error that has one.
+///
+/// With it, `Result<T, Box<dyn Error + Send + Sync>>` (and `Box<dyn Error>`,
+/// `&dyn Error`, `Arc<dyn Error + Send + Sync>`) can take `#[retry]`; the
+/// `?` operator boxes the errors as they come.
+///
+/// ```
+/// use std::error::Error;
+/// use std::io;
+/// use llm_resilience::{Classify, Elapsed, ErrorKind};
+///
+/// let reset: Box<dyn Error + Send + Sync> = io::Error::from(io::ErrorKind::ConnectionReset).into();
+/// assert_eq!(reset.kind(), ErrorKind::Network);
+///
+/// // An io::Error wrapping one of ours is looked into.
+/// let wrapped: Box<dyn Error + Send + Sync> = io::Error::other(io::Error::from(io::ErrorKind::TimedOut)).into();
+/// assert_eq!(wrapped.kind(), ErrorKind::Timeout);
+///
+/// let unknown: Box<dyn Error + Send + Sync> = "model returned nonsense".into();
+/// assert_eq!(unknown.kind(), ErrorKind::Other);
+/// ```
+impl Classify for dyn Error + Send + Sync + 'static {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(self)
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(self)
+    }
+}
+
+/// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+/// by the error's chain.
+impl Classify for dyn Error + Send + 'static {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(self)
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(self)
+    }
+}
+
+/// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+/// by the error's chain.
+impl Classify for dyn Error + 'static {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(self)
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(self)
+    }
+}
+
+/// Classifies an `anyhow::Error` (feature `anyhow`) by its chain, as for
+/// [`Box<dyn Error + Send + Sync>`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+/// `.context(...)` layers are looked through.
+///
+/// ```
+/// use anyhow::Context;
+/// use llm_resilience::{Classify, ErrorKind};
+///
+/// let read: Result<(), std::io::Error> = Err(std::io::ErrorKind::TimedOut.into());
+/// let error = read.context("reading the completion").unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::Timeout);
+/// assert_eq!(anyhow::anyhow!("no choices in the reply").kind(), ErrorKind::Other);
+///
+/// // An error made from a boxed one is classified by what the box holds.
+/// let boxed: Box<dyn std::error::Error + Send + Sync> =
+///     Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+/// let error = anyhow::anyhow!(boxed).context("streaming the answer");
+/// assert_eq!(error.kind(), ErrorKind::Network);
+/// ```
+#[cfg(feature = "anyhow")]
+impl Classify for anyhow::Error {
+    fn kind(&self) -> ErrorKind {
+        chain_kind(anyhow_chain(self))
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        chain_retry_after(anyhow_chain(self))
+    }
+    fn request_id(&self) -> Option<&str> {
+        chain_request_id(anyhow_chain(self))
+    }
+}
+
+/// The start of an `anyhow::Error`'s chain. An error made from a boxed one
+/// (`anyhow!(boxed)`) hides the box behind a wrapper that shows its message
+/// but not its type: the box, found by downcasting, is where the chain
+/// starts.
+#[cfg(feature = "anyhow")]
+fn anyhow_chain(error: &anyhow::Error) -> &(dyn std::error::Error + 'static) {
+    match error.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>() {
+        Some(boxed) => boxed.as_ref(),
+        None => error.as_ref(),
+    }
+}
