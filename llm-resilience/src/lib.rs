@@ -100,43 +100,33 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-mod attempt;
-mod backoff;
-mod breaker;
-mod budget;
-mod call;
-mod classify;
-mod clock;
-mod elapsed;
 mod engine;
-mod guard;
-mod kind;
-mod limiter;
-pub mod metrics;
+mod guards;
+mod observe;
 mod policy;
 mod sync;
-mod trace;
-mod wait;
-mod window;
+mod time;
+
+pub use observe::metrics;
 
 pub mod testing;
 
 #[cfg(feature = "http")]
 pub mod http;
 
-pub use attempt::{attempt, Attempt, IdempotencyKey};
-pub use backoff::Backoff;
-pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen, HumanWait};
-pub use budget::{KeyedBudgets, RetryBudget};
-pub use call::{Hooks, NoHook, RetryAll};
-pub use classify::Classify;
-pub use elapsed::Elapsed;
-pub use engine::{DelaySource, RetryEvent};
-pub use guard::{AsBreaker, AsBudget, AsLimiter, FailFast, NoBreaker, Refuse};
-pub use kind::{ErrorKind, KindSet};
-pub use limiter::AdaptiveLimiter;
+pub use engine::attempt::{attempt, Attempt, IdempotencyKey};
+pub use engine::call::{Hooks, NoHook, RetryAll};
+pub use engine::elapsed::Elapsed;
+pub use engine::state::{DelaySource, RetryEvent};
+pub use guards::breaker::{BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen, HumanWait};
+pub use guards::budget::{KeyedBudgets, RetryBudget};
+pub use guards::limiter::AdaptiveLimiter;
+pub use guards::{AsBreaker, AsBudget, AsLimiter, FailFast, NoBreaker, Refuse};
+pub use policy::backoff::Backoff;
+pub use policy::classify::Classify;
+pub use policy::kind::{ErrorKind, KindSet};
+pub use policy::wait::{Jitter, Wait};
 pub use policy::{Policy, PolicyError};
-pub use wait::{Jitter, Wait};
 
 /// Retry a function under a policy checked at compile time.
 ///

@@ -8,7 +8,7 @@ use core::time::Duration;
 pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
-pub use crate::engine::{Refusals, State};
+pub use crate::engine::state::{Refusals, State};
 pub use crate::AdaptiveLimiter;
 
 /// The limiter of a `#[retry]` function that names none: off until the
@@ -16,9 +16,9 @@ pub use crate::AdaptiveLimiter;
 pub const fn implicit_limiter() -> AdaptiveLimiter {
     AdaptiveLimiter::new().count_only_when_pacing()
 }
-pub use crate::guard::{AsBreaker, AsBudget, AsLimiter};
+pub use crate::guards::{AsBreaker, AsBudget, AsLimiter};
 pub use crate::metrics::MetricKeys;
-pub use crate::trace::{CallSpan, MakeSpan};
+pub use crate::observe::trace::{CallSpan, MakeSpan};
 pub use crate::{
     CircuitOpen, Classify, Elapsed, ErrorKind, Jitter, KindSet, Policy, RetryEvent, Wait,
 };
@@ -177,7 +177,7 @@ pub fn attempt_async<'s, 'p, R: IsResult, F: Future<Output = R>>(
     state: &'s State<'p>,
     body: F,
 ) -> impl Future<Output = R> + use<'s, 'p, R, F> {
-    crate::attempt::InAttempt::new(state, body)
+    crate::engine::attempt::InAttempt::new(state, body)
 }
 
 /// Run one async attempt, cut off at the attempt timeout or the deadline.
@@ -194,7 +194,7 @@ pub(crate) async fn run_async_timed<R, F: Future<Output = R>>(
     state: &State<'_>,
     body: F,
 ) -> Result<R, Elapsed> {
-    let attempt = crate::attempt::InAttempt::new(state, body);
+    let attempt = crate::engine::attempt::InAttempt::new(state, body);
     match state.attempt_limit() {
         None => Ok(attempt.await),
         Some((limit, elapsed)) => tokio::time::timeout(limit, attempt)

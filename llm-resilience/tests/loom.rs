@@ -17,11 +17,11 @@ use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use loom::thread;
 use llm_resilience::__private::loom::set_now;
 use llm_resilience::{
     BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen, ErrorKind, RetryBudget,
 };
+use loom::thread;
 
 /// A time at the epoch, as `now_ns` counts it.
 const T0: u64 = 1 << 60;

@@ -13,7 +13,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use llm_resilience::testing::skip_sleeps;
-use llm_resilience::{attempt, retry, Classify, DelaySource, ErrorKind, IdempotencyKey, RetryEvent};
+use llm_resilience::{
+    attempt, retry, Classify, DelaySource, ErrorKind, IdempotencyKey, RetryEvent,
+};
 
 const fn s(n: u64) -> Duration {
     Duration::from_secs(n)

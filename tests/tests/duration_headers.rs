@@ -9,10 +9,10 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
-use proptest::prelude::*;
 use llm_resilience::http::{requests_remaining, retry_after, HttpError};
 use llm_resilience::testing::skip_sleeps;
 use llm_resilience::{retry, Classify, ErrorKind, Jitter, Policy};
+use proptest::prelude::*;
 
 const DAY: Duration = Duration::from_secs(86_400);
 

@@ -4,7 +4,9 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use llm_resilience::{attempt, retry, testing, Classify, Elapsed, ErrorKind, KindSet, Policy, Wait};
+use llm_resilience::{
+    attempt, retry, testing, Classify, Elapsed, ErrorKind, KindSet, Policy, Wait,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 struct ApiError {

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use proptest::prelude::*;
 use llm_resilience::http::{classify_response, requests_remaining, retry_after, HttpError};
 use llm_resilience::{Classify, ErrorKind};
+use proptest::prelude::*;
 
 const NAMES: &[&str] = &[
     "retry-after",

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use llm_resilience::{retry, testing, Classify, ErrorKind};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
-use llm_resilience::{retry, testing, Classify, ErrorKind};
 
 #[derive(Debug)]
 struct Failure(ErrorKind);

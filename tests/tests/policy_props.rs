@@ -8,8 +8,8 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use proptest::prelude::*;
 use llm_resilience::{testing, Classify, Elapsed, ErrorKind, Jitter, KindSet, Policy, Wait};
+use proptest::prelude::*;
 
 /// One scripted failure: its kind and the Retry-After it carries.
 #[derive(Clone, Debug)]

@@ -43,9 +43,11 @@ use clap::builder::PossibleValuesParser;
 use clap::Parser;
 use examples::flaky::{FlakyProvider, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use llm_resilience::http::{check, HttpError, RequestBuilderExt};
-use llm_resilience::{CircuitBreaker, CircuitOpen, Classify, DelaySource, Policy, RetryEvent, Wait};
+use llm_resilience::{
+    CircuitBreaker, CircuitOpen, Classify, DelaySource, Policy, RetryEvent, Wait,
+};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 

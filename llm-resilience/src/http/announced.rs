@@ -129,7 +129,7 @@ pub fn announced(headers: &HeaderMap) -> Announced {
 /// assert_eq!(LIMITER.rate(), Some(19.0)); // 1200 a minute, less 5 % headroom
 /// ```
 pub fn observe(headers: &HeaderMap) {
-    crate::attempt::with_limiter(|limiter| {
+    crate::engine::attempt::with_limiter(|limiter| {
         if !limiter.learns_now() {
             return;
         }

@@ -62,7 +62,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
-use crate::breaker::HumanWait;
+use crate::guards::breaker::HumanWait;
 use crate::{CircuitOpen, Classify, Elapsed, ErrorKind};
 
 mod announced;

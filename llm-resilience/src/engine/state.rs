@@ -2,13 +2,13 @@
 use std::mem::ManuallyDrop;
 use std::time::Duration;
 
-use crate::attempt::Frame;
-use crate::clock::Clock;
-use crate::guard::Guards;
-use crate::limiter::Slot;
+use crate::engine::attempt::Frame;
+use crate::guards::limiter::Slot;
+use crate::guards::Guards;
 use crate::metrics::{self, MetricKeys, Outcome};
-use crate::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
-use crate::wait::uniform;
+use crate::observe::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
+use crate::policy::wait::uniform;
+use crate::time::Clock;
 use crate::{
     AdaptiveLimiter, BreakerPermit, CircuitBreaker, CircuitOpen, Classify, Elapsed, ErrorKind,
     Jitter, Policy, RetryBudget,
@@ -389,7 +389,7 @@ impl<'p> State<'p> {
             None => None,
             Some(limit) => clock.now().checked_add(limit),
         };
-        let deadline = match (own, crate::attempt::inherited_deadline()) {
+        let deadline = match (own, crate::engine::attempt::inherited_deadline()) {
             (Some(own), Some(outer)) => Some(own.min(outer)),
             (own, outer) => own.or(outer),
         };
@@ -1033,8 +1033,8 @@ impl<'p> State<'p> {
     /// A fallback future, polled as [`run_fallback`](Self::run_fallback)
     /// runs a sync one.
     #[cfg(feature = "tokio")]
-    pub(crate) fn fallback_future<F>(&self, fut: F) -> crate::attempt::InFallback<F> {
-        crate::attempt::InFallback::new(self.frame.deadline, self.frame.clock, fut)
+    pub(crate) fn fallback_future<F>(&self, fut: F) -> crate::engine::attempt::InFallback<F> {
+        crate::engine::attempt::InFallback::new(self.frame.deadline, self.frame.clock, fut)
     }
 
     /// Run an async fallback, cut off at this call's own deadline whether

@@ -1458,7 +1458,7 @@ impl Slot {
 /// thread that skipped them, as they move every other clock of the crate.
 fn now_nanos() -> i64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let now = crate::clock::shared_now();
+    let now = crate::time::shared_now();
     let epoch = *EPOCH.get_or_init(|| now);
     match now.checked_duration_since(epoch) {
         Some(after) => duration_to_nanos(after),

@@ -4,7 +4,7 @@ use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::clock::Clock;
+use crate::time::Clock;
 
 thread_local! {
     /// The frame of the attempt running on this thread, or null. Set only by
@@ -356,7 +356,7 @@ impl fmt::Debug for IdempotencyKey {
 pin_project_lite::pin_project! {
     /// A future that makes its attempt the current one while it is polled.
     pub(crate) struct InAttempt<'s, 'p, F> {
-        state: &'s crate::engine::State<'p>,
+        state: &'s crate::engine::state::State<'p>,
         #[pin]
         fut: F,
     }
@@ -365,7 +365,7 @@ pin_project_lite::pin_project! {
 #[cfg(feature = "tokio")]
 impl<'s, 'p, F> InAttempt<'s, 'p, F> {
     #[inline]
-    pub(crate) fn new(state: &'s crate::engine::State<'p>, fut: F) -> Self {
+    pub(crate) fn new(state: &'s crate::engine::state::State<'p>, fut: F) -> Self {
         InAttempt { state, fut }
     }
 }

@@ -1,3 +1,11 @@
+//! The policy: how many attempts, which errors, how long to wait (backoff
+//! and jitter), and how long the whole call may take.
+
+pub(crate) mod backoff;
+pub(crate) mod classify;
+pub(crate) mod kind;
+pub(crate) mod wait;
+
 use core::fmt;
 use std::time::Duration;
 

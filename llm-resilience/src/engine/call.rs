@@ -1,6 +1,6 @@
-use crate::engine::{Refusals, State};
-use crate::guard::{FailFast, Guards, NoBreaker, Refuse};
-use crate::trace::policy_span;
+use crate::engine::state::{Refusals, State};
+use crate::guards::{FailFast, Guards, NoBreaker, Refuse};
+use crate::observe::trace::policy_span;
 use crate::{
     AdaptiveLimiter, CircuitBreaker, CircuitOpen, Classify, Policy, RetryBudget, RetryEvent,
 };

@@ -3,6 +3,11 @@
 //! `budget =` and `limiter =`, or to a [`Policy`](crate::Policy) through
 //! [`Hooks`](crate::Hooks).
 
+pub(crate) mod breaker;
+pub(crate) mod budget;
+pub(crate) mod limiter;
+pub(crate) mod window;
+
 use std::rc::Rc;
 use std::sync::Arc;
 

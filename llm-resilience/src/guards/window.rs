@@ -49,9 +49,9 @@ use std::time::Duration;
 #[cfg(not(retry_loom))]
 use std::time::Instant;
 
-#[cfg(not(retry_loom))]
-use crate::clock::shared_now;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+#[cfg(not(retry_loom))]
+use crate::time::shared_now;
 
 /// The number of buckets in a window.
 pub(crate) const BUCKETS: u64 = 10;

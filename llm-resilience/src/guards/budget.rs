@@ -5,9 +5,9 @@ use core::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
-use crate::breaker::ppm;
+use crate::guards::breaker::ppm;
+use crate::guards::window::{bucket_ns, nanos, now_ns, Window, BUCKETS, HI, LO};
 use crate::sync::Ordering;
-use crate::window::{bucket_ns, nanos, now_ns, Window, BUCKETS, HI, LO};
 
 /// A cap on retries shared by many calls: retries are allowed while those
 /// made over a recent window stay within a share of the calls made over it,

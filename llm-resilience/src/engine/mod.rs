@@ -1,0 +1,7 @@
+//! The engine: the state of one retried call, the attempt it runs, the
+//! decision after a failure, and the calls of [`Policy`](crate::Policy).
+
+pub(crate) mod attempt;
+pub(crate) mod call;
+pub(crate) mod elapsed;
+pub(crate) mod state;
