@@ -330,6 +330,13 @@ fn typed_async_body(block: &Block, ret: &Type, ret_span: Span) -> TokenStream {
     group.into_token_stream()
 }
 
+/// Whether `ty` holds an `impl Trait` anywhere.
+fn has_impl_trait(ty: &Type) -> bool {
+    let mut copy = ty.clone();
+    replace_impl_trait(&mut copy);
+    copy.to_token_stream().to_string() != ty.to_token_stream().to_string()
+}
+
 /// The `E` of a return type written `...Result<T, E>`, if written so.
 fn error_type(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else { return None };
@@ -450,12 +457,6 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     }
     let ret = pinned_return_type(func);
     let site = Span::mixed_site();
-    let state = Ident::new("__retry_state", site);
-    let outcome = Ident::new("__retry_outcome", site);
-    let value = Ident::new("__retry_value", site);
-    let error = Ident::new("__retry_error", site);
-    let delay = Ident::new("__retry_delay", site);
-    let elapsed = Ident::new("__retry_elapsed", site);
     let clones = args.clone.iter().flatten().map(|ident| {
         let clone = respan(quote!(::core::clone::Clone::clone), ident.span());
         let binding = if mutable.contains(ident) {
@@ -475,15 +476,29 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         .map_or_else(|| quote!(#p::ignore), ToTokens::to_token_stream);
 
     // Errors about the error type (a missing `Classify`) point at the return
-    // type.
+    // type: the call starts through a function that requires it.
     let error_span = match &sig.output {
         ReturnType::Type(_, ty) => error_type(ty).map_or_else(|| ty.span(), Spanned::span),
         ReturnType::Default => sig.ident.span(),
     };
-    let failed = respan(quote!(#p::failed), error_span);
-    let error_arg = {
-        let ident = Ident::new("__retry_error", site.located_at(error_span));
-        quote_spanned!(error_span=> &#ident)
+    let is_async = sig.asyncness.is_some();
+    // The error type, named for the call's start: as written in
+    // `Result<T, E>`, else through the return type (an alias such as
+    // `io::Result<T>`), else inferred (an alias whose success type is an
+    // `impl Trait`, which cannot be named here).
+    let error_ty = match &sig.output {
+        ReturnType::Type(_, ty) => match error_type(ty) {
+            Some(e) if !has_impl_trait(e) => e.to_token_stream(),
+            Some(_) => quote!(_),
+            None if has_impl_trait(ty) => quote!(_),
+            None => quote!(#p::ErrorOf<#ty>),
+        },
+        ReturnType::Default => quote!(_),
+    };
+    let start = if is_async {
+        respan(quote!(#p::start_async), error_span)
+    } else {
+        respan(quote!(#p::start_sync), error_span)
     };
 
     let span_name = args
@@ -491,18 +506,15 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         .clone()
         .unwrap_or_else(|| syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
 
-    // How the call reports a refusal: an open breaker (with `breaker`), and
-    // its own deadline coming before it could send (the limiter's pacing) or
-    // before its fallback ended (async).
-    let refusals = Ident::new("__retry_refusals", site);
+    // How the call reports a refusal: an open breaker (with `breaker`), its
+    // own deadline coming before it could send (the limiter's pacing) or
+    // before its fallback ended (async), and an attempt cut off (async, with
+    // `deadline` or `attempt_timeout`). Each conversion is spanned at the
+    // argument that needs it, so that a missing `From` impl points there.
     let open_conversion = match &args.breaker {
         Some((_, key)) => respan(quote!(#p::Some(#p::circuit_open)), *key),
         None => quote!(#p::None),
     };
-    // A named limiter reports a send slot past the deadline, its own or the
-    // one of the call it runs in; an async deadline reports a cut-off.
-    // `limiter = none` turns the function's own limiter off; no `limiter`
-    // at all gives it one (a `static` of its own, off until its first 429).
     let limiter_off = matches!(
         &args.limiter,
         Some((syn::Expr::Path(path), _)) if path.qself.is_none() && path.path.is_ident("none")
@@ -514,15 +526,60 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     };
     let implicit_limiter = args.limiter.is_none();
     let deadline_conversion = match (&args.deadline, &named_limiter) {
-        (Some((_, key)), _) if sig.asyncness.is_some() => {
-            respan(quote!(#p::Some(#p::from_elapsed)), *key)
-        }
+        (Some((_, key)), _) if is_async => respan(quote!(#p::Some(#p::from_elapsed)), *key),
         (_, Some((_, key))) => respan(quote!(#p::Some(#p::paced_past_deadline)), *key),
         _ => quote!(#p::None),
     };
+    let limit_span = args
+        .deadline
+        .map(|(_, span)| span)
+        .or(args.attempt_timeout.map(|(_, span)| span));
+    let cut_off_conversion = match limit_span {
+        Some(span) if is_async => respan(quote!(#p::Some(#p::from_elapsed)), span),
+        _ => quote!(#p::None),
+    };
 
-    let give_up = match &args.fallback {
-        None => quote!(return #p::err_of::<#ret>(#error);),
+    let call = Ident::new("__retry_call", site);
+    let mut bind_guards = TokenStream::new();
+    let mut set_guards = TokenStream::new();
+    if let Some((expr, _)) = &args.cost {
+        let span = expr.span();
+        let set = respan(quote!(#p::set_cost), span);
+        let cost = quote_spanned!(span=> { let __retry_cost: u64 = #expr; __retry_cost });
+        set_guards.extend(quote!(#set(&mut #call, #cost);));
+    }
+    if implicit_limiter {
+        // Each function's own limiter: off (one relaxed load per call) until
+        // its first `429`.
+        let ident = Ident::new("__RETRY_LIMITER", site);
+        bind_guards.extend(quote! {
+            static #ident: #p::AdaptiveLimiter = #p::implicit_limiter();
+        });
+        set_guards.extend(quote!(#p::set_limiter(&mut #call, &#ident);));
+    }
+    for (arg, name, setter) in [
+        (&args.breaker, "__retry_breaker", "set_breaker"),
+        (&args.budget, "__retry_budget", "set_budget"),
+        (&named_limiter, "__retry_limiter", "set_limiter"),
+    ] {
+        if let Some((expr, _)) = arg {
+            // Spanned at the expression: a value of the wrong type is
+            // reported there.
+            let span = expr.span();
+            let ident = Ident::new(name, site.located_at(span));
+            let setter = Ident::new(setter, span);
+            let set = respan(quote!(#p::#setter), span);
+            bind_guards.extend(quote_spanned!(span=> let #ident = &(#expr);));
+            set_guards.extend(quote_spanned!(span=> #set(&mut #call, #ident);));
+        }
+    }
+
+    let ending = Ident::new("__retry_ending", site);
+    let fallback = Ident::new("__retry_fallback", site);
+    let has_fallback = args.fallback.is_some();
+    // The end of the call: its result, or its fallback's.
+    let end = match &args.fallback {
+        None => quote!(#p::returned(#ending)),
         Some(path) => {
             let forwarded = sig.inputs.iter().map(|arg| match arg {
                 FnArg::Receiver(r) => r.self_token.to_token_stream(),
@@ -531,118 +588,44 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
                     other => other.to_token_stream(),
                 },
             });
-            let call = quote_spanned!(path.span()=> #path(#(#forwarded),*));
-            let run = if sig.asyncness.is_some() {
-                quote!(#p::fallback_async(&#state, #call, &#refusals).await)
+            let fallback_call = quote_spanned!(path.span()=> #path(#(#forwarded),*));
+            let run = if is_async {
+                quote!(#fallback.run_async(#fallback_call).await)
             } else {
-                quote!(#p::fallback_sync(&#state, || #call))
+                quote!(#fallback.run_sync(|| #fallback_call))
             };
             quote! {
-                if #p::falls_back(&#state) {
-                    return #run;
-                }
-                return #p::err_of::<#ret>(#error);
-            }
-        }
-    };
-
-    // The breaker, budget and limiter, bound before the call's state (which
-    // borrows them) and handed to it.
-    let guarded = args.breaker.is_some()
-        || args.budget.is_some()
-        || named_limiter.is_some()
-        || implicit_limiter;
-    let mut bind_guards = TokenStream::new();
-    let mut set_guards = TokenStream::new();
-    if let Some((expr, _)) = &args.cost {
-        // Evaluated once per call, before its first attempt.
-        let span = expr.span();
-        let set = respan(quote!(#p::set_cost), span);
-        let cost = quote_spanned!(span=> { let __retry_cost: u64 = #expr; __retry_cost });
-        set_guards.extend(quote!(#set(&mut #state, #cost);));
-    }
-    if implicit_limiter {
-        let ident = Ident::new("__RETRY_LIMITER", site);
-        bind_guards.extend(quote! {
-            static #ident: #p::AdaptiveLimiter = #p::implicit_limiter();
-        });
-        set_guards.extend(quote!(#p::set_limiter(&mut #state, &#ident);));
-    }
-    for (arg, name, setter) in [
-        (&args.breaker, "__retry_breaker", "set_breaker"),
-        (&args.budget, "__retry_budget", "set_budget"),
-        (&named_limiter, "__retry_limiter", "set_limiter"),
-    ] {
-        if let Some((expr, _)) = arg {
-            let span = expr.span();
-            let ident = Ident::new(name, site.located_at(span));
-            let setter = Ident::new(setter, span);
-            let set = respan(quote!(#p::#setter), span);
-            bind_guards.extend(quote_spanned!(span=> let #ident = &(#expr);));
-            set_guards.extend(quote_spanned!(span=> #set(&mut #state, #ident);));
-        }
-    }
-    let admit = |before: TokenStream| {
-        if !guarded {
-            return TokenStream::new();
-        }
-        quote! {
-            if #p::needs_admission(&#state) {
-                if let #p::Err(#error) = #before {
-                    #give_up
+                match #ending {
+                    #p::Ending::FallBack(#fallback, _) => #run,
+                    #ending => #p::returned(#ending),
                 }
             }
         }
     };
-    let bind_refusals = if guarded || (args.fallback.is_some() && sig.asyncness.is_some()) {
-        quote!(let #refusals = #p::Refusals { open: #open_conversion, deadline: #deadline_conversion };)
-    } else {
-        TokenStream::new()
-    };
-    let succeeded = if guarded {
-        quote!(#p::succeeded_guarded(&mut #state);)
-    } else {
-        quote!(#p::succeeded(&#state);)
-    };
 
-    let (start, run, sleep, admit) = if sig.asyncness.is_some() {
+    let run = if is_async {
         let ret_span = match &sig.output {
             ReturnType::Type(_, ty) => ty.span(),
             ReturnType::Default => sig.ident.span(),
         };
         let block = typed_async_body(block, &ret, ret_span);
-        let limit_span = args
-            .deadline
-            .map(|(_, span)| span)
-            .or(args.attempt_timeout.map(|(_, span)| span));
-        let run = match limit_span {
-            None => quote! {
-                #p::attempt_async::<#ret, _>(&#state, async #block).await
-            },
-            Some(span) => {
-                let cut_off_fn = respan(quote!(#p::cut_off), span);
-                let cut_off = quote_spanned!(span=> #cut_off_fn(&mut #state, #elapsed));
-                quote! {
-                    match #p::attempt_async_timed::<#ret, _>(&#state, async #block).await {
-                        #p::Ok(#outcome) => #outcome,
-                        #p::Err(#elapsed) => #p::Err(#cut_off),
-                    }
+        quote! {
+            let #ending = loop {
+                if let #p::Some(#ending) = {
+                    #(#clones)*
+                    #p::attempt_async::<#ret, _, _, _>(&mut #call, async #block).await
+                } {
+                    break #ending;
                 }
-            }
-        };
-        (
-            quote!(#p::start_async),
-            run,
-            quote!(#p::sleep_async(&#state, #delay).await),
-            admit(quote!(#p::before_attempt_async(&mut #state, &#refusals).await)),
-        )
+            };
+        }
     } else {
-        (
-            quote!(#p::start_sync),
-            quote!(#p::attempt_sync::<#ret, _>(&#state, || #block)),
-            quote!(#p::sleep_sync(#delay)),
-            admit(quote!(#p::before_attempt_sync(&mut #state, &#refusals))),
-        )
+        quote! {
+            let #ending = #p::run_sync::<#ret, _, _>(&mut #call, || {
+                #(#clones)*
+                #block
+            });
+        }
     };
 
     quote! {
@@ -651,31 +634,22 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             const __RETRY_POLICY: #p::Policy = #policy;
             static __RETRY_METRICS: #p::MetricKeys = #p::MetricKeys::new(#span_name);
             #bind_guards
-            let mut #state = #start(&__RETRY_POLICY, &__RETRY_METRICS);
+            let mut #call = #start::<#error_ty, _, _>(
+                &__RETRY_POLICY,
+                &__RETRY_METRICS,
+                #p::Refusals {
+                    open: #open_conversion,
+                    deadline: #deadline_conversion,
+                    cut_off: #cut_off_conversion,
+                },
+                #when,
+                #on_retry,
+                || #krate::__call_span!(#span_name),
+                #has_fallback,
+            );
             #set_guards
-            #bind_refusals
-            loop {
-                #admit
-                // The clones live for the attempt alone: a fallback gets the
-                // arguments themselves.
-                let #outcome = {
-                    #(#clones)*
-                    #run
-                };
-                let #error = match #outcome {
-                    #p::Ok(#value) => {
-                        #succeeded
-                        return #p::Ok(#value);
-                    }
-                    #p::Err(#error) => #error,
-                };
-                match #failed(&mut #state, #error_arg, #when, #on_retry, || #krate::__call_span!(#span_name)) {
-                    #p::Some(#delay) => #sleep,
-                    #p::None => {
-                        #give_up
-                    }
-                }
-            }
+            #run
+            #end
         }
     }
 }

@@ -8,6 +8,7 @@ use core::time::Duration;
 pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
+pub use crate::engine::driver::{Call, Ending, FallBack, IsResult};
 pub use crate::engine::state::{Refusals, State};
 pub use crate::AdaptiveLimiter;
 
@@ -29,92 +30,157 @@ pub use tracing;
 #[cfg(retry_loom)]
 pub use crate::sync::clock as loom;
 
-/// A `Duration` from whole seconds and nanoseconds, as the macro spells it.
+/// A `Duration` from its parts, as the attribute writes durations.
 pub const fn duration(secs: u64, nanos: u32) -> Duration {
     Duration::new(secs, nanos)
 }
 
-/// Start a sync call under `policy`.
+/// The error type of a function that returns `R`.
+pub type ErrorOf<R> = <R as IsResult>::Error;
+
+/// Start a sync call of a function returning `R`, under `policy`.
 #[inline]
-pub fn start_sync<'p>(policy: &'p Policy, name: &'static MetricKeys) -> State<'p> {
-    State::new_sync(policy, name)
+#[allow(clippy::too_many_arguments)]
+pub fn start_sync<'p, E, W, H>(
+    policy: &'p Policy,
+    name: &'static MetricKeys,
+    refusals: Refusals<E>,
+    when: W,
+    on_retry: H,
+    make_span: MakeSpan,
+    fallback: bool,
+) -> Call<'p, E, W, H>
+where
+    E: Classify,
+    W: Fn(&E) -> bool,
+    H: Fn(&RetryEvent<'_, E>),
+{
+    Call::new(
+        State::new_sync(policy, name),
+        refusals,
+        when,
+        on_retry,
+        make_span,
+        fallback,
+    )
 }
 
-/// Start an async call under `policy`.
+/// Start an async call of a function returning `R`, under `policy`.
 #[cfg(feature = "tokio")]
 #[inline]
-pub fn start_async<'p>(policy: &'p Policy, name: &'static MetricKeys) -> State<'p> {
-    State::new_async(policy, name)
+#[allow(clippy::too_many_arguments)]
+pub fn start_async<'p, E, W, H>(
+    policy: &'p Policy,
+    name: &'static MetricKeys,
+    refusals: Refusals<E>,
+    when: W,
+    on_retry: H,
+    make_span: MakeSpan,
+    fallback: bool,
+) -> Call<'p, E, W, H>
+where
+    E: Classify,
+    W: Fn(&E) -> bool,
+    H: Fn(&RetryEvent<'_, E>),
+{
+    Call::new(
+        State::new_async(policy, name),
+        refusals,
+        when,
+        on_retry,
+        make_span,
+        fallback,
+    )
 }
 
-/// Run the call under the breaker `breaker = ...` names.
+/// Run the call under `breaker`.
 #[inline]
-pub fn set_breaker<'p, B: AsBreaker + ?Sized>(state: &mut State<'p>, breaker: &'p B) {
-    state.set_breaker(breaker.as_breaker());
+pub fn set_breaker<'p, E, W, H, B: AsBreaker + ?Sized>(
+    call: &mut Call<'p, E, W, H>,
+    breaker: &'p B,
+) {
+    call.state().set_breaker(breaker.as_breaker());
 }
 
-/// Count the call against the budget `budget = ...` names.
+/// Count the call and its retries against `budget`.
 #[inline]
-pub fn set_budget<'p, B: AsBudget + ?Sized>(state: &mut State<'p>, budget: &'p B) {
-    state.set_budget(budget.as_budget());
+pub fn set_budget<'p, E, W, H, B: AsBudget + ?Sized>(call: &mut Call<'p, E, W, H>, budget: &'p B) {
+    call.state().set_budget(budget.as_budget());
 }
 
-/// Pace the call on tokens too, `cost = ...` tokens an attempt.
+/// Pace the call with `limiter`.
 #[inline]
-pub fn set_cost(state: &mut State<'_>, tokens: u64) {
-    state.set_cost(tokens);
+pub fn set_limiter<'p, E, W, H, L: AsLimiter + ?Sized>(
+    call: &mut Call<'p, E, W, H>,
+    limiter: &'p L,
+) {
+    call.state().set_limiter(limiter.as_limiter());
 }
 
-/// Pace the call with the limiter `limiter = ...` names.
+/// Pace the call on tokens too, at `tokens` each.
 #[inline]
-pub fn set_limiter<'p, L: AsLimiter + ?Sized>(state: &mut State<'p>, limiter: &'p L) {
-    state.set_limiter(limiter.as_limiter());
+pub fn set_cost<E, W, H>(call: &mut Call<'_, E, W, H>, tokens: u64) {
+    call.state().set_cost(tokens);
 }
 
-/// Before each attempt of a call with a breaker, budget or limiter: the
-/// breaker's verdict, the budget, the limiter's pacing (never past the
-/// deadline). `Err` is the error the call ends with.
+/// Run a sync call of a function returning `R` to its end.
 #[inline]
-pub fn before_attempt_sync<E>(state: &mut State<'_>, refusals: &Refusals<E>) -> Result<(), E> {
-    state.before_attempt_sync(refusals)
+pub fn run_sync<R: IsResult, W, H>(
+    call: &mut Call<'_, R::Error, W, H>,
+    body: impl FnMut() -> R,
+) -> Ending<R::Ok, R::Error> {
+    call.run_sync(body)
 }
 
-/// Whether an attempt must go through admission at all: `false` when the
-/// call's guards have nothing to say (no breaker or budget, a limiter that
-/// does not pace), so that the success path skips it.
-#[inline]
-pub fn needs_admission(state: &State<'_>) -> bool {
-    state.needs_admission()
-}
-
-/// [`before_attempt_sync`] for an async call.
+/// One turn of an async call of a function returning `R`: `Some` once it
+/// has ended.
 #[cfg(feature = "tokio")]
 #[inline]
-pub async fn before_attempt_async<E>(
-    state: &mut State<'_>,
-    refusals: &Refusals<E>,
-) -> Result<(), E> {
-    state.before_attempt_async(refusals).await
+pub fn attempt_async<'c, 'p, R, F, W, H>(
+    call: &'c mut Call<'p, R::Error, W, H>,
+    body: F,
+) -> impl Future<Output = Option<Ending<R::Ok, R::Error>>> + use<'c, 'p, R, F, W, H>
+where
+    R: IsResult,
+    F: Future<Output = R>,
+{
+    call.attempt_async(body)
 }
 
-/// The `open` conversion of [`Refusals`] for a call with `breaker = ...`.
+/// The function's return value for a call that ended without a fallback.
+#[inline]
+pub fn returned<T, E>(ending: Ending<T, E>) -> Result<T, E> {
+    ending.into_result()
+}
+
+/// The error for a call the open breaker refuses, made through the
+/// error type's `From<CircuitOpen>`.
 #[inline]
 pub fn circuit_open<E: FromCircuitOpen>(open: CircuitOpen) -> E {
     E::from_circuit_open(open)
 }
 
-/// The `deadline` conversion of [`Refusals`] for a call with a deadline.
+/// The error for a call cut off by its deadline or attempt timeout.
 #[inline]
 pub fn from_elapsed<E: FromElapsed>(elapsed: Elapsed) -> E {
     E::from_elapsed(elapsed)
 }
 
-/// The attempt in flight of a call with a breaker, budget or limiter
-/// succeeded.
+/// The error for a call whose send slot comes after its deadline.
 #[inline]
-pub fn succeeded_guarded(state: &mut State<'_>) {
-    state.succeeded_guarded();
+pub fn paced_past_deadline<E: PacedPastDeadline>(elapsed: Elapsed) -> E {
+    E::paced_past_deadline(elapsed)
 }
+
+/// `when` for a function that names none: retry every retryable error.
+#[inline]
+pub fn always<E: ?Sized>(_: &E) -> bool {
+    true
+}
+
+/// `on_retry` for a function that names none.
+#[inline]
+pub fn ignore<E>(_: &RetryEvent<'_, E>) {}
 
 /// `From<CircuitOpen>`, with a message that says what to write when it is
 /// missing.
@@ -135,137 +201,6 @@ impl<E: From<CircuitOpen>> FromCircuitOpen for E {
     }
 }
 
-/// Implemented for `Result` alone: a retried function must return one.
-#[diagnostic::on_unimplemented(
-    message = "#[retry] needs a function that returns a `Result`, not `{Self}`",
-    label = "a retried function must return `Result<T, E>` with `E: llm_resilience::Classify`",
-    note = "success and failure must be told apart; wrap the value in `Ok(...)` and the failure in `Err(...)`"
-)]
-pub trait IsResult {
-    /// The error type.
-    type Error;
-    /// `Err(error)`.
-    fn from_error(error: Self::Error) -> Self;
-}
-
-impl<T, E> IsResult for Result<T, E> {
-    type Error = E;
-    #[inline]
-    fn from_error(error: E) -> Self {
-        Err(error)
-    }
-}
-
-/// `Err(error)` as the function's return type `R`, named so that a function
-/// that does not return a `Result` is told so first.
-#[inline]
-pub fn err_of<R: IsResult>(error: R::Error) -> R {
-    R::from_error(error)
-}
-
-/// Run one sync attempt. `R` is the function's return type, named so that
-/// `?` and inference inside the body see it.
-#[inline]
-pub fn attempt_sync<R: IsResult, F: FnOnce() -> R>(state: &State<'_>, body: F) -> R {
-    state.run_attempt(body)
-}
-
-/// Run one async attempt. `R` is the function's return type.
-#[cfg(feature = "tokio")]
-#[inline]
-pub fn attempt_async<'s, 'p, R: IsResult, F: Future<Output = R>>(
-    state: &'s State<'p>,
-    body: F,
-) -> impl Future<Output = R> + use<'s, 'p, R, F> {
-    crate::engine::attempt::InAttempt::new(state, body)
-}
-
-/// Run one async attempt, cut off at the attempt timeout or the deadline.
-#[cfg(feature = "tokio")]
-pub async fn attempt_async_timed<R: IsResult, F: Future<Output = R>>(
-    state: &State<'_>,
-    body: F,
-) -> Result<R, Elapsed> {
-    run_async_timed(state, body).await
-}
-
-#[cfg(feature = "tokio")]
-pub(crate) async fn run_async_timed<R, F: Future<Output = R>>(
-    state: &State<'_>,
-    body: F,
-) -> Result<R, Elapsed> {
-    let attempt = crate::engine::attempt::InAttempt::new(state, body);
-    match state.attempt_limit() {
-        None => Ok(attempt.await),
-        Some((limit, elapsed)) => tokio::time::timeout(limit, attempt)
-            .await
-            .map_err(|_| elapsed),
-    }
-}
-
-/// After a failed attempt: `Some(delay)` to sleep and retry, `None` to give up.
-#[inline]
-pub fn failed<E, W, H>(
-    state: &mut State<'_>,
-    error: &E,
-    when: W,
-    on_retry: H,
-    make_span: MakeSpan,
-) -> Option<Duration>
-where
-    E: Classify,
-    W: FnOnce(&E) -> bool,
-    H: FnOnce(&RetryEvent<'_, E>),
-{
-    state.failed(error, when, on_retry, make_span)
-}
-
-/// The attempt in flight succeeded.
-#[inline]
-pub fn succeeded(state: &State<'_>) {
-    state.succeeded();
-}
-
-/// Whether a call that gave up goes on to its fallback.
-#[inline]
-pub fn falls_back(state: &State<'_>) -> bool {
-    state.falls_back()
-}
-
-/// Call a sync fallback within the call's deadline.
-#[inline]
-pub fn fallback_sync<R, F: FnOnce() -> R>(state: &State<'_>, call: F) -> R {
-    state.run_fallback(call)
-}
-
-/// Call an async fallback, cut off at the call's deadline.
-#[cfg(feature = "tokio")]
-#[inline]
-pub fn fallback_async<T, E, F: Future<Output = Result<T, E>>>(
-    state: &State<'_>,
-    call: F,
-    refusals: &Refusals<E>,
-) -> impl Future<Output = Result<T, E>> {
-    state.fallback_async(call, refusals)
-}
-
-/// The default `when`: every error of a retried kind is retried.
-#[inline]
-pub fn always<E: ?Sized>(_: &E) -> bool {
-    true
-}
-
-/// The default `on_retry`: nothing.
-#[inline]
-pub fn ignore<E>(_: &RetryEvent<'_, E>) {}
-
-/// An attempt was cut off: record it, and turn it into the function's error.
-#[inline]
-pub fn cut_off<E: FromElapsed>(state: &mut State<'_>, elapsed: Elapsed) -> E {
-    state.note_cut_off(elapsed);
-    E::from_elapsed(elapsed)
-}
-
 /// `From<Elapsed>`, with a message that says what to write when it is missing.
 #[diagnostic::on_unimplemented(
     message = "`#[retry]` with `deadline` or `attempt_timeout` needs `{Self}: From<llm_resilience::Elapsed>`",
@@ -282,12 +217,6 @@ impl<E: From<Elapsed>> FromElapsed for E {
     fn from_elapsed(elapsed: Elapsed) -> Self {
         E::from(elapsed)
     }
-}
-
-/// The `deadline` conversion of [`Refusals`] for a call with `limiter = ...`.
-#[inline]
-pub fn paced_past_deadline<E: PacedPastDeadline>(elapsed: Elapsed) -> E {
-    E::paced_past_deadline(elapsed)
 }
 
 /// `From<Elapsed>` for a call with a limiter, with a message that says what
@@ -307,20 +236,4 @@ impl<E: From<Elapsed>> PacedPastDeadline for E {
     fn paced_past_deadline(elapsed: Elapsed) -> Self {
         E::from(elapsed)
     }
-}
-
-/// Sleep before the next attempt of a sync call.
-#[inline]
-pub fn sleep_sync(delay: Duration) {
-    State::sleep_sync(delay);
-}
-
-/// Sleep before the next attempt of an async call.
-#[cfg(feature = "tokio")]
-#[inline]
-pub fn sleep_async(
-    state: &State<'_>,
-    delay: Duration,
-) -> impl Future<Output = ()> + Send + 'static {
-    state.sleep_async(delay)
 }

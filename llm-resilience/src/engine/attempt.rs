@@ -1,7 +1,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::ptr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::time::Clock;
@@ -43,7 +43,7 @@ pub(crate) struct Frame<'l> {
     pub(crate) number: u32,
     pub(crate) deadline: Option<Instant>,
     pub(crate) clock: Clock,
-    pub(crate) key: OnceLock<IdempotencyKey>,
+    pub(crate) key: KeyCell,
     /// The call's rate limiter, which the responses of its attempts feed
     /// ([`observe`](crate::http::observe)).
     pub(crate) limiter: Option<&'l crate::AdaptiveLimiter>,
@@ -56,7 +56,7 @@ impl<'l> Frame<'l> {
             number,
             deadline,
             clock,
-            key: OnceLock::new(),
+            key: KeyCell::new(),
             limiter: None,
         }
     }
@@ -86,8 +86,51 @@ impl<'l> Frame<'l> {
             number: self.number,
             deadline: self.deadline,
             clock: self.clock,
-            key: self.key.get().copied(),
+            key: self.key.get(),
         }
+    }
+}
+
+/// A call's idempotency key, made on first use. Two relaxed atomics: a frame
+/// is entered on one thread at a time, and atomics keep it `Sync` (so that a
+/// future holding it stays `Send`) at the size of the key. A version 4 key
+/// always has bits set in its upper half, so zero there means none yet.
+#[derive(Debug)]
+pub(crate) struct KeyCell {
+    hi: AtomicU64,
+    lo: AtomicU64,
+}
+
+impl KeyCell {
+    /// No key yet.
+    pub(crate) const fn new() -> Self {
+        KeyCell {
+            hi: AtomicU64::new(0),
+            lo: AtomicU64::new(0),
+        }
+    }
+
+    /// The key, if one was made.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<IdempotencyKey> {
+        let hi = self.hi.load(Relaxed);
+        if hi == 0 {
+            return None;
+        }
+        let lo = self.lo.load(Relaxed);
+        Some(IdempotencyKey((u128::from(hi) << 64) | u128::from(lo)))
+    }
+
+    /// The key, made now if none was.
+    fn get_or_make(&self) -> IdempotencyKey {
+        if let Some(key) = self.get() {
+            return key;
+        }
+        let key = IdempotencyKey::random();
+        // Truncations: the two halves of the 128 bits.
+        self.lo.store(key.0 as u64, Relaxed);
+        self.hi.store((key.0 >> 64) as u64, Relaxed);
+        key
     }
 }
 
@@ -268,7 +311,7 @@ impl Attempt {
             return key;
         }
         with_current(|frame| match frame {
-            Some(frame) => *frame.key.get_or_init(IdempotencyKey::random),
+            Some(frame) => frame.key.get_or_make(),
             None => IdempotencyKey::random(),
         })
     }
@@ -352,26 +395,53 @@ impl fmt::Debug for IdempotencyKey {
     }
 }
 
+/// What a future runs inside while it is polled: an attempt (its call's
+/// state, which enters the call's span and the attempt's frame) or a
+/// fallback (a frame of its own).
+#[cfg(feature = "tokio")]
+pub(crate) trait Enter {
+    /// Run `f` inside.
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R;
+}
+
+#[cfg(feature = "tokio")]
+impl Enter for &crate::engine::state::State<'_> {
+    #[inline]
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.run_attempt(f)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Enter for Frame<'_> {
+    #[inline]
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        Frame::enter(self, f)
+    }
+}
+
 #[cfg(feature = "tokio")]
 pin_project_lite::pin_project! {
-    /// A future that makes its attempt the current one while it is polled.
-    pub(crate) struct InAttempt<'s, 'p, F> {
-        state: &'s crate::engine::state::State<'p>,
+    /// A future polled inside what `S` enters, so that [`attempt()`] inside
+    /// it describes its attempt: an attempt of a call, or a fallback (a
+    /// fresh call that ends no later than the deadline it inherits).
+    pub(crate) struct InFrame<S, F> {
+        inside: S,
         #[pin]
         fut: F,
     }
 }
 
 #[cfg(feature = "tokio")]
-impl<'s, 'p, F> InAttempt<'s, 'p, F> {
+impl<S, F> InFrame<S, F> {
     #[inline]
-    pub(crate) fn new(state: &'s crate::engine::state::State<'p>, fut: F) -> Self {
-        InAttempt { state, fut }
+    pub(crate) fn new(inside: S, fut: F) -> Self {
+        InFrame { inside, fut }
     }
 }
 
 #[cfg(feature = "tokio")]
-impl<F: core::future::Future> core::future::Future for InAttempt<'_, '_, F> {
+impl<S: Enter, F: core::future::Future> core::future::Future for InFrame<S, F> {
     type Output = F::Output;
 
     #[inline]
@@ -381,42 +451,7 @@ impl<F: core::future::Future> core::future::Future for InAttempt<'_, '_, F> {
     ) -> core::task::Poll<F::Output> {
         let this = self.project();
         let fut = this.fut;
-        this.state.run_attempt(|| fut.poll(cx))
-    }
-}
-
-#[cfg(feature = "tokio")]
-pin_project_lite::pin_project! {
-    /// A fallback's future: polled as a fresh call (attempt 1, its own
-    /// idempotency key) that ends no later than the deadline it inherits.
-    pub(crate) struct InFallback<F> {
-        frame: Frame<'static>,
-        #[pin]
-        fut: F,
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl<F> InFallback<F> {
-    pub(crate) fn new(deadline: Option<Instant>, clock: Clock, fut: F) -> Self {
-        InFallback {
-            frame: Frame::new(1, deadline, clock),
-            fut,
-        }
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl<F: core::future::Future> core::future::Future for InFallback<F> {
-    type Output = F::Output;
-
-    fn poll(
-        self: core::pin::Pin<&mut Self>,
-        cx: &mut core::task::Context<'_>,
-    ) -> core::task::Poll<F::Output> {
-        let this = self.project();
-        let fut = this.fut;
-        this.frame.enter(|| fut.poll(cx))
+        this.inside.enter(|| fut.poll(cx))
     }
 }
 

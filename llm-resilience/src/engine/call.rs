@@ -1,3 +1,4 @@
+use crate::engine::driver::{Call, Ending};
 use crate::engine::state::{Refusals, State};
 use crate::guards::{FailFast, Guards, NoBreaker, Refuse};
 use crate::observe::trace::policy_span;
@@ -585,7 +586,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// assert_eq!(reply.unwrap(), "Hello!");
     /// assert_eq!(budget.available(), 99); // 100 to start with; one retry spent
     /// ```
-    pub fn call<T, E, F>(&self, mut op: F) -> Result<T, E>
+    pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
         E: Classify + From<crate::Elapsed>,
         F: FnMut() -> Result<T, E>,
@@ -593,23 +594,12 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        let mut state = State::new_sync(self.policy, &crate::metrics::POLICY_KEYS);
-        state.set_guards(self.guards);
-        let refusals = self.refusals();
-        loop {
-            state.before_attempt_sync(&refusals)?;
-            let error = match state.run_attempt(&mut op) {
-                Ok(value) => {
-                    state.succeeded_guarded();
-                    return Ok(value);
-                }
-                Err(error) => error,
-            };
-            match state.failed(&error, &self.when, &self.on_retry, policy_span) {
-                Some(delay) => State::sleep_sync(delay),
-                None => return Err(error),
-            }
-        }
+        self.driver(
+            State::new_sync(self.policy, &crate::metrics::POLICY_KEYS),
+            false,
+        )
+        .run_sync(op)
+        .into_result()
     }
 
     /// Run the future that `op` makes as [`Policy::call_async`] does, with
@@ -658,26 +648,13 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        let mut state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
-        state.set_guards(self.guards);
-        let refusals = self.refusals();
+        let mut call = self.driver(
+            State::new_async(self.policy, &crate::metrics::POLICY_KEYS),
+            false,
+        );
         loop {
-            if state.needs_admission() {
-                state.before_attempt_async(&refusals).await?;
-            }
-            let outcome =
-                crate::__private::run_async_timed(&state, state.run_attempt(&mut op)).await;
-            let error = match outcome {
-                Ok(Ok(value)) => {
-                    state.succeeded_guarded();
-                    return Ok(value);
-                }
-                Ok(Err(error)) => error,
-                Err(elapsed) => state.cut_off(elapsed),
-            };
-            match state.failed(&error, &self.when, &self.on_retry, policy_span) {
-                Some(delay) => state.sleep_async(delay).await,
-                None => return Err(error),
+            if let Some(ending) = call.attempt_async(op()).await {
+                return ending.into_result();
             }
         }
     }
@@ -709,20 +686,22 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        let state = State::new_sync(self.policy, &crate::metrics::POLICY_KEYS);
+        // Every item runs as a fallback of the chain: a fresh call that ends
+        // no later than the chain's deadline.
+        let chain =
+            State::new_sync(self.policy, &crate::metrics::POLICY_KEYS).fallback(&self.refusals());
         let mut last = None;
         for item in items {
-            // Every item runs as a fallback of the chain: a fresh call that
-            // ends no later than the chain's deadline.
-            match state.run_fallback(|| self.call(|| op(&item))) {
-                Ok(value) => return Some(Ok(value)),
-                Err(error) => {
-                    let falls_back = fallback_kind(self.policy, &error) && state.before_deadline();
-                    last = Some(error);
-                    if !falls_back {
-                        break;
-                    }
-                }
+            let ending = chain.run_sync(|| {
+                self.driver(
+                    State::new_sync(self.policy, &crate::metrics::POLICY_KEYS),
+                    true,
+                )
+                .run_sync(|| op(&item))
+            });
+            match ending {
+                Ending::Return(result) => return Some(result),
+                Ending::FallBack(_, error) => last = Some(error),
             }
         }
         last.map(Err)
@@ -776,24 +755,28 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        let state = State::new_async(self.policy, &crate::metrics::POLICY_KEYS);
-        let refusals = self.refusals();
+        // Every item runs as a fallback of the chain: a fresh call that ends
+        // no later than the chain's deadline (cut off there).
+        let chain =
+            State::new_async(self.policy, &crate::metrics::POLICY_KEYS).fallback(&self.refusals());
         let mut last = None;
         for item in items {
-            // Every item runs as a fallback of the chain: a fresh call that
-            // ends no later than the chain's deadline.
-            let outcome = state
-                .fallback_async(self.call_async(|| op(&item)), &refusals)
-                .await;
-            match outcome {
-                Ok(value) => return Some(Ok(value)),
-                Err(error) => {
-                    let falls_back = fallback_kind(self.policy, &error) && state.before_deadline();
-                    last = Some(error);
-                    if !falls_back {
-                        break;
+            let ending = chain
+                .run_async(async {
+                    let mut call = self.driver(
+                        State::new_async(self.policy, &crate::metrics::POLICY_KEYS),
+                        true,
+                    );
+                    loop {
+                        if let Some(ending) = call.attempt_async(op(&item)).await {
+                            return ending;
+                        }
                     }
-                }
+                })
+                .await;
+            match ending {
+                Ending::Return(result) => return Some(result),
+                Ending::FallBack(_, error) => last = Some(error),
             }
         }
         last.map(Err)
@@ -809,12 +792,28 @@ impl<W, H, R> Hooks<'_, W, H, R> {
         Refusals {
             open: self.refuse.conversion(),
             deadline: Some(E::from),
+            cut_off: Some(E::from),
         }
     }
 }
 
-/// Whether a final error falls back, judged from the error alone (for calls
-/// whose retry state is gone).
-fn fallback_kind<E: Classify>(policy: &Policy, error: &E) -> bool {
-    policy.fallback_on.contains(error.kind())
+impl<'p, W, H, R> Hooks<'p, W, H, R> {
+    /// The driver of one call of `state` under these hooks.
+    fn driver<E>(&self, mut state: State<'p>, fallback: bool) -> Call<'p, E, &W, &H>
+    where
+        E: Classify + From<crate::Elapsed>,
+        W: Fn(&E) -> bool,
+        H: Fn(&RetryEvent<'_, E>),
+        R: Refuse<E>,
+    {
+        state.set_guards(self.guards);
+        Call::new(
+            state,
+            self.refusals(),
+            &self.when,
+            &self.on_retry,
+            policy_span,
+            fallback,
+        )
+    }
 }

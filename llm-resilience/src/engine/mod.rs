@@ -3,5 +3,6 @@
 
 pub(crate) mod attempt;
 pub(crate) mod call;
+pub(crate) mod driver;
 pub(crate) mod elapsed;
 pub(crate) mod state;

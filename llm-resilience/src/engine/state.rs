@@ -3,6 +3,9 @@ use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::engine::attempt::Frame;
+#[cfg(feature = "tokio")]
+use crate::engine::attempt::InFrame;
+use crate::engine::driver::FallBack;
 use crate::guards::limiter::Slot;
 use crate::guards::Guards;
 use crate::metrics::{self, MetricKeys, Outcome};
@@ -10,8 +13,8 @@ use crate::observe::trace::{self, CallSpan, Failure, GiveUp, MakeSpan};
 use crate::policy::wait::uniform;
 use crate::time::Clock;
 use crate::{
-    AdaptiveLimiter, BreakerPermit, CircuitBreaker, CircuitOpen, Classify, Elapsed, ErrorKind,
-    Jitter, Policy, RetryBudget,
+    AdaptiveLimiter, Backoff, BreakerPermit, CircuitBreaker, CircuitOpen, Classify, Elapsed,
+    ErrorKind, Jitter, Policy, RetryBudget,
 };
 
 /// What a retry is about to do, handed to `on_retry` before each sleep.
@@ -225,6 +228,9 @@ pub struct Refusals<E> {
     pub open: Option<fn(CircuitOpen) -> E>,
     /// The error for a call whose deadline comes first.
     pub deadline: Option<fn(Elapsed) -> E>,
+    /// The error for an attempt of an async call cut off by its attempt
+    /// timeout or its deadline. `None`: its attempts are never cut off.
+    pub cut_off: Option<fn(Elapsed) -> E>,
 }
 
 /// How often a call waiting for its send slot looks at the schedule again:
@@ -281,7 +287,7 @@ impl Drop for GiveBack<'_> {
 }
 
 /// The deadline error of a call, and how it becomes the call's error type.
-type DeadlineReport<E> = (Elapsed, fn(Elapsed) -> E);
+pub(crate) type DeadlineReport<E> = (Elapsed, fn(Elapsed) -> E);
 
 impl<E> Clone for Refusals<E> {
     fn clone(&self) -> Self {
@@ -317,8 +323,9 @@ impl State<'_> {
 struct Cold {
     /// Failures so far, by kind.
     kind_failures: [u32; ErrorKind::COUNT],
-    /// Decorrelated jitter's previous delay; `None` until the first retry.
-    previous: Option<Duration>,
+    /// The policy's backoff (decorrelated jitter remembers its previous
+    /// delay).
+    backoff: Backoff,
     /// Set when the attempt in flight was cut off by a timeout.
     cut_off: Option<Elapsed>,
     /// The call's span.
@@ -328,10 +335,10 @@ struct Cold {
 }
 
 impl Cold {
-    const fn new() -> Self {
+    const fn new(policy: &Policy) -> Self {
         Cold {
             kind_failures: [0; ErrorKind::COUNT],
-            previous: None,
+            backoff: Backoff::new(policy.wait, policy.jitter),
             cut_off: None,
             span: None,
             last_kind: None,
@@ -408,7 +415,7 @@ impl<'p> State<'p> {
     /// The part of the state that failures use, made at the first.
     #[cold]
     fn cold(&mut self) -> &mut Cold {
-        self.cold.get_or_insert_with(Cold::new)
+        self.cold.get_or_insert_with(|| Cold::new(self.policy))
     }
 
     /// Run the call under `breaker`.
@@ -568,9 +575,9 @@ impl<'p> State<'p> {
             attempt: self.frame.number,
             kind: ErrorKind::Timeout,
             request_id: None,
-            key: self.frame.key.get().copied(),
+            key: self.frame.key.get(),
         };
-        let cold = self.cold.get_or_insert_with(Cold::new);
+        let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
         cold.last_kind = Some(ErrorKind::Timeout);
         let span = cold.span.get_or_insert_with(trace::policy_span);
         trace::gave_up(span, &failure, GiveUp::PacedPastDeadline);
@@ -757,9 +764,10 @@ impl<'p> State<'p> {
         metrics::breaker_state(self.name, breaker.code());
     }
 
-    /// The attempt in flight of a call with guards succeeded.
+    /// The attempt in flight succeeded: the breaker and the limiter hear of
+    /// it, and the call is counted.
     #[inline]
-    pub(crate) fn succeeded_guarded(&mut self) {
+    pub(crate) fn succeeded(&mut self) {
         if let Some(permit) = self.permit.take() {
             if permit.is_probe() {
                 self.probe_succeeded(permit);
@@ -773,7 +781,7 @@ impl<'p> State<'p> {
             }
             limiter.on_success();
         }
-        self.succeeded();
+        self.count_success();
     }
 
     #[cold]
@@ -854,6 +862,16 @@ impl<'p> State<'p> {
             && self.before_deadline()
     }
 
+    /// How this call's fallback runs: as a fresh call that inherits the
+    /// call's deadline, and is cut off there with the call's deadline error.
+    pub(crate) fn fallback<E>(&self, refusals: &Refusals<E>) -> FallBack<E> {
+        FallBack::new(
+            self.frame.deadline,
+            self.frame.clock,
+            self.deadline_error(refusals),
+        )
+    }
+
     /// Whether the deadline, if any, is still ahead: nothing new (a
     /// fallback, the next item of a chain) starts once it has passed.
     pub(crate) fn before_deadline(&self) -> bool {
@@ -880,14 +898,6 @@ impl<'p> State<'p> {
             (Some(a), Some(d)) => Some(if d.0 <= a.0 { d } else { a }),
             (a, d) => a.or(d),
         }
-    }
-
-    /// Note that the attempt in flight was cut off, and turn that into the
-    /// call's error type.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn cut_off<E: From<Elapsed>>(&mut self, elapsed: Elapsed) -> E {
-        self.note_cut_off(elapsed);
-        E::from(elapsed)
     }
 
     /// Note that the attempt in flight was cut off.
@@ -922,14 +932,14 @@ impl<'p> State<'p> {
         };
         self.report_failure(error, kind);
         let decision = self.decide(error, kind, cut_off, when);
-        let cold = self.cold.get_or_insert_with(Cold::new);
+        let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
         cold.last_kind = Some(kind);
         let span = cold.span.get_or_insert_with(make_span);
         let failure = Failure {
             attempt: failed,
             kind,
             request_id: error.request_id(),
-            key: self.frame.key.get().copied(),
+            key: self.frame.key.get(),
         };
         metrics::attempt_failed(self.name, kind);
         match decision {
@@ -1024,50 +1034,17 @@ impl<'p> State<'p> {
         trace::in_span(span, || self.frame.enter(f))
     }
 
-    /// Run a fallback as a fresh call (attempt 1, its own idempotency key)
-    /// that ends no later than this call's deadline.
-    pub(crate) fn run_fallback<R>(&self, f: impl FnOnce() -> R) -> R {
-        Frame::new(1, self.frame.deadline, self.frame.clock).enter(f)
-    }
-
-    /// A fallback future, polled as [`run_fallback`](Self::run_fallback)
-    /// runs a sync one.
+    /// The attempt future `body`, polled as [`run_attempt`](Self::run_attempt)
+    /// runs a sync attempt.
     #[cfg(feature = "tokio")]
-    pub(crate) fn fallback_future<F>(&self, fut: F) -> crate::engine::attempt::InFallback<F> {
-        crate::engine::attempt::InFallback::new(self.frame.deadline, self.frame.clock, fut)
-    }
-
-    /// Run an async fallback, cut off at this call's own deadline whether
-    /// or not the fallback has one (and reported as `E::from(Elapsed)`):
-    /// a fallback ends no later than the call it replaces.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn fallback_async<T, E, F>(
-        &self,
-        fut: F,
-        refusals: &Refusals<E>,
-    ) -> impl core::future::Future<Output = Result<T, E>> + use<T, E, F>
-    where
-        F: core::future::Future<Output = Result<T, E>>,
-    {
-        let fallback = self.fallback_future(fut);
-        let cut_off = match (self.deadline_error(refusals), self.time_left()) {
-            (Some(report), Some(left)) => Some((report, left)),
-            _ => None,
-        };
-        async move {
-            match cut_off {
-                None => fallback.await,
-                Some(((elapsed, into), left)) => match tokio::time::timeout(left, fallback).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(into(elapsed)),
-                },
-            }
-        }
-    }
-
-    /// The attempt in flight succeeded.
     #[inline]
-    pub(crate) fn succeeded(&self) {
+    pub(crate) fn attempt_future<F>(&self, body: F) -> InFrame<&Self, F> {
+        InFrame::new(self, body)
+    }
+
+    /// Count the call's success.
+    #[inline]
+    fn count_success(&self) {
         if self.frame.number > 1 {
             self.succeeded_after_retries();
         } else {
@@ -1078,17 +1055,14 @@ impl<'p> State<'p> {
     #[cold]
     fn succeeded_after_retries(&self) {
         if let Some(span) = self.cold.as_ref().and_then(|cold| cold.span.as_ref()) {
-            trace::succeeded(span, self.frame.number, self.frame.key.get().copied());
+            trace::succeeded(span, self.frame.number, self.frame.key.get());
         }
         metrics::call_finished(self.name, Outcome::SuccessAfterRetry, self.started);
     }
 
+    /// The policy's backoff delay after failed attempt `failed`.
     fn backoff(&mut self, failed: u32) -> Duration {
-        let policy = self.policy;
-        let wait = &policy.wait;
-        let d = wait.delay(failed);
-        let previous = self.cold().previous.get_or_insert(wait.bounds().0);
-        policy.jitter.apply(wait, d, previous)
+        self.cold().backoff.delay_for(failed)
     }
 
     /// Sleep before the next attempt of a sync call.

@@ -98,6 +98,14 @@ impl Backoff {
         self.retry = 1;
         self.previous = None;
     }
+
+    /// The delay after failed attempt `retry` (from 1): the delay the
+    /// engine sleeps, whether or not the retries before it drew from this
+    /// backoff (a `Retry-After` replaces the draw).
+    pub(crate) fn delay_for(&mut self, retry: u32) -> Duration {
+        self.retry = retry;
+        self.next_delay()
+    }
 }
 
 impl Iterator for Backoff {
