@@ -620,11 +620,16 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             };
         }
     } else {
+        // Without clones, the body is the closure's own block: braces
+        // around it would trip `unused_braces` in the user's crate.
+        let clones: Vec<TokenStream> = clones.collect();
+        let body = if clones.is_empty() {
+            block.to_token_stream()
+        } else {
+            quote!({ #(#clones)* #block })
+        };
         quote! {
-            let #ending = #p::run_sync::<#ret, _, _>(&mut #call, || {
-                #(#clones)*
-                #block
-            });
+            let #ending = #p::run_sync::<#ret, _, _>(&mut #call, || #body);
         }
     };
 

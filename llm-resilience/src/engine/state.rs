@@ -358,7 +358,7 @@ pub struct State<'p> {
     /// at once writes nothing of it.
     /// (Dropped by hand, in the `Drop` of `State`, so that a call that never
     /// failed drops it with one test, inline.)
-    cold: ManuallyDrop<Option<Cold>>,
+    cold: ManuallyDrop<Option<Box<Cold>>>,
     /// The call's metric keys.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     name: &'static MetricKeys,
@@ -415,7 +415,8 @@ impl<'p> State<'p> {
     /// The part of the state that failures use, made at the first.
     #[cold]
     fn cold(&mut self) -> &mut Cold {
-        self.cold.get_or_insert_with(|| Cold::new(self.policy))
+        self.cold
+            .get_or_insert_with(|| Box::new(Cold::new(self.policy)))
     }
 
     /// Run the call under `breaker`.
@@ -577,7 +578,9 @@ impl<'p> State<'p> {
             request_id: None,
             key: self.frame.key.get(),
         };
-        let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
+        let cold = self
+            .cold
+            .get_or_insert_with(|| Box::new(Cold::new(self.policy)));
         cold.last_kind = Some(ErrorKind::Timeout);
         let span = cold.span.get_or_insert_with(trace::policy_span);
         trace::gave_up(span, &failure, GiveUp::PacedPastDeadline);
@@ -766,7 +769,7 @@ impl<'p> State<'p> {
 
     /// The attempt in flight succeeded: the breaker and the limiter hear of
     /// it, and the call is counted.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn succeeded(&mut self) {
         if let Some(permit) = self.permit.take() {
             if permit.is_probe() {
@@ -932,7 +935,9 @@ impl<'p> State<'p> {
         };
         self.report_failure(error, kind);
         let decision = self.decide(error, kind, cut_off, when);
-        let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
+        let cold = self
+            .cold
+            .get_or_insert_with(|| Box::new(Cold::new(self.policy)));
         cold.last_kind = Some(kind);
         let span = cold.span.get_or_insert_with(make_span);
         let failure = Failure {

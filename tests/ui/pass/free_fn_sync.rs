@@ -28,3 +28,14 @@ fn main() {
     assert_eq!(sleeps.delays().len(), 2);
     assert_eq!(no_arguments().unwrap(), "ok");
 }
+
+// A body that is a single expression: no lint may fire on the code around it.
+#[retry(wait = none)]
+fn single_expression(x: u32) -> Result<u32, io::Error> {
+    Ok(x)
+}
+
+#[allow(dead_code)]
+fn uses_single_expression() -> u32 {
+    single_expression(1).unwrap()
+}
