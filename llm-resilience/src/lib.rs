@@ -111,17 +111,26 @@ pub use observe::metrics;
 
 pub mod testing;
 
+/// The machinery of [`Policy`]'s calls and of `#[retry]`'s arguments: what a
+/// call is configured with ([`Hooks`](hooks::Hooks), from [`Policy::when`],
+/// [`Policy::breaker`] and the like), what `breaker =`, `budget =` and
+/// `limiter =` accept ([`AsBreaker`](hooks::AsBreaker) and its siblings),
+/// and how a refusal becomes the call's error ([`Refuse`](hooks::Refuse)).
+/// Most code never names these types.
+pub mod hooks {
+    pub use crate::engine::call::{Hooks, NoHook, RetryAll};
+    pub use crate::guards::{AsBreaker, AsBudget, AsLimiter, FailFast, NoBreaker, Refuse};
+}
+
 #[cfg(feature = "http")]
 pub mod http;
 
 pub use engine::attempt::{attempt, Attempt, IdempotencyKey};
-pub use engine::call::{Hooks, NoHook, RetryAll};
 pub use engine::elapsed::Elapsed;
-pub use engine::state::{DelaySource, RetryEvent};
+pub use engine::event::{DelaySource, RetryEvent};
 pub use guards::breaker::{BreakerPermit, BreakerState, CircuitBreaker, CircuitOpen, HumanWait};
 pub use guards::budget::{KeyedBudgets, RetryBudget};
 pub use guards::limiter::AdaptiveLimiter;
-pub use guards::{AsBreaker, AsBudget, AsLimiter, FailFast, NoBreaker, Refuse};
 pub use policy::backoff::Backoff;
 pub use policy::classify::Classify;
 pub use policy::kind::{ErrorKind, KindSet};

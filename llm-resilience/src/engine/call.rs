@@ -308,7 +308,8 @@ impl Policy {
 ///
 /// ```
 /// use std::io;
-/// use llm_resilience::{Hooks, NoHook, Policy, RetryAll, RetryBudget, Wait};
+/// use llm_resilience::{Policy, RetryBudget, Wait};
+/// use llm_resilience::hooks::{Hooks, NoHook, RetryAll};
 ///
 /// static POLICY: Policy = Policy::new().wait(Wait::none());
 /// static BUDGET: RetryBudget = RetryBudget::new();
@@ -333,7 +334,8 @@ pub type RetryAll<E> = fn(&E) -> bool;
 ///
 /// ```
 /// use std::io;
-/// use llm_resilience::{AdaptiveLimiter, Hooks, NoHook, Policy, RetryAll};
+/// use llm_resilience::{AdaptiveLimiter, Policy};
+/// use llm_resilience::hooks::{Hooks, NoHook, RetryAll};
 ///
 /// static LIMITER: AdaptiveLimiter = AdaptiveLimiter::new();
 ///

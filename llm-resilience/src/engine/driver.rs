@@ -21,10 +21,13 @@
 use std::time::Instant;
 
 use crate::engine::attempt::Frame;
-use crate::engine::state::{DeadlineReport, Refusals, State};
+use crate::engine::deadline::DeadlineReport;
+use crate::engine::state::{Refusals, State};
 use crate::observe::trace::MakeSpan;
 use crate::time::Clock;
-use crate::{Classify, Elapsed, RetryEvent};
+#[cfg(feature = "tokio")]
+use crate::Elapsed;
+use crate::{Classify, RetryEvent};
 
 /// A retried call in progress: its state, its hooks, and how refusals become
 /// its error type. Made by generated code and by [`Policy`](crate::Policy)'s
@@ -76,6 +79,7 @@ pub struct FallBack<E> {
     clock: Clock,
     /// The error for a fallback cut off at the deadline, when the call can
     /// report one.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     cut_off: Option<DeadlineReport<E>>,
 }
 
@@ -154,11 +158,13 @@ impl<T, E> IsResult for Result<T, E> {
 }
 
 /// What a fallback returns: something a deadline error can end as.
+#[cfg(feature = "tokio")]
 pub trait Ends<E> {
     /// This outcome, failed with `error`.
     fn failed(error: E) -> Self;
 }
 
+#[cfg(feature = "tokio")]
 impl<T, E> Ends<E> for Result<T, E> {
     #[inline]
     fn failed(error: E) -> Self {
@@ -166,6 +172,7 @@ impl<T, E> Ends<E> for Result<T, E> {
     }
 }
 
+#[cfg(feature = "tokio")]
 impl<T, E> Ends<E> for Ending<T, E> {
     #[inline]
     fn failed(error: E) -> Self {

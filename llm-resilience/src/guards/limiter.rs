@@ -1089,7 +1089,7 @@ impl AdaptiveLimiter {
     /// per minute (OpenAI's `x-ratelimit-limit-tokens`, Anthropic's
     /// `anthropic-ratelimit-input-tokens-limit`), and what is left of it
     /// now, if known. From then on, a call that states what it costs
-    /// (`#[retry(cost = ...)]`, [`Hooks::cost`](crate::Hooks::cost)) waits
+    /// (`#[retry(cost = ...)]`, [`Hooks::cost`](crate::hooks::Hooks::cost)) waits
     /// until the provider's token bucket, refilling at that limit less the
     /// [`headroom`](Self::headroom), holds its tokens: a large prompt waits
     /// its turn instead of being refused while requests remain. Calls that

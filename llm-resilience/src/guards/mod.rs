@@ -1,7 +1,7 @@
 //! The shared state a retried call may run under: a circuit breaker, a retry
 //! budget and an adaptive rate limiter, given to `#[retry]` as `breaker =`,
 //! `budget =` and `limiter =`, or to a [`Policy`](crate::Policy) through
-//! [`Hooks`](crate::Hooks).
+//! [`Hooks`](crate::hooks::Hooks).
 
 pub(crate) mod breaker;
 pub(crate) mod budget;
@@ -37,7 +37,8 @@ impl Guards<'_> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use llm_resilience::{AsBreaker, BreakerState, CircuitBreaker};
+/// use llm_resilience::{BreakerState, CircuitBreaker};
+/// use llm_resilience::hooks::AsBreaker;
 ///
 /// // A health check that takes whatever `breaker =` would.
 /// fn healthy(breaker: impl AsBreaker) -> bool {
@@ -65,7 +66,8 @@ pub trait AsBreaker {
 /// returns).
 ///
 /// ```
-/// use llm_resilience::{AsBudget, KeyedBudgets, RetryBudget};
+/// use llm_resilience::{KeyedBudgets, RetryBudget};
+/// use llm_resilience::hooks::AsBudget;
 ///
 /// // Whatever `budget =` would take: a budget, a reference, a `Box`...
 /// fn retries_left(budget: impl AsBudget) -> u64 {
@@ -92,7 +94,8 @@ pub trait AsBudget {
 ///
 /// ```
 /// use std::rc::Rc;
-/// use llm_resilience::{AdaptiveLimiter, AsLimiter};
+/// use llm_resilience::{AdaptiveLimiter};
+/// use llm_resilience::hooks::AsLimiter;
 ///
 /// // Whatever `limiter =` would take: a limiter, a reference, an `Rc`...
 /// fn pacing(limiter: impl AsLimiter) -> Option<f64> {
@@ -153,13 +156,14 @@ holders!(AsBreaker, as_breaker, CircuitBreaker);
 holders!(AsBudget, as_budget, RetryBudget);
 holders!(AsLimiter, as_limiter, AdaptiveLimiter);
 
-/// How a [`Hooks`](crate::Hooks) turns a refusal of its circuit breaker into
+/// How a [`Hooks`](crate::hooks::Hooks) turns a refusal of its circuit breaker into
 /// the call's error: [`NoBreaker`] until
-/// [`Hooks::breaker`](crate::Hooks::breaker) sets one, then
+/// [`Hooks::breaker`](crate::hooks::Hooks::breaker) sets one, then
 /// `fn(CircuitOpen) -> E`, that is `E::from`.
 ///
 /// ```
-/// use llm_resilience::{CircuitBreaker, CircuitOpen, FailFast, NoBreaker, Refuse};
+/// use llm_resilience::{CircuitBreaker, CircuitOpen};
+/// use llm_resilience::hooks::{FailFast, NoBreaker, Refuse};
 ///
 /// let breaker = CircuitBreaker::new();
 /// breaker.isolate();
@@ -178,11 +182,12 @@ pub trait Refuse<E> {
     fn conversion(&self) -> Option<fn(CircuitOpen) -> E>;
 }
 
-/// The [`Refuse`] of a [`Hooks`](crate::Hooks) without a circuit breaker.
+/// The [`Refuse`] of a [`Hooks`](crate::hooks::Hooks) without a circuit breaker.
 ///
 /// ```
 /// use std::io;
-/// use llm_resilience::{CircuitBreaker, NoBreaker, Refuse};
+/// use llm_resilience::{CircuitBreaker};
+/// use llm_resilience::hooks::{NoBreaker, Refuse};
 ///
 /// let breaker = CircuitBreaker::new();
 /// breaker.isolate();
@@ -206,11 +211,12 @@ impl<E> Refuse<E> for NoBreaker {
     }
 }
 
-/// The [`Refuse`] of a [`Hooks`](crate::Hooks) with a circuit breaker:
+/// The [`Refuse`] of a [`Hooks`](crate::hooks::Hooks) with a circuit breaker:
 /// `E::from`.
 ///
 /// ```
-/// use llm_resilience::{CircuitBreaker, CircuitOpen, FailFast, Refuse};
+/// use llm_resilience::{CircuitBreaker, CircuitOpen};
+/// use llm_resilience::hooks::{FailFast, Refuse};
 ///
 /// # #[derive(Debug, PartialEq)]
 /// enum ChatError {
