@@ -4,10 +4,9 @@
 use core::fmt;
 use std::time::Duration;
 
-use crate::guards::window::{
-    bucket_ns, nanos, now_ns, CachePadded, Window, BUCKETS, HI, LO, TIME_MAX,
-};
+use crate::guards::window::{bucket_ns, CachePadded, Window, BUCKETS, HI, LO};
 use crate::sync::{AtomicU64, Ordering};
+use crate::time::{nanos, now_ns, TIME_MAX};
 use crate::{Classify, ErrorKind};
 
 /// Stops calls to a provider that keeps failing, then lets a few probe calls

@@ -6,8 +6,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use crate::guards::breaker::ppm;
-use crate::guards::window::{bucket_ns, nanos, now_ns, Window, BUCKETS, HI, LO};
+use crate::guards::window::{bucket_ns, Window, BUCKETS, HI, LO};
 use crate::sync::Ordering;
+use crate::time::{nanos, now_ns};
 
 /// A cap on retries shared by many calls: retries are allowed while those
 /// made over a recent window stay within a share of the calls made over it,

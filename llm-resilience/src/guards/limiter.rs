@@ -2,8 +2,10 @@
 //! documentation describes the algorithm.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::time::{nanos_i64, since_epoch_ns};
 
 /// The `rate` word of a limiter that does not pace.
 const UNLIMITED: u64 = 0;
@@ -229,7 +231,7 @@ pub struct AdaptiveLimiter {
 
 /// The paced path's state: the schedule of send slots, growth, and what the
 /// limiter knows of refusals and hints. Times are nanoseconds since the
-/// process-wide epoch of [`now_nanos`].
+/// process-wide epoch of [`crate::time::since_epoch_ns`].
 #[derive(Debug)]
 struct Control {
     /// When the last refusal was reported.
@@ -640,7 +642,7 @@ impl AdaptiveLimiter {
         if self.rate.load(Relaxed) == UNLIMITED || !self.learns_now() {
             return Ok((Duration::ZERO, Slot::NONE));
         }
-        self.reserve(duration_to_nanos(within), 0)
+        self.reserve(nanos_i64(within), 0)
     }
 
     /// Give back a slot its caller will not use (it was dropped while it
@@ -692,7 +694,7 @@ impl AdaptiveLimiter {
                 wait
             }
             Slot::Queued(n, tokens) => {
-                let now = now_nanos();
+                let now = since_epoch_ns();
                 let mut control = self.lock();
                 // The rate moves for the callers already waiting too: a hint
                 // past its reset ends, and growth re-spaces their slots.
@@ -724,7 +726,7 @@ impl AdaptiveLimiter {
         cost: u64,
     ) -> Result<(Duration, Slot), Duration> {
         if cost > 0 && self.token_pacing.load(Relaxed) && self.learns_now() {
-            return self.reserve(duration_to_nanos(within), cost);
+            return self.reserve(nanos_i64(within), cost);
         }
         if self.rate.load(Relaxed) == UNLIMITED && self.window.load(Relaxed) != 0 {
             let (wait, slot) = self.enter_window(cost);
@@ -754,13 +756,13 @@ impl AdaptiveLimiter {
         // Slow answers grow the window slowly: it also doubles for every
         // `WINDOW_STEP` it stays full without a refusal (refusals come fast,
         // long answers do not).
-        let now = now_nanos();
+        let now = since_epoch_ns();
         let since = self.window_full_since.load(Relaxed);
         if since == LONG_AGO {
             let _ = self
                 .window_full_since
                 .compare_exchange(LONG_AGO, now, Relaxed, Relaxed);
-        } else if now.saturating_sub(since) >= duration_to_nanos(WINDOW_STEP)
+        } else if now.saturating_sub(since) >= nanos_i64(WINDOW_STEP)
             && self
                 .window_full_since
                 .compare_exchange(since, now, Relaxed, Relaxed)
@@ -862,7 +864,7 @@ impl AdaptiveLimiter {
     /// assert!(limiter.rate().is_some());
     /// ```
     pub fn on_rate_limited(&self, retry_after: Option<Duration>) {
-        let now = now_nanos();
+        let now = since_epoch_ns();
         let successes = self.successes.load(Relaxed);
         let mut control = self.lock();
         self.refused(&mut control, now, successes, retry_after);
@@ -880,7 +882,7 @@ impl AdaptiveLimiter {
         if paced || self.rate.load(Relaxed) == UNLIMITED {
             return self.on_rate_limited(retry_after);
         }
-        let now = now_nanos();
+        let now = since_epoch_ns();
         self.drain(&mut self.lock(), now);
     }
 
@@ -1004,12 +1006,12 @@ impl AdaptiveLimiter {
             // The window resets now: nothing to hold back for.
             return;
         }
-        let now = now_nanos();
+        let now = since_epoch_ns();
         let successes = self.successes.load(Relaxed);
         let mut control = self.lock();
         let control = &mut *control;
         let bits = self.rate.load(Relaxed);
-        let until = now.saturating_add(duration_to_nanos(reset));
+        let until = now.saturating_add(nanos_i64(reset));
         // The hint holds until its reset; then the rate from before it comes
         // back (see `grow`).
         let before = control.hint.map_or(bits, |(_, before)| before);
@@ -1071,7 +1073,7 @@ impl AdaptiveLimiter {
             return;
         }
         let announced = per_minute as f64 / 60.0;
-        let now = now_nanos();
+        let now = since_epoch_ns();
         let successes = self.successes.load(Relaxed);
         let mut control = self.lock();
         let control = &mut *control;
@@ -1108,7 +1110,7 @@ impl AdaptiveLimiter {
         if per_minute == 0 {
             return;
         }
-        let now = now_nanos();
+        let now = since_epoch_ns();
         let mut control = self.lock();
         let tokens = &mut control.tokens;
         let per_second = per_minute as f64 / 60.0 * self.margin();
@@ -1155,7 +1157,7 @@ impl AdaptiveLimiter {
     /// slot), else `Err` with how far away it is, taking nothing.
     #[inline(never)]
     fn reserve(&self, within: i64, cost: u64) -> Result<(Duration, Slot), Duration> {
-        let now = now_nanos();
+        let now = since_epoch_ns();
         let mut control = self.lock();
         let control = &mut *control;
         let rate = self.grow(control, now);
@@ -1306,11 +1308,7 @@ impl AdaptiveLimiter {
         control.schedule.respace(now, interval(rate), self.credit());
         control.grown = successes;
         control.fast = fast;
-        let hold = if fast {
-            0
-        } else {
-            duration_to_nanos(self.probe_after)
-        };
+        let hold = if fast { 0 } else { nanos_i64(self.probe_after) };
         control.probe_at = now.saturating_add(hold);
         control.last_growth = now;
     }
@@ -1364,7 +1362,7 @@ impl AdaptiveLimiter {
 
     /// No slot before `now + wait` (at most [`MAX_PAUSE`]).
     fn pause(&self, control: &mut Control, now: i64, wait: Duration) {
-        let until = now.saturating_add(duration_to_nanos(wait.min(MAX_PAUSE)));
+        let until = now.saturating_add(nanos_i64(wait.min(MAX_PAUSE)));
         control.schedule.not_before(until);
     }
 
@@ -1450,29 +1448,9 @@ impl Slot {
     pub(crate) const NONE: Slot = Slot::Free;
 }
 
-/// The time limiters share, in nanoseconds since a process-wide epoch (the
-/// first time any limiter read it); negative for earlier times, which a
-/// paused tokio clock can produce.
-///
-/// Sleeps skipped under [`testing`](crate::testing) move it on, on the
-/// thread that skipped them, as they move every other clock of the crate.
-fn now_nanos() -> i64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let now = crate::time::shared_now();
-    let epoch = *EPOCH.get_or_init(|| now);
-    match now.checked_duration_since(epoch) {
-        Some(after) => duration_to_nanos(after),
-        None => duration_to_nanos(epoch.duration_since(now)).saturating_neg(),
-    }
-}
-
 /// The pacing interval at `rate`, in nanoseconds (at least 1).
 fn interval(rate: f64) -> f64 {
     (NANOS_PER_SEC / rate).max(1.0)
-}
-
-fn duration_to_nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Seconds to nanoseconds, saturating (`as` saturates, and maps NaN to 0).

@@ -1,14 +1,6 @@
-//! The time base and the rolling window shared by
-//! [`CircuitBreaker`](crate::CircuitBreaker) and
-//! [`RetryBudget`](crate::RetryBudget).
-//!
-//! # Time
-//!
-//! Timestamps are nanoseconds on [`shared_now`], offset from a process-wide
-//! epoch (the first reading) by [`BIAS`], so that a reading a little before
-//! the epoch (another thread's skipped sleeps, another paused runtime) is
-//! still a small positive number. They saturate at [`TIME_MAX`], which keeps
-//! them in 62 bits: 109 years after the epoch.
+//! The rolling window shared by [`CircuitBreaker`](crate::CircuitBreaker)
+//! and [`RetryBudget`](crate::RetryBudget). Timestamps are those of
+//! [`crate::time::now_ns`].
 //!
 //! # The window
 //!
@@ -43,15 +35,8 @@
 //! slots can leave one slot older than it should be until it is reused. Both
 //! only ever over-count old events; the totals themselves are always exact.
 
-#[cfg(not(retry_loom))]
-use std::sync::OnceLock;
-use std::time::Duration;
-#[cfg(not(retry_loom))]
-use std::time::Instant;
-
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-#[cfg(not(retry_loom))]
-use crate::time::shared_now;
+use crate::time::now_ns;
 
 /// The number of buckets in a window.
 pub(crate) const BUCKETS: u64 = 10;
@@ -72,26 +57,6 @@ const LO_MASK: u64 = HI - 1;
 /// `head` before the window has read the clock.
 const NO_HEAD: u64 = u64::MAX;
 
-/// Timestamps of readings at the epoch.
-#[cfg_attr(retry_loom, allow(dead_code))]
-const BIAS: u64 = 1 << 60;
-
-/// The largest timestamp: timestamps fit in 62 bits.
-pub(crate) const TIME_MAX: u64 = (1 << 62) - 1;
-
-#[cfg(not(retry_loom))]
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// `d` in nanoseconds, saturating.
-pub(crate) const fn nanos(d: Duration) -> u64 {
-    let n = d.as_nanos();
-    if n > u64::MAX as u128 {
-        u64::MAX
-    } else {
-        n as u64
-    }
-}
-
 /// The width of one bucket of a window `window_ns` long: a tenth of it, and
 /// at least 1 ns.
 pub(crate) const fn bucket_ns(window_ns: u64) -> u64 {
@@ -100,25 +65,6 @@ pub(crate) const fn bucket_ns(window_ns: u64) -> u64 {
     } else {
         window_ns / BUCKETS
     }
-}
-
-/// Now, as a timestamp (see the module docs).
-#[cfg(not(retry_loom))]
-pub(crate) fn now_ns() -> u64 {
-    let now = shared_now();
-    let epoch = *EPOCH.get_or_init(|| now);
-    let t = match now.checked_duration_since(epoch) {
-        Some(after) => BIAS.saturating_add(nanos(after)),
-        None => BIAS.saturating_sub(nanos(epoch.saturating_duration_since(now))),
-    };
-    t.min(TIME_MAX)
-}
-
-/// Now, under the loom model: the time its tests set (see
-/// [`crate::sync::clock`]), so that every execution sees the same times.
-#[cfg(retry_loom)]
-pub(crate) fn now_ns() -> u64 {
-    crate::sync::clock::now().min(TIME_MAX)
 }
 
 /// Keeps what it holds on a cache line of its own (128 bytes: two lines on
@@ -369,6 +315,7 @@ impl Window {
 #[cfg(all(test, not(retry_loom)))]
 mod tests {
     use super::*;
+    use crate::time::BIAS;
 
     const W: u64 = 1_000;
 
@@ -426,14 +373,5 @@ mod tests {
         w.reset();
         w.add(HI, W);
         assert_eq!(w.counts(BIAS / W), (1, 0));
-    }
-
-    #[test]
-    fn time_is_monotonic_and_biased() {
-        let a = now_ns();
-        let b = now_ns();
-        assert!(b >= a);
-        assert!(a >= BIAS / 2);
-        assert!(a <= TIME_MAX);
     }
 }
