@@ -4,7 +4,7 @@
 use core::fmt;
 use std::time::Duration;
 
-use crate::guards::window::{bucket_ns, CachePadded, Window, BUCKETS, HI, LO};
+use crate::guards::window::{ppm, CachePadded, Span, Window, HI, LO};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{nanos, now_ns, TIME_MAX};
 use crate::{Classify, ErrorKind};
@@ -143,8 +143,7 @@ struct Config {
     /// The failure ratio, in millionths.
     ratio_ppm: u64,
     min_calls: u32,
-    window_ns: u64,
-    bucket_ns: u64,
+    span: Span,
     break_ns: u64,
     probes: u32,
     consecutive: u32,
@@ -289,16 +288,6 @@ const fn since(gen: u64, now: u64) -> u64 {
     }
 }
 
-/// A ratio in millionths: NaN and negative ratios are 0, large ones saturate.
-pub(crate) const fn ppm(ratio: f64) -> u64 {
-    if ratio > 0.0 {
-        // `as` saturates, and infinity becomes `u64::MAX`.
-        (ratio * 1_000_000.0 + 0.5) as u64
-    } else {
-        0
-    }
-}
-
 impl CircuitBreaker {
     crate::sync::const_fn! {
         /// A closed breaker with the default settings (see the table in the
@@ -322,8 +311,7 @@ impl CircuitBreaker {
                 config: Config {
                     ratio_ppm: 500_000,
                     min_calls: 20,
-                    window_ns: 30_000_000_000,
-                    bucket_ns: 30_000_000_000 / BUCKETS,
+                    span: Span::new(Duration::from_secs(30)),
                     break_ns: 30_000_000_000,
                     probes: 1,
                     consecutive: 0,
@@ -378,9 +366,7 @@ impl CircuitBreaker {
     /// # assert!(BREAKER.try_acquire().is_ok());
     /// ```
     pub const fn window(mut self, d: Duration) -> Self {
-        let ns = nanos(d);
-        self.config.window_ns = ns;
-        self.config.bucket_ns = bucket_ns(ns);
+        self.config.span = Span::new(d);
         self
     }
 
@@ -668,7 +654,7 @@ impl CircuitBreaker {
     #[inline]
     fn succeeded(&self) {
         self.successes[stripe()].0.fetch_add(1, Ordering::Relaxed);
-        self.window.start_if_new(self.config.bucket_ns);
+        self.window.start_if_new(self.config.span.bucket_ns);
         if self.config.consecutive != 0 {
             let streak = self.window.aux();
             if streak.load(Ordering::Relaxed) != 0 {
@@ -683,7 +669,7 @@ impl CircuitBreaker {
     fn failed(&self, probe: u64) {
         self.drain();
         let now = now_ns();
-        let bucket = self.window.advance(now, self.config.bucket_ns);
+        let bucket = self.window.advance(now, self.config.span.bucket_ns);
         self.window.add_stamped(HI + LO);
         if probe != NOT_PROBE {
             self.probe_failed(probe, now);
@@ -735,7 +721,8 @@ impl CircuitBreaker {
             n = n.wrapping_add(stripe.0.swap(0, Ordering::AcqRel));
         }
         if n != 0 {
-            self.window.add(n.wrapping_mul(HI), self.config.bucket_ns);
+            self.window
+                .add(n.wrapping_mul(HI), self.config.span.bucket_ns);
         }
     }
 
@@ -748,7 +735,7 @@ impl CircuitBreaker {
 
     /// The probe of generation `gen` succeeded: close, with an empty window.
     fn probe_succeeded(&self, gen: u64) {
-        self.window.add(HI, self.config.bucket_ns);
+        self.window.add(HI, self.config.span.bucket_ns);
         let mut word = self.state.load(Ordering::Acquire);
         while matches!(State::decode(word), State::HalfOpen { gen: g, .. } if g == gen) {
             // Forget before closing: calls admitted once closed all count.
@@ -825,7 +812,7 @@ impl fmt::Debug for CircuitBreaker {
             .field("state", &self.state())
             .field("failure_ratio", &(c.ratio_ppm as f64 / 1e6))
             .field("min_calls", &c.min_calls)
-            .field("window", &Duration::from_nanos(c.window_ns))
+            .field("window", &c.span.duration())
             .field("break_for", &Duration::from_nanos(c.break_ns))
             .field("half_open_probes", &c.probes)
             .field("consecutive_failures", &c.consecutive)
@@ -1259,15 +1246,6 @@ mod tests {
         assert_eq!(since(gen, t + 5_000), 5_000);
         assert_eq!(since(gen, t), 0);
         assert_eq!(since(gen, t - 5_000), 0, "a reading from before it began");
-    }
-
-    #[test]
-    fn ratios_in_millionths() {
-        assert_eq!(ppm(0.5), 500_000);
-        assert_eq!(ppm(0.1), 100_000);
-        assert_eq!(ppm(-1.0), 0);
-        assert_eq!(ppm(f64::NAN), 0);
-        assert_eq!(ppm(f64::INFINITY), u64::MAX);
     }
 
     // Loom's atomics work only inside a model (tests/loom.rs).

@@ -1,6 +1,9 @@
 //! The rolling window shared by [`CircuitBreaker`](crate::CircuitBreaker)
-//! and [`RetryBudget`](crate::RetryBudget). Timestamps are those of
-//! [`crate::time::now_ns`].
+//! and [`RetryBudget`](crate::RetryBudget): two event counts over the last
+//! stretch of time, with [`Span`], the `window` setting both are built with,
+//! and [`ppm`], the form of the ratio of the two counts both compare with.
+//!
+//! Timestamps are those of [`crate::time::now_ns`].
 //!
 //! # The window
 //!
@@ -35,8 +38,10 @@
 //! slots can leave one slot older than it should be until it is reused. Both
 //! only ever over-count old events; the totals themselves are always exact.
 
+use std::time::Duration;
+
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::time::now_ns;
+use crate::time::{nanos, now_ns};
 
 /// The number of buckets in a window.
 pub(crate) const BUCKETS: u64 = 10;
@@ -57,13 +62,47 @@ const LO_MASK: u64 = HI - 1;
 /// `head` before the window has read the clock.
 const NO_HEAD: u64 = u64::MAX;
 
-/// The width of one bucket of a window `window_ns` long: a tenth of it, and
-/// at least 1 ns.
-pub(crate) const fn bucket_ns(window_ns: u64) -> u64 {
-    if window_ns / BUCKETS == 0 {
-        1
+/// A window's length, and that of its buckets: the `window` setting of a
+/// breaker or a budget, built by [`Span::new`] in `const` context.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    /// The length of the window, in nanoseconds.
+    pub(crate) window_ns: u64,
+    /// The width of one bucket: a tenth of the window, and at least 1 ns.
+    pub(crate) bucket_ns: u64,
+}
+
+impl Span {
+    /// A window `d` long (saturating at `u64::MAX` ns), in [`BUCKETS`]
+    /// buckets.
+    pub(crate) const fn new(d: Duration) -> Self {
+        let window_ns = nanos(d);
+        let bucket_ns = if window_ns / BUCKETS == 0 {
+            1
+        } else {
+            window_ns / BUCKETS
+        };
+        Span {
+            window_ns,
+            bucket_ns,
+        }
+    }
+
+    /// The length of the window.
+    pub(crate) const fn duration(self) -> Duration {
+        Duration::from_nanos(self.window_ns)
+    }
+}
+
+/// A ratio of the low events to the high ones (failures per call, retries
+/// per call), in millionths: NaN and negative ratios are 0, large ones
+/// saturate.
+pub(crate) const fn ppm(ratio: f64) -> u64 {
+    if ratio > 0.0 {
+        // `as` saturates, and infinity becomes `u64::MAX`.
+        (ratio * 1_000_000.0 + 0.5) as u64
     } else {
-        window_ns / BUCKETS
+        0
     }
 }
 
@@ -373,5 +412,27 @@ mod tests {
         w.reset();
         w.add(HI, W);
         assert_eq!(w.counts(BIAS / W), (1, 0));
+    }
+
+    #[test]
+    fn spans_are_cut_in_tenths() {
+        let span = Span::new(Duration::from_secs(30));
+        assert_eq!(
+            (span.window_ns, span.bucket_ns),
+            (30_000_000_000, 3_000_000_000)
+        );
+        assert_eq!(span.duration(), Duration::from_secs(30));
+        let tiny = Span::new(Duration::from_nanos(5));
+        assert_eq!((tiny.window_ns, tiny.bucket_ns), (5, 1));
+        assert_eq!(Span::new(Duration::MAX).window_ns, u64::MAX);
+    }
+
+    #[test]
+    fn ratios_in_millionths() {
+        assert_eq!(ppm(0.5), 500_000);
+        assert_eq!(ppm(0.1), 100_000);
+        assert_eq!(ppm(-1.0), 0);
+        assert_eq!(ppm(f64::NAN), 0);
+        assert_eq!(ppm(f64::INFINITY), u64::MAX);
     }
 }
