@@ -27,8 +27,9 @@
 //!   `[-BIAS, TIME_MAX - BIAS]`. The adaptive limiter uses it.
 //!
 //! Under the loom model checks (`--cfg retry_loom`) both read the time the
-//! model sets ([`crate::sync::clock`]) instead, as a timestamp, so that every
-//! execution of a model sees the same times.
+//! model sets (`crate::sync::clock`, which exists under that cfg only)
+//! instead, as a timestamp, so that every execution of a model sees the
+//! same times.
 //!
 //! Durations convert to nanoseconds with [`nanos`] (`u64`) and
 //! [`nanos_i64`] (`i64`), both saturating.
