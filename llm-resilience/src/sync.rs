@@ -47,7 +47,7 @@ pub mod clock {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     /// The time before any `set_now`: the epoch's timestamp (see
-    /// `window.rs`).
+    /// `time.rs`).
     const START: u64 = 1 << 60;
 
     static NOW: AtomicU64 = AtomicU64::new(START);

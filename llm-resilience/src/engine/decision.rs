@@ -97,9 +97,7 @@ impl<'p> State<'p> {
         };
         self.report_failure(error, kind);
         let decision = self.decide(error, kind, cut_off, when);
-        let cold = self
-            .cold
-            .get_or_insert_with(|| Cold::new(self.policy));
+        let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
         cold.last_kind = Some(kind);
         let span = cold.span.get_or_insert_with(make_span);
         let failure = Failure {

@@ -157,8 +157,7 @@ impl<'p> State<'p> {
     /// The part of the state that failures use, made at the first.
     #[cold]
     pub(super) fn cold(&mut self) -> &mut Cold {
-        self.cold
-            .get_or_insert_with(|| Cold::new(self.policy))
+        self.cold.get_or_insert_with(|| Cold::new(self.policy))
     }
 
     /// Run the call under `breaker`.

@@ -5,9 +5,9 @@ use core::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
-use crate::guards::breaker::ppm;
-use crate::guards::window::{bucket_ns, nanos, now_ns, Window, BUCKETS, HI, LO};
+use crate::guards::window::{ppm, Span, Window, HI, LO};
 use crate::sync::Ordering;
+use crate::time::now_ns;
 
 /// A cap on retries shared by many calls: retries are allowed while those
 /// made over a recent window stay within a share of the calls made over it,
@@ -74,13 +74,24 @@ pub struct RetryBudget {
     config: Config,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct Config {
     /// Retries per call, in millionths.
     ratio_ppm: u64,
     min_per_second: u32,
-    window_ns: u64,
-    bucket_ns: u64,
+    span: Span,
+}
+
+impl fmt::Debug for Config {
+    // As derived from the fields the span holds, which `KeyedBudgets` shows.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("ratio_ppm", &self.ratio_ppm)
+            .field("min_per_second", &self.min_per_second)
+            .field("window_ns", &self.span.window_ns)
+            .field("bucket_ns", &self.span.bucket_ns)
+            .finish()
+    }
 }
 
 impl RetryBudget {
@@ -101,8 +112,7 @@ impl RetryBudget {
                 config: Config {
                     ratio_ppm: 100_000,
                     min_per_second: 10,
-                    window_ns: 10_000_000_000,
-                    bucket_ns: 10_000_000_000 / BUCKETS,
+                    span: Span::new(Duration::from_secs(10)),
                 },
             }
         }
@@ -153,9 +163,7 @@ impl RetryBudget {
     /// assert_eq!(BUDGET.available(), 600);
     /// ```
     pub const fn window(mut self, d: Duration) -> Self {
-        let ns = nanos(d);
-        self.config.window_ns = ns;
-        self.config.bucket_ns = bucket_ns(ns);
+        self.config.span = Span::new(d);
         self
     }
 
@@ -174,7 +182,7 @@ impl RetryBudget {
     /// ```
     #[inline]
     pub fn record_call(&self) {
-        self.window.add(HI, self.config.bucket_ns);
+        self.window.add(HI, self.config.span.bucket_ns);
     }
 
     /// Whether a call may retry once more. If so, the retry is counted
@@ -195,7 +203,7 @@ impl RetryBudget {
     /// assert!(!budget.try_retry());
     /// ```
     pub fn try_retry(&self) -> bool {
-        let bucket = self.window.advance(now_ns(), self.config.bucket_ns);
+        let bucket = self.window.advance(now_ns(), self.config.span.bucket_ns);
         let bounds = self.window.bounds(bucket);
         let totals = self.window.totals();
         let mut before = totals.load(Ordering::Acquire);
@@ -231,7 +239,7 @@ impl RetryBudget {
     /// assert_eq!(budget.available(), 109);
     /// ```
     pub fn available(&self) -> u64 {
-        let bucket = self.window.advance(now_ns(), self.config.bucket_ns);
+        let bucket = self.window.advance(now_ns(), self.config.span.bucket_ns);
         let bounds = self.window.bounds(bucket);
         let (calls, retries) = bounds.counts_wide_low(self.window.totals().load(Ordering::Acquire));
         self.allowance(calls, retries)
@@ -244,7 +252,8 @@ impl RetryBudget {
         // The limit in millionths of a retry, so that a ratio of 0.1 is
         // exact: ratio × calls + min_retries_per_second × window seconds.
         let limit = u128::from(self.config.ratio_ppm) * u128::from(calls)
-            + u128::from(self.config.min_per_second) * u128::from(self.config.window_ns) / 1000;
+            + u128::from(self.config.min_per_second) * u128::from(self.config.span.window_ns)
+                / 1000;
         // Retries allowed while `retries + 1 <= limit`: up to floor(limit),
         // so that the extra load never exceeds the limit, even by one.
         let cap = limit / MILLION;
@@ -267,7 +276,7 @@ impl fmt::Debug for RetryBudget {
         f.debug_struct("RetryBudget")
             .field("ratio", &(c.ratio_ppm as f64 / 1e6))
             .field("min_retries_per_second", &c.min_per_second)
-            .field("window", &Duration::from_nanos(c.window_ns))
+            .field("window", &c.span.duration())
             .field("available", &self.available())
             .finish()
     }

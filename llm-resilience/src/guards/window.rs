@@ -1,14 +1,9 @@
-//! The time base and the rolling window shared by
-//! [`CircuitBreaker`](crate::CircuitBreaker) and
-//! [`RetryBudget`](crate::RetryBudget).
+//! The rolling window shared by [`CircuitBreaker`](crate::CircuitBreaker)
+//! and [`RetryBudget`](crate::RetryBudget): two event counts over the last
+//! stretch of time, with [`Span`], the `window` setting both are built with,
+//! and [`ppm`], the form of the ratio of the two counts both compare with.
 //!
-//! # Time
-//!
-//! Timestamps are nanoseconds on [`shared_now`], offset from a process-wide
-//! epoch (the first reading) by [`BIAS`], so that a reading a little before
-//! the epoch (another thread's skipped sleeps, another paused runtime) is
-//! still a small positive number. They saturate at [`TIME_MAX`], which keeps
-//! them in 62 bits: 109 years after the epoch.
+//! Timestamps are those of [`crate::time::now_ns`].
 //!
 //! # The window
 //!
@@ -43,15 +38,10 @@
 //! slots can leave one slot older than it should be until it is reused. Both
 //! only ever over-count old events; the totals themselves are always exact.
 
-#[cfg(not(retry_loom))]
-use std::sync::OnceLock;
 use std::time::Duration;
-#[cfg(not(retry_loom))]
-use std::time::Instant;
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-#[cfg(not(retry_loom))]
-use crate::time::shared_now;
+use crate::time::{nanos, now_ns};
 
 /// The number of buckets in a window.
 pub(crate) const BUCKETS: u64 = 10;
@@ -72,53 +62,48 @@ const LO_MASK: u64 = HI - 1;
 /// `head` before the window has read the clock.
 const NO_HEAD: u64 = u64::MAX;
 
-/// Timestamps of readings at the epoch.
-#[cfg_attr(retry_loom, allow(dead_code))]
-const BIAS: u64 = 1 << 60;
+/// A window's length, and that of its buckets: the `window` setting of a
+/// breaker or a budget, built by [`Span::new`] in `const` context.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    /// The length of the window, in nanoseconds.
+    pub(crate) window_ns: u64,
+    /// The width of one bucket: a tenth of the window, and at least 1 ns.
+    pub(crate) bucket_ns: u64,
+}
 
-/// The largest timestamp: timestamps fit in 62 bits.
-pub(crate) const TIME_MAX: u64 = (1 << 62) - 1;
+impl Span {
+    /// A window `d` long (saturating at `u64::MAX` ns), in [`BUCKETS`]
+    /// buckets.
+    pub(crate) const fn new(d: Duration) -> Self {
+        let window_ns = nanos(d);
+        let bucket_ns = if window_ns / BUCKETS == 0 {
+            1
+        } else {
+            window_ns / BUCKETS
+        };
+        Span {
+            window_ns,
+            bucket_ns,
+        }
+    }
 
-#[cfg(not(retry_loom))]
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// `d` in nanoseconds, saturating.
-pub(crate) const fn nanos(d: Duration) -> u64 {
-    let n = d.as_nanos();
-    if n > u64::MAX as u128 {
-        u64::MAX
-    } else {
-        n as u64
+    /// The length of the window.
+    pub(crate) const fn duration(self) -> Duration {
+        Duration::from_nanos(self.window_ns)
     }
 }
 
-/// The width of one bucket of a window `window_ns` long: a tenth of it, and
-/// at least 1 ns.
-pub(crate) const fn bucket_ns(window_ns: u64) -> u64 {
-    if window_ns / BUCKETS == 0 {
-        1
+/// A ratio of the low events to the high ones (failures per call, retries
+/// per call), in millionths: NaN and negative ratios are 0, large ones
+/// saturate.
+pub(crate) const fn ppm(ratio: f64) -> u64 {
+    if ratio > 0.0 {
+        // `as` saturates, and infinity becomes `u64::MAX`.
+        (ratio * 1_000_000.0 + 0.5) as u64
     } else {
-        window_ns / BUCKETS
+        0
     }
-}
-
-/// Now, as a timestamp (see the module docs).
-#[cfg(not(retry_loom))]
-pub(crate) fn now_ns() -> u64 {
-    let now = shared_now();
-    let epoch = *EPOCH.get_or_init(|| now);
-    let t = match now.checked_duration_since(epoch) {
-        Some(after) => BIAS.saturating_add(nanos(after)),
-        None => BIAS.saturating_sub(nanos(epoch.saturating_duration_since(now))),
-    };
-    t.min(TIME_MAX)
-}
-
-/// Now, under the loom model: the time its tests set (see
-/// [`crate::sync::clock`]), so that every execution sees the same times.
-#[cfg(retry_loom)]
-pub(crate) fn now_ns() -> u64 {
-    crate::sync::clock::now().min(TIME_MAX)
 }
 
 /// Keeps what it holds on a cache line of its own (128 bytes: two lines on
@@ -369,6 +354,7 @@ impl Window {
 #[cfg(all(test, not(retry_loom)))]
 mod tests {
     use super::*;
+    use crate::time::BIAS;
 
     const W: u64 = 1_000;
 
@@ -429,11 +415,24 @@ mod tests {
     }
 
     #[test]
-    fn time_is_monotonic_and_biased() {
-        let a = now_ns();
-        let b = now_ns();
-        assert!(b >= a);
-        assert!(a >= BIAS / 2);
-        assert!(a <= TIME_MAX);
+    fn spans_are_cut_in_tenths() {
+        let span = Span::new(Duration::from_secs(30));
+        assert_eq!(
+            (span.window_ns, span.bucket_ns),
+            (30_000_000_000, 3_000_000_000)
+        );
+        assert_eq!(span.duration(), Duration::from_secs(30));
+        let tiny = Span::new(Duration::from_nanos(5));
+        assert_eq!((tiny.window_ns, tiny.bucket_ns), (5, 1));
+        assert_eq!(Span::new(Duration::MAX).window_ns, u64::MAX);
+    }
+
+    #[test]
+    fn ratios_in_millionths() {
+        assert_eq!(ppm(0.5), 500_000);
+        assert_eq!(ppm(0.1), 100_000);
+        assert_eq!(ppm(-1.0), 0);
+        assert_eq!(ppm(f64::NAN), 0);
+        assert_eq!(ppm(f64::INFINITY), u64::MAX);
     }
 }
