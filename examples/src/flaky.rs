@@ -2,7 +2,20 @@
 //! injects faults from a [`Scenario`].
 //!
 //! It serves `POST /v1/chat/completions` (an OpenAI-shaped completion echoing
-//! the last user message) and answers every other path or method with `404`.
+//! the last user message) and `POST /v1/messages` (the same answer in
+//! Anthropic's shape), and answers every other path or method with `404`.
+//!
+//! A request with `"stream": true` gets its answer as server-sent events,
+//! in the format of the path it called: `/v1/chat/completions` streams
+//! OpenAI's `chat.completion.chunk`s ending with `data: [DONE]`,
+//! `/v1/messages` streams Anthropic's `message_start` ...
+//! `content_block_delta` ... `message_stop` events. The answer is split into
+//! content events by [`answer_tokens`], so a client can tell a complete
+//! answer from a truncated one. [`StreamFault`]s ([`Fault::Stream`]) break
+//! such streams after their `200`: an error event (first, or after some
+//! content), a stall, an end without the terminal marker, a cut connection,
+//! slow tokens. Every other fault hits a streamed request as it hits any
+//! other, before its stream starts.
 //! Depending on the scenario, an attempt instead gets a `429` with any of the
 //! wait hints providers send ([`RetryAfter`]), a quota `429`, a `5xx`/`529`,
 //! a `400`/`401`, an answer that comes too late, or a connection closed after
@@ -18,7 +31,11 @@
 //!
 //! Like a provider that supports idempotency keys, it keeps the response of
 //! every *processed* (billed) request under its `Idempotency-Key` and replays
-//! it to a later request with the same key, whatever the scenario says. It
+//! it to a later request with the same key, whatever the scenario says (as a
+//! clean stream when the later request asks for one). A stream is processed
+//! once its `200` is sent, whatever happens to it next; one that ended with an
+//! error event is billed but not stored, so a retry with its key is
+//! processed, and billed, again. It
 //! records every request ([`FlakyProvider::requests`]) and counts, in
 //! [`Stats::billed_twice`], the logical requests that were processed more
 //! than once: what a client that retries a dropped connection without a key
@@ -48,10 +65,12 @@ mod limits;
 mod responses;
 mod scenario;
 mod server;
+mod sse;
 mod state;
 
 pub use limits::{request_tokens, Announce, Limits, TokenLimit};
-pub use scenario::{Fault, QuotaStyle, RetryAfter, Scenario, UnknownScenario};
+pub use scenario::{Fault, QuotaStyle, RetryAfter, Scenario, StreamFault, UnknownScenario};
+pub use sse::answer_tokens;
 
 use state::Shared;
 
@@ -72,7 +91,8 @@ pub struct Stats {
     /// HTTP requests received, of any kind (including `404`s and bad bodies).
     pub requests: u64,
     /// Requests that were processed: the billable work was done (successes,
-    /// including slow ones and ones whose connection was then dropped).
+    /// including slow ones and ones whose connection was then dropped, and
+    /// every stream whose `200` was sent, whatever happened to it next).
     pub processed: u64,
     /// Requests answered from the idempotency store instead.
     pub replayed: u64,
@@ -103,7 +123,10 @@ pub struct RecordedRequest {
     /// `"400"`, `"409"`, ...), or `"replayed"` (stored response sent again),
     /// `"slow"` (processed, answered late), `"dropped"` (processed,
     /// connection closed unanswered), `"slow_processing"` (see
-    /// [`Fault::SlowProcessing`]).
+    /// [`Fault::SlowProcessing`]), or for a stream broken by a
+    /// [`StreamFault`] (processed) its [`Fault::name`]: `"stream_error"`,
+    /// `"stream_stall"`, `"stream_truncated"`, `"stream_drop"` or
+    /// `"stream_slow"`. A clean stream is `"200"`.
     pub outcome: String,
     /// When it arrived, since the server started.
     pub at: Duration,
@@ -198,6 +221,11 @@ impl FlakyProvider {
         format!("{}/chat/completions", self.base_url())
     }
 
+    /// The full URL of the Anthropic-shaped messages endpoint.
+    pub fn messages_url(&self) -> String {
+        format!("{}/messages", self.base_url())
+    }
+
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -211,6 +239,13 @@ impl FlakyProvider {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// How many times the logical request `id` was processed (billed): `id`
+    /// is an `Idempotency-Key`, else the `user` of requests without one.
+    /// Replays are not counted; `0` for an id never seen.
+    pub fn billed(&self, id: &str) -> u32 {
+        self.shared.billed(id)
     }
 
     /// Every request so far, in the order they were decided.

@@ -96,6 +96,16 @@
 )]
 //! - `anyhow`: `Classify for anyhow::Error`, by its chain of causes, as for
 //!   `Box<dyn Error + Send + Sync>` (which needs no feature).
+#![cfg_attr(
+    feature = "stream",
+    doc = "- `stream`: [`stream`], the server-sent events of streamed chat calls",
+    doc = "  (OpenAI's and Anthropic's formats) decoded into classified frames."
+)]
+#![cfg_attr(
+    not(feature = "stream"),
+    doc = "- `stream`: `llm_resilience::stream`, the server-sent events of streamed",
+    doc = "  chat calls (OpenAI's and Anthropic's formats) decoded into classified frames."
+)]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -124,6 +134,9 @@ pub mod hooks {
 
 #[cfg(feature = "http")]
 pub mod http;
+
+#[cfg(feature = "stream")]
+pub mod stream;
 
 pub use engine::attempt::{attempt, Attempt, IdempotencyKey};
 pub use engine::elapsed::Elapsed;

@@ -12,12 +12,85 @@ use super::format::{go_duration, http_date_ceil, later, rfc3339};
 use super::limits::{Announce, Refusal};
 use super::scenario::{Fault, QuotaStyle, RetryAfter};
 
+/// Which API a request called, by its path: the shape of its answer, and
+/// of its stream when it asked for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// `POST /v1/chat/completions`: OpenAI's chat completions.
+    ChatCompletions,
+    /// `POST /v1/messages`: Anthropic's messages.
+    Messages,
+}
+
 /// A response as stored for idempotent replay: status, extra headers, body.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
+    pub body: Body,
+}
+
+/// What a stored response carries.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    /// An error body, sent as it is whatever the API.
+    Json(Bytes),
+    /// A processed answer, rendered in the shape of the API that asks for
+    /// it (a replay included), as a whole or as a stream.
+    Answer(Answer),
+}
+
+/// The work of a processed request: its text, and what its rendering needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    /// The request's number: the answer's id is `chatcmpl-flaky{number}` or
+    /// `msg_flaky{number}`.
+    pub number: u64,
+    pub model: String,
+    /// The last user message, echoed.
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+impl Answer {
+    /// The whole answer, as `api` answers a request without `"stream": true`.
+    pub fn json(&self, api: Api) -> Value {
+        match api {
+            Api::ChatCompletions => json!({
+                "id": format!("chatcmpl-flaky{}", self.number),
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.model,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": self.text, "refusal": null},
+                    "logprobs": null,
+                    "finish_reason": "stop",
+                }],
+                "usage": {
+                    "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens,
+                    "total_tokens": self.prompt_tokens + self.completion_tokens,
+                },
+            }),
+            Api::Messages => json!({
+                "id": format!("msg_flaky{}", self.number),
+                "type": "message",
+                "role": "assistant",
+                "model": self.model,
+                "content": [{"type": "text", "text": self.text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": null,
+                "usage": {
+                    "input_tokens": self.prompt_tokens,
+                    "output_tokens": self.completion_tokens,
+                },
+            }),
+        }
+    }
 }
 
 impl Stored {
@@ -25,7 +98,7 @@ impl Stored {
         Stored {
             status,
             headers: Vec::new(),
-            body: Bytes::from(body.to_string()),
+            body: Body::Json(Bytes::from(body.to_string())),
         }
     }
 
@@ -34,14 +107,31 @@ impl Stored {
         self
     }
 
-    /// The HTTP response, with `x-request-id` set to this request's id and,
-    /// for a replay, `idempotent-replayed: true`.
-    pub fn to_response(&self, request_id: &str, replayed: bool) -> Response<Full<Bytes>> {
-        let mut resp = Response::new(Full::new(self.body.clone()));
+    /// The HTTP response to a request of `api`, with `x-request-id` set to
+    /// this request's id and, for a replay, `idempotent-replayed: true`.
+    pub fn to_response(&self, api: Api, request_id: &str, replayed: bool) -> Response<Full<Bytes>> {
+        let body = match &self.body {
+            Body::Json(bytes) => bytes.clone(),
+            Body::Answer(answer) => Bytes::from(answer.json(api).to_string()),
+        };
+        let mut resp = Response::new(Full::new(body));
+        self.head(&mut resp, "application/json", request_id, replayed);
+        resp
+    }
+
+    /// Sets `resp`'s status and headers: this response's, the content
+    /// type, `x-request-id` and, for a replay, `idempotent-replayed: true`.
+    pub fn head<B>(
+        &self,
+        resp: &mut Response<B>,
+        content_type: &'static str,
+        request_id: &str,
+        replayed: bool,
+    ) {
         *resp.status_mut() =
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = resp.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         for (name, value) in &self.headers {
             if let Ok(value) = HeaderValue::from_str(value) {
                 headers.append(HeaderName::from_static(name), value);
@@ -56,7 +146,6 @@ impl Stored {
                 HeaderValue::from_static("true"),
             );
         }
-        resp
     }
 }
 
@@ -69,7 +158,7 @@ pub(crate) fn openai_error(status: u16, message: &str, kind: &str, code: Option<
 }
 
 /// An Anthropic-shaped error: `{"type": "error", "error": {"type", "message"}}`.
-fn anthropic_error(status: u16, kind: &str, message: &str) -> Stored {
+pub(crate) fn anthropic_error(status: u16, kind: &str, message: &str) -> Stored {
     Stored::json(
         status,
         json!({"type": "error", "error": {"type": kind, "message": message}}),
@@ -80,7 +169,7 @@ fn anthropic_error(status: u16, kind: &str, message: &str) -> Stored {
 pub(crate) fn not_found(method: &str, path: &str) -> Stored {
     openai_error(
         404,
-        &format!("Unknown request URL: {method} {path}. Only POST /v1/chat/completions is served."),
+        &format!("Unknown request URL: {method} {path}. Only POST /v1/chat/completions and POST /v1/messages are served."),
         "invalid_request_error",
         Some("unknown_url"),
     )
@@ -167,8 +256,8 @@ pub(crate) fn limits_refusal(refusal: Refusal, announce: Announce) -> Stored {
     answer.header("retry-after", secs(wait).max(1).to_string())
 }
 
-/// The answer for an error fault (anything but `Slow`, `DropAfterProcessing`
-/// and `SlowProcessing`, which are answered with a success).
+/// The answer for an error fault (anything but `Slow`, `DropAfterProcessing`,
+/// `SlowProcessing` and `Stream`, which are answered with a success).
 pub(crate) fn fault(fault: &Fault, now: SystemTime) -> Stored {
     match *fault {
         Fault::RateLimit(hint) => rate_limit(hint, now),
@@ -185,7 +274,10 @@ pub(crate) fn fault(fault: &Fault, now: SystemTime) -> Stored {
         ),
         Fault::Status(code) => status(code),
         // Not error faults; answered as a success by the caller.
-        Fault::Slow(_) | Fault::DropAfterProcessing | Fault::SlowProcessing(_) => status(500),
+        Fault::Slow(_)
+        | Fault::DropAfterProcessing
+        | Fault::SlowProcessing(_)
+        | Fault::Stream(_) => status(500),
     }
 }
 
@@ -226,7 +318,17 @@ fn per_minute(d: Duration) -> String {
 }
 
 fn status(code: u16) -> Stored {
-    let (message, kind, error_code) = match code {
+    if code == 529 {
+        return anthropic_error(529, "overloaded_error", "Overloaded");
+    }
+    let (message, kind, error_code) = openai_status_error(code);
+    openai_error(code, message, kind, error_code)
+}
+
+/// The message, type and code of the OpenAI-shaped error for `code` (529,
+/// which OpenAI does not send, is Anthropic's `overloaded_error`).
+pub(crate) fn openai_status_error(code: u16) -> (&'static str, &'static str, Option<&'static str>) {
+    match code {
         400 => (
             "Invalid request: 'messages' must contain at least one message.",
             "invalid_request_error",
@@ -260,13 +362,45 @@ fn status(code: u16) -> Stored {
             Some("service_unavailable"),
         ),
         504 => ("Gateway timeout.", "server_error", None),
-        529 => return anthropic_error(529, "overloaded_error", "Overloaded"),
+        529 => ("Overloaded", "overloaded_error", None),
         _ => ("The server answered with an error.", "api_error", None),
-    };
-    openai_error(code, message, kind, error_code)
+    }
 }
 
-/// A chat completion echoing the last user message.
+/// The type and message of Anthropic's error for `code`, as in its
+/// [errors](https://docs.anthropic.com/en/api/errors) documentation.
+pub(crate) fn anthropic_status_error(code: u16) -> (&'static str, &'static str) {
+    match code {
+        400 => (
+            "invalid_request_error",
+            "messages: at least one message is required",
+        ),
+        401 => ("authentication_error", "invalid x-api-key"),
+        402 => ("billing_error", "Your credit balance is too low."),
+        403 => (
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+        ),
+        404 => (
+            "not_found_error",
+            "The requested resource could not be found.",
+        ),
+        413 => (
+            "request_too_large",
+            "Request exceeds the maximum allowed number of bytes.",
+        ),
+        429 => (
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit. Please try again later.",
+        ),
+        503 | 529 => ("overloaded_error", "Overloaded"),
+        _ => ("api_error", "Internal server error"),
+    }
+}
+
+/// The answer to a chat request: the last user message, echoed. The
+/// request's `messages` are read the same way from OpenAI's chat completions
+/// and Anthropic's messages.
 pub(crate) fn completion(number: u64, request: &Value, now: SystemTime) -> Stored {
     let model = request
         .get("model")
@@ -292,26 +426,18 @@ pub(crate) fn completion(number: u64, request: &Value, now: SystemTime) -> Store
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs();
-    Stored::json(
-        200,
-        json!({
-            "id": format!("chatcmpl-flaky{number}"),
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": prompt, "refusal": null},
-                "logprobs": null,
-                "finish_reason": "stop",
-            }],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+    Stored {
+        status: 200,
+        headers: Vec::new(),
+        body: Body::Answer(Answer {
+            number,
+            model: model.to_owned(),
+            text: prompt,
+            prompt_tokens,
+            completion_tokens,
+            created,
         }),
-    )
+    }
     .header("openai-processing-ms", "1")
 }
 

@@ -42,6 +42,56 @@ pub enum QuotaStyle {
     Anthropic,
 }
 
+/// One way a streamed answer (a request with `"stream": true`) goes wrong
+/// after its `200 OK` and headers are sent.
+///
+/// "After `after` content events" counts the events that carry a piece of
+/// the answer (OpenAI's chunks with `delta.content`, Anthropic's
+/// `content_block_delta`s); the events before the first one (OpenAI's role
+/// chunk; Anthropic's `message_start`, `content_block_start` and a `ping`)
+/// are sent first, except where a variant says otherwise. An answer with
+/// fewer tokens than `after` is sent whole, and the fault comes before its
+/// terminal marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamFault {
+    /// After `after` content events, an error event in the request's
+    /// format, and the body ends. Its error is the one the provider sends
+    /// with `status`: 529 (and 503 for Anthropic) `overloaded_error`, 429
+    /// `rate_limit_error`/`rate_limit_exceeded`, 500 `api_error`/`server_error`,
+    /// 400 `invalid_request_error`, 401 `authentication_error`/`invalid_api_key`,
+    /// ... With `after: 0` the error event is the body's first event.
+    ErrorEvent {
+        /// Content events sent before the error.
+        after: u32,
+        /// The HTTP status whose error the event carries.
+        status: u16,
+    },
+    /// After `after` content events (with `after: 0`, before the first
+    /// event of all), nothing is sent for `stall`; then the answer goes on to
+    /// its end.
+    Stall {
+        /// Content events sent before the stall.
+        after: u32,
+        /// How long nothing is sent.
+        stall: Duration,
+    },
+    /// After `after` content events the body ends cleanly, without the rest
+    /// of the answer and without the terminal marker (`data: [DONE]`,
+    /// `event: message_stop`).
+    EndEarly {
+        /// Content events sent before the end.
+        after: u32,
+    },
+    /// After `after` content events the connection is cut: the chunked body
+    /// is never finished, which a client reads as a transport error.
+    Drop {
+        /// Content events sent before the cut.
+        after: u32,
+    },
+    /// This long before every content event; the answer is complete.
+    SlowTokens(Duration),
+}
+
 /// One way an attempt can go wrong.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
@@ -66,6 +116,13 @@ pub enum Fault {
     /// stored and sent. Unlike [`Fault::Slow`], a client that times out and
     /// retries with the same key sees `409` until the work is finished.
     SlowProcessing(Duration),
+    /// A fault of the streamed answer, after the `200`: the request is
+    /// processed and billed, and its answer stored under its idempotency key
+    /// (except after an [`ErrorEvent`](StreamFault::ErrorEvent): the work
+    /// failed, so a retry with the same key is processed, and billed, again).
+    /// Applies to requests with `"stream": true` only; any other request
+    /// meets it as a success.
+    Stream(StreamFault),
 }
 
 impl Fault {
@@ -73,8 +130,10 @@ impl Fault {
     /// `"429"`, `"429_retry_after_ms"`, `"429_retry_after_seconds"`,
     /// `"429_retry_after_date"`, `"429_openai_reset"`, `"429_anthropic_reset"`,
     /// `"quota_openai"`, `"quota_anthropic"`, the status code (`"503"`),
-    /// `"slow"`, `"drop"` or `"slow_processing"`. Refusals by a token bucket
-    /// are counted as `"token_bucket"`.
+    /// `"slow"`, `"drop"` or `"slow_processing"`, and for stream faults
+    /// `"stream_error"`, `"stream_stall"`, `"stream_truncated"`,
+    /// `"stream_drop"` or `"stream_slow"`. Refusals by a token bucket are
+    /// counted as `"token_bucket"`.
     pub fn name(&self) -> String {
         match self {
             Fault::RateLimit(RetryAfter::None) => "429".into(),
@@ -89,6 +148,11 @@ impl Fault {
             Fault::Slow(_) => "slow".into(),
             Fault::DropAfterProcessing => "drop".into(),
             Fault::SlowProcessing(_) => "slow_processing".into(),
+            Fault::Stream(StreamFault::ErrorEvent { .. }) => "stream_error".into(),
+            Fault::Stream(StreamFault::Stall { .. }) => "stream_stall".into(),
+            Fault::Stream(StreamFault::EndEarly { .. }) => "stream_truncated".into(),
+            Fault::Stream(StreamFault::Drop { .. }) => "stream_drop".into(),
+            Fault::Stream(StreamFault::SlowTokens(_)) => "stream_slow".into(),
         }
     }
 }
@@ -166,6 +230,13 @@ const NAMES: &[&str] = &[
     "slow",
     "drop",
     "outage",
+    "stream-error-first",
+    "stream-error-mid",
+    "stream-stall-first",
+    "stream-stall-mid",
+    "stream-truncated",
+    "stream-drop",
+    "stream-slow",
 ];
 
 impl Scenario {
@@ -187,11 +258,21 @@ impl Scenario {
     /// | `slow` | 2 × answered after 3 s |
     /// | `drop` | 2 × connection dropped after processing |
     /// | `outage` | [`Scenario::Always`] `503`: a provider that is down |
+    /// | `stream-error-first` | 2 × an `overloaded_error` event (529) as the first event of a `200` stream |
+    /// | `stream-error-mid` | 2 × an `api_error`/`server_error` event (500) after 3 content events |
+    /// | `stream-stall-first` | 2 × nothing for 3 s before the first event |
+    /// | `stream-stall-mid` | 2 × nothing for 3 s after 3 content events |
+    /// | `stream-truncated` | 2 × the body ends after 3 content events, without its terminal marker |
+    /// | `stream-drop` | 2 × the connection is cut after 3 content events |
+    /// | `stream-slow` | [`Scenario::Always`] 50 ms before every content event |
     ///
     /// "2 ×" means [`Scenario::FailFirst`] with `failures: 2`: every logical
-    /// request recovers on its third attempt (on its second for `slow` and
-    /// `drop` when it carries an `Idempotency-Key`, as the stored answer is
-    /// replayed). Only `outage` fails every attempt.
+    /// request recovers on its third attempt (on its second for `slow`,
+    /// `drop` and the stream faults other than error events when it carries
+    /// an `Idempotency-Key`, as the stored answer is replayed). Only `outage`
+    /// fails every attempt. The `stream-*` faults ([`Fault::Stream`]) hit
+    /// streamed requests only; the others hit every request, streamed or
+    /// not, before its stream starts.
     pub fn from_name(name: &str) -> Option<Scenario> {
         let fail_twice = |fault| Scenario::FailFirst { failures: 2, fault };
         Some(match name {
@@ -224,6 +305,27 @@ impl Scenario {
             "slow" => fail_twice(Fault::Slow(Duration::from_secs(3))),
             "drop" => fail_twice(Fault::DropAfterProcessing),
             "outage" => Scenario::Always(Fault::Status(503)),
+            "stream-error-first" => fail_twice(Fault::Stream(StreamFault::ErrorEvent {
+                after: 0,
+                status: 529,
+            })),
+            "stream-error-mid" => fail_twice(Fault::Stream(StreamFault::ErrorEvent {
+                after: 3,
+                status: 500,
+            })),
+            "stream-stall-first" => fail_twice(Fault::Stream(StreamFault::Stall {
+                after: 0,
+                stall: STREAM_STALL,
+            })),
+            "stream-stall-mid" => fail_twice(Fault::Stream(StreamFault::Stall {
+                after: 3,
+                stall: STREAM_STALL,
+            })),
+            "stream-truncated" => fail_twice(Fault::Stream(StreamFault::EndEarly { after: 3 })),
+            "stream-drop" => fail_twice(Fault::Stream(StreamFault::Drop { after: 3 })),
+            "stream-slow" => Scenario::Always(Fault::Stream(StreamFault::SlowTokens(
+                Duration::from_millis(50),
+            ))),
             _ => return None,
         })
     }
@@ -259,6 +361,10 @@ impl FromStr for Scenario {
         Scenario::from_name(name).ok_or_else(|| UnknownScenario(name.to_owned()))
     }
 }
+
+/// How long the named stream stalls send nothing: past a typical client
+/// idle timeout.
+const STREAM_STALL: Duration = Duration::from_secs(3);
 
 /// How long a chaos `Slow` fault holds its answer: past a typical client
 /// timeout.
@@ -320,7 +426,12 @@ mod tests {
             Scenario::from_name("outage"),
             Some(Scenario::Always(Fault::Status(503)))
         );
-        for name in ["500", "503", "529", "slow", "drop"] {
+        for name in ["500", "503", "529", "slow", "drop"].into_iter().chain(
+            Scenario::names()
+                .iter()
+                .copied()
+                .filter(|n| n.starts_with("stream-") && *n != "stream-slow"),
+        ) {
             assert!(
                 matches!(
                     Scenario::from_name(name),
@@ -329,6 +440,22 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn stream_names_are_stream_faults_with_distinct_names() {
+        let stream: Vec<Fault> = Scenario::names()
+            .iter()
+            .filter(|n| n.starts_with("stream-"))
+            .map(|n| match Scenario::from_name(n) {
+                Some(Scenario::FailFirst { fault, .. } | Scenario::Always(fault)) => fault,
+                other => panic!("{n}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(stream.len(), 7);
+        assert!(stream.iter().all(|f| matches!(f, Fault::Stream(_))));
+        let names: std::collections::BTreeSet<String> = stream.iter().map(Fault::name).collect();
+        assert_eq!(names.len(), 5, "{names:?}"); // two error events, two stalls
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -15,7 +16,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::responses;
+use super::responses::{self, Api, Body, Stored};
+use super::scenario::StreamFault;
+use super::sse::{self, BoxError};
 use super::state::{Action, Shared};
 
 /// Bodies larger than this are refused with `400`.
@@ -63,17 +66,54 @@ pub(crate) async fn serve(
     }
 }
 
+/// What a response body is: whole, or streamed.
+type ResponseBody = BoxBody<Bytes, BoxError>;
+
+/// What the request asked for: which API, and whether streamed.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    api: Api,
+    stream: bool,
+}
+
+/// The response to `call` of `answer`: a stream when the call asked for one
+/// and the answer is a processed one (with `fault`, if any), else a whole
+/// body.
+fn reply(
+    answer: &Stored,
+    call: Call,
+    request_id: &str,
+    replayed: bool,
+    fault: Option<StreamFault>,
+) -> Response<ResponseBody> {
+    if let (true, Body::Answer(processed)) = (call.stream, &answer.body) {
+        let resp = sse::response(answer, processed, call.api, request_id, replayed, fault);
+        return resp.map(BodyExt::boxed);
+    }
+    answer
+        .to_response(call.api, request_id, replayed)
+        .map(|body| body.map_err(|never| match never {}).boxed())
+}
+
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DropConnection> {
+) -> Result<Response<ResponseBody>, DropConnection> {
     let meta = shared.meta(req.headers());
-    if req.method() != Method::POST || req.uri().path() != "/v1/chat/completions" {
-        let answer = responses::not_found(req.method().as_str(), req.uri().path());
-        let resp = answer.to_response(&meta.request_id, false);
-        shared.reject(meta, &answer);
-        return Ok(resp);
-    }
+    let api = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => Api::ChatCompletions,
+        (&Method::POST, "/v1/messages") => Api::Messages,
+        (method, path) => {
+            let answer = responses::not_found(method.as_str(), path);
+            let call = Call {
+                api: Api::ChatCompletions,
+                stream: false,
+            };
+            let resp = reply(&answer, call, &meta.request_id, false, None);
+            shared.reject(meta, &answer);
+            return Ok(resp);
+        }
+    };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(_) => Err("Could not read the request body (too large, or cut off)."),
@@ -90,18 +130,23 @@ async fn handle(
         Ok(json) => json,
         Err(why) => {
             let answer = responses::bad_request(why);
-            let resp = answer.to_response(&meta.request_id, false);
+            let call = Call { api, stream: false };
+            let resp = reply(&answer, call, &meta.request_id, false, None);
             shared.reject(meta, &answer);
             return Ok(resp);
         }
     };
+    let call = Call {
+        api,
+        stream: json.get("stream").and_then(Value::as_bool) == Some(true),
+    };
     let request_id = meta.request_id.clone();
-    match shared.decide(meta, &json) {
-        Action::Respond(answer) => Ok(answer.to_response(&request_id, false)),
-        Action::Replay(answer) => Ok(answer.to_response(&request_id, true)),
+    match shared.decide(meta, &json, call.stream) {
+        Action::Respond(answer) => Ok(reply(&answer, call, &request_id, false, None)),
+        Action::Replay(answer) => Ok(reply(&answer, call, &request_id, true, None)),
         Action::Late(wait, answer) => {
             tokio::time::sleep(wait).await;
-            Ok(answer.to_response(&request_id, false))
+            Ok(reply(&answer, call, &request_id, false, None))
         }
         Action::Drop => Err(DropConnection),
         Action::Work { took, key, answer } => {
@@ -112,9 +157,10 @@ async fn handle(
                 answer
             });
             match work.await {
-                Ok(answer) => Ok(answer.to_response(&request_id, false)),
+                Ok(answer) => Ok(reply(&answer, call, &request_id, false, None)),
                 Err(_) => Err(DropConnection),
             }
         }
+        Action::Stream(answer, fault) => Ok(reply(&answer, call, &request_id, false, Some(fault))),
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::limits::{request_tokens, Buckets, Limits, Refusal};
 use super::responses::{self, Stored};
-use super::scenario::{chaos_fault, Fault, Scenario};
+use super::scenario::{chaos_fault, Fault, Scenario, StreamFault};
 use super::{RecordedRequest, Stats};
 
 /// The longest admitted-requests timeline kept: a week of seconds.
@@ -68,6 +68,8 @@ pub(crate) enum Action {
         key: Option<String>,
         answer: Stored,
     },
+    /// Stream this (a success, already processed) with this fault.
+    Stream(Stored, StreamFault),
 }
 
 /// A logical request: by idempotency key, else by `user`.
@@ -211,8 +213,19 @@ impl Shared {
         }
     }
 
-    /// Decides what happens to a well-formed chat completion request.
-    pub fn decide(&self, meta: Meta, body: &Value) -> Action {
+    /// How many times the logical request `id` (an idempotency key, else a
+    /// `user`) was processed.
+    pub fn billed(&self, id: &str) -> u32 {
+        let state = self.lock();
+        [Logical::Key(id.to_owned()), Logical::User(id.to_owned())]
+            .iter()
+            .find_map(|logical| state.billed.get(logical).copied())
+            .unwrap_or(0)
+    }
+
+    /// Decides what happens to a well-formed chat request; `stream` when it
+    /// asked for a streamed answer.
+    pub fn decide(&self, meta: Meta, body: &Value, stream: bool) -> Action {
         let now = SystemTime::now();
         let mut state = self.lock();
         let state = &mut *state;
@@ -285,6 +298,8 @@ impl Shared {
 
         let fault = match verdict {
             Verdict::Pass => None,
+            // A request that streams nothing meets a stream fault as a success.
+            Verdict::Fault(Fault::Stream(_)) if !stream => None,
             Verdict::Fault(fault) => Some(fault),
             Verdict::Refused(refusal) => {
                 let announce = self
@@ -333,6 +348,17 @@ impl Shared {
                 }
                 state.record(meta, logical_id, "slow_processing".into());
                 Action::Work { took, key, answer }
+            }
+            Fault::Stream(stream_fault) => {
+                // The work was done, and billed, whatever happens to its
+                // stream; an error event says the work failed, so there is
+                // nothing to replay.
+                let answer = state.process(&meta, logical.as_ref(), body, now);
+                if !matches!(stream_fault, StreamFault::ErrorEvent { .. }) {
+                    state.store(&key, &answer);
+                }
+                state.record(meta, logical_id, fault.name());
+                Action::Stream(answer, stream_fault)
             }
             error => {
                 let answer = responses::fault(&error, now);

@@ -63,6 +63,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 
 use crate::guards::breaker::HumanWait;
+use crate::policy::codes::{self, QUOTA_CODES};
 use crate::{CircuitOpen, Classify, Elapsed, ErrorKind};
 
 mod announced;
@@ -74,15 +75,6 @@ mod reqwest_support;
 pub use reqwest_support::{check, RequestBuilderExt, ATTEMPT_HEADER, IDEMPOTENCY_HEADER};
 
 pub use announced::{announced, observe, Announced, Quota};
-
-/// The error codes that mean an account is out of credit or over a spend
-/// limit: waiting does not help.
-const QUOTA_CODES: &[&str] = &[
-    "insufficient_quota",
-    "billing_hard_limit_reached",
-    "billing_not_active",
-    "enforced_spend_limit_reached",
-];
 
 /// How much of an error body an [`HttpError`] keeps for its message.
 const BODY_KEPT: usize = 1024;
@@ -99,17 +91,7 @@ const BODY_KEPT: usize = 1024;
 /// assert_eq!(classify_status(StatusCode::UNAUTHORIZED), ErrorKind::Auth);
 /// ```
 pub fn classify_status(status: StatusCode) -> ErrorKind {
-    match status.as_u16() {
-        408 => ErrorKind::Timeout,
-        409 => ErrorKind::Server,
-        429 => ErrorKind::RateLimit,
-        402 => ErrorKind::Quota,
-        401 | 403 => ErrorKind::Auth,
-        503 | 529 => ErrorKind::Overloaded,
-        400..=499 => ErrorKind::Client,
-        500..=599 => ErrorKind::Server,
-        _ => ErrorKind::Other,
-    }
+    codes::status_kind(status.as_u16())
 }
 
 /// The kind of failure a whole response is: the status, refined by a quota

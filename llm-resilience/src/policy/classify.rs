@@ -160,7 +160,8 @@ impl<E: Classify + ?Sized> Classify for Arc<E> {
 ///
 /// Known: [`io::Error`], [`Elapsed`](crate::Elapsed),
 /// [`CircuitOpen`](crate::CircuitOpen), tokio's `Elapsed` (feature `tokio`),
-/// `HttpError` (feature `http`) and `reqwest::Error` (feature `reqwest`).
+/// `HttpError` (feature `http`), `reqwest::Error` (feature `reqwest`), and
+/// `StreamError` and `ProviderError` (feature `stream`).
 fn known_links<'e>(
     error: &'e (dyn Error + 'static),
 ) -> impl Iterator<Item = &'e dyn Classify> + 'e {
@@ -204,6 +205,14 @@ fn known<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e dyn Classify> {
     if let Some(e) = error.downcast_ref::<reqwest::Error>() {
         return Some(e);
     }
+    #[cfg(feature = "stream")]
+    if let Some(e) = error.downcast_ref::<crate::stream::StreamError>() {
+        return Some(e);
+    }
+    #[cfg(feature = "stream")]
+    if let Some(e) = error.downcast_ref::<crate::stream::ProviderError>() {
+        return Some(e);
+    }
     None
 }
 
@@ -230,8 +239,9 @@ fn chain_request_id<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e str> {
 /// first one of a type this crate knows with a kind other than
 /// [`Other`](ErrorKind::Other) decides. Known are [`io::Error`],
 /// [`Elapsed`](crate::Elapsed), [`CircuitOpen`](crate::CircuitOpen),
-/// tokio's `Elapsed`, `HttpError` (feature `http`) and `reqwest::Error`
-/// (feature `reqwest`); a chain with none of them is
+/// tokio's `Elapsed`, `HttpError` (feature `http`), `reqwest::Error`
+/// (feature `reqwest`), and `StreamError` and `ProviderError` (feature
+/// `stream`); a chain with none of them is
 /// [`Other`](ErrorKind::Other), which is not retried. `retry_after` and
 /// `request_id` come from the first known error that has one.
 ///

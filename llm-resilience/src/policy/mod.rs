@@ -3,6 +3,8 @@
 
 pub(crate) mod backoff;
 pub(crate) mod classify;
+#[cfg(any(feature = "http", feature = "stream"))]
+pub(crate) mod codes;
 pub(crate) mod kind;
 pub(crate) mod wait;
 
