@@ -68,13 +68,21 @@ impl Policy {
     /// # }
     /// ```
     #[cfg(feature = "tokio")]
-    pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    pub async fn call_async<T, E, F, Fut>(&self, mut op: F) -> Result<T, E>
     where
         E: Classify + From<crate::Elapsed>,
         F: FnMut() -> Fut,
         Fut: core::future::Future<Output = Result<T, E>>,
     {
-        self.hooks().call_async(op).await
+        // The driver's loop, here rather than through `Hooks::call_async`:
+        // one future less to build and poll on every call.
+        let hooks = self.hooks();
+        let mut call = hooks.driver(State::new_async(self, &crate::metrics::POLICY_KEYS), false);
+        loop {
+            if let Some(ending) = call.attempt_async(op()).await {
+                return ending.into_result();
+            }
+        }
     }
 
     /// Add a predicate that must also hold for an error to be retried.

@@ -47,7 +47,18 @@ impl<'p> State<'p> {
     /// reports running out: the earlier of the attempt timeout and the time
     /// left before the deadline. `None` when neither is set.
     #[cfg(feature = "tokio")]
+    #[inline]
     pub(crate) fn attempt_limit(&self) -> Option<(Duration, Elapsed)> {
+        if self.policy.attempt_timeout.is_none() && self.policy.deadline.is_none() {
+            return None;
+        }
+        self.attempt_limit_set()
+    }
+
+    /// [`attempt_limit`](Self::attempt_limit) of a policy that sets one.
+    #[cfg(feature = "tokio")]
+    #[inline(never)]
+    fn attempt_limit_set(&self) -> Option<(Duration, Elapsed)> {
         let per_attempt = self
             .policy
             .attempt_timeout
