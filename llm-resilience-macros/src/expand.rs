@@ -603,6 +603,7 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         }
     };
 
+    let body_ident = Ident::new("__retry_body", site);
     let run = if is_async {
         let ret_span = match &sig.output {
             ReturnType::Type(_, ty) => ty.span(),
@@ -613,7 +614,10 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
             let #ending = loop {
                 if let #p::Some(#ending) = {
                     #(#clones)*
-                    #p::attempt_async::<#ret, _, _, _>(&mut #call, async #block).await
+                    // Pinned here, in this function's own future: the
+                    // driver polls it in place, never moving it.
+                    let #body_ident = ::core::pin::pin!(async #block);
+                    #p::attempt_async::<#ret, _, _, _>(&mut #call, #body_ident).await
                 } {
                     break #ending;
                 }

@@ -9,6 +9,7 @@ pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
 pub use crate::engine::driver::{Call, Ending, FallBack, IsResult};
+use crate::engine::state::Start;
 pub use crate::engine::state::{Refusals, State};
 pub use crate::AdaptiveLimiter;
 
@@ -56,7 +57,7 @@ where
     H: Fn(&RetryEvent<'_, E>),
 {
     Call::new(
-        State::new_sync(policy, name),
+        Start::sync(policy, name),
         refusals,
         when,
         on_retry,
@@ -84,7 +85,7 @@ where
     H: Fn(&RetryEvent<'_, E>),
 {
     Call::new(
-        State::new_async(policy, name),
+        Start::tokio(policy, name),
         refusals,
         when,
         on_retry,
@@ -136,10 +137,10 @@ pub fn run_sync<R: IsResult, W, H>(
 /// has ended.
 #[cfg(feature = "tokio")]
 #[inline]
-pub fn attempt_async<'c, 'p, R, F, W, H>(
+pub fn attempt_async<'c, 'p, 'b, R, F, W, H>(
     call: &'c mut Call<'p, R::Error, W, H>,
-    body: F,
-) -> impl Future<Output = Option<Ending<R::Ok, R::Error>>> + use<'c, 'p, R, F, W, H>
+    body: core::pin::Pin<&'b mut F>,
+) -> impl Future<Output = Option<Ending<R::Ok, R::Error>>> + use<'c, 'p, 'b, R, F, W, H>
 where
     R: IsResult,
     F: Future<Output = R>,

@@ -164,7 +164,7 @@ impl<'p> State<'p> {
             request_id: None,
             key: self.frame.key.get(),
         };
-        let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
+        let cold = self.cold.get_or_insert_with(Cold::new);
         cold.last_kind = Some(ErrorKind::Timeout);
         let span = cold.span.get_or_insert_with(trace::policy_span);
         trace::gave_up(span, &failure, GiveUp::PacedPastDeadline);

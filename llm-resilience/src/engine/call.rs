@@ -1,5 +1,5 @@
 use crate::engine::driver::{Call, Ending};
-use crate::engine::state::{Refusals, State};
+use crate::engine::state::{Refusals, Start, State};
 use crate::guards::{FailFast, Guards, NoBreaker, Refuse};
 use crate::observe::trace::policy_span;
 use crate::{
@@ -77,9 +77,10 @@ impl Policy {
         // The driver's loop, here rather than through `Hooks::call_async`:
         // one future less to build and poll on every call.
         let hooks = self.hooks();
-        let mut call = hooks.driver(State::new_async(self, &crate::metrics::POLICY_KEYS), false);
+        let mut call = hooks.driver(Start::tokio(self, &crate::metrics::POLICY_KEYS), false);
         loop {
-            if let Some(ending) = call.attempt_async(op()).await {
+            let body = core::pin::pin!(op());
+            if let Some(ending) = call.attempt_async(body).await {
                 return ending.into_result();
             }
         }
@@ -605,7 +606,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         R: Refuse<E>,
     {
         self.driver(
-            State::new_sync(self.policy, &crate::metrics::POLICY_KEYS),
+            Start::sync(self.policy, &crate::metrics::POLICY_KEYS),
             false,
         )
         .run_sync(op)
@@ -659,11 +660,12 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         R: Refuse<E>,
     {
         let mut call = self.driver(
-            State::new_async(self.policy, &crate::metrics::POLICY_KEYS),
+            Start::tokio(self.policy, &crate::metrics::POLICY_KEYS),
             false,
         );
         loop {
-            if let Some(ending) = call.attempt_async(op()).await {
+            let body = core::pin::pin!(op());
+            if let Some(ending) = call.attempt_async(body).await {
                 return ending.into_result();
             }
         }
@@ -698,16 +700,13 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     {
         // Every item runs as a fallback of the chain: a fresh call that ends
         // no later than the chain's deadline.
-        let chain =
-            State::new_sync(self.policy, &crate::metrics::POLICY_KEYS).fallback(&self.refusals());
+        let chain = State::new(Start::sync(self.policy, &crate::metrics::POLICY_KEYS))
+            .fallback(&self.refusals());
         let mut last = None;
         for item in items {
             let ending = chain.run_sync(|| {
-                self.driver(
-                    State::new_sync(self.policy, &crate::metrics::POLICY_KEYS),
-                    true,
-                )
-                .run_sync(|| op(&item))
+                self.driver(Start::sync(self.policy, &crate::metrics::POLICY_KEYS), true)
+                    .run_sync(|| op(&item))
             });
             match ending {
                 Ending::Return(result) => return Some(result),
@@ -767,18 +766,19 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     {
         // Every item runs as a fallback of the chain: a fresh call that ends
         // no later than the chain's deadline (cut off there).
-        let chain =
-            State::new_async(self.policy, &crate::metrics::POLICY_KEYS).fallback(&self.refusals());
+        let chain = State::new(Start::tokio(self.policy, &crate::metrics::POLICY_KEYS))
+            .fallback(&self.refusals());
         let mut last = None;
         for item in items {
             let ending = chain
                 .run_async(async {
                     let mut call = self.driver(
-                        State::new_async(self.policy, &crate::metrics::POLICY_KEYS),
+                        Start::tokio(self.policy, &crate::metrics::POLICY_KEYS),
                         true,
                     );
                     loop {
-                        if let Some(ending) = call.attempt_async(op(&item)).await {
+                        let body = core::pin::pin!(op(&item));
+                        if let Some(ending) = call.attempt_async(body).await {
                             return ending;
                         }
                     }
@@ -809,16 +809,15 @@ impl<W, H, R> Hooks<'_, W, H, R> {
 
 impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// The driver of one call of `state` under these hooks.
-    fn driver<E>(&self, mut state: State<'p>, fallback: bool) -> Call<'p, E, &W, &H>
+    fn driver<E>(&self, start: Start<'p>, fallback: bool) -> Call<'p, E, &W, &H>
     where
         E: Classify + From<crate::Elapsed>,
         W: Fn(&E) -> bool,
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        state.set_guards(self.guards);
         Call::new(
-            state,
+            start.guarded(self.guards),
             self.refusals(),
             &self.when,
             &self.on_retry,

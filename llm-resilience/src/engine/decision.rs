@@ -97,7 +97,7 @@ impl<'p> State<'p> {
         };
         self.report_failure(error, kind);
         let decision = self.decide(error, kind, cut_off, when);
-        let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
+        let cold = self.cold.get_or_insert_with(Cold::new);
         cold.last_kind = Some(kind);
         let span = cold.span.get_or_insert_with(make_span);
         let failure = Failure {
@@ -193,7 +193,13 @@ impl<'p> State<'p> {
 
     /// The policy's backoff delay after failed attempt `failed`.
     pub(super) fn backoff(&mut self, failed: u32) -> Duration {
-        self.cold().backoff.delay_for(failed)
+        let policy = self.policy;
+        crate::Backoff::delay_after(
+            &policy.wait,
+            policy.jitter,
+            failed,
+            &mut self.cold().previous,
+        )
     }
 
     /// Note that the attempt in flight was cut off.

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crate::engine::attempt::Frame;
 use crate::engine::deadline::DeadlineReport;
-use crate::engine::state::{Refusals, State};
+use crate::engine::state::{Refusals, Start, State};
 use crate::observe::trace::MakeSpan;
 use crate::time::Clock;
 #[cfg(feature = "tokio")]
@@ -194,11 +194,14 @@ where
     W: Fn(&E) -> bool,
     H: Fn(&RetryEvent<'_, E>),
 {
-    /// A call of `state`, with its hooks. `fallback` says whether the caller
+    /// A call from `start`, with its hooks. `fallback` says whether the caller
     /// has a fallback to run when the call ends with [`Ending::FallBack`].
-    #[inline]
+    ///
+    /// The state is made here, in place: a call that succeeds at once never
+    /// copies the part of it only failures use.
+    #[inline(always)]
     pub(crate) fn new(
-        state: State<'p>,
+        start: Start<'p>,
         refusals: Refusals<E>,
         when: W,
         on_retry: H,
@@ -206,7 +209,7 @@ where
         fallback: bool,
     ) -> Self {
         Call {
-            state,
+            state: State::new(start),
             refusals,
             when,
             on_retry,
@@ -251,13 +254,17 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
         }
     }
 
-    /// One turn of an async call: admission, the attempt `body` (cut off at
+    /// One turn of an async call: admission, the attempt `body` (pinned
+    /// where the caller made it, so that it is never moved; cut off at
     /// the attempt timeout or the deadline), and after a failure the
     /// decision and the sleep. `Some` once the call has ended; `None` to go
     /// round again, with the next attempt's body.
     #[cfg(feature = "tokio")]
     #[inline]
-    pub async fn attempt_async<R, F>(&mut self, body: F) -> Option<Ending<R::Ok, E>>
+    pub async fn attempt_async<R, F>(
+        &mut self,
+        body: core::pin::Pin<&mut F>,
+    ) -> Option<Ending<R::Ok, E>>
     where
         R: IsResult<Error = E>,
         F: core::future::Future<Output = R>,

@@ -1,5 +1,6 @@
 #![cfg_attr(not(feature = "metrics"), allow(clippy::unit_arg))]
 use std::mem::ManuallyDrop;
+use std::time::Duration;
 
 use crate::engine::admission::Held;
 use crate::engine::attempt::Frame;
@@ -10,8 +11,8 @@ use crate::metrics::{self, MetricKeys, Outcome};
 use crate::observe::trace::{self, CallSpan};
 use crate::time::Clock;
 use crate::{
-    AdaptiveLimiter, Backoff, BreakerPermit, CircuitBreaker, CircuitOpen, Elapsed, ErrorKind,
-    Policy, RetryBudget,
+    AdaptiveLimiter, BreakerPermit, CircuitBreaker, CircuitOpen, Elapsed, ErrorKind, Policy,
+    RetryBudget,
 };
 
 /// How a call turns a refusal into its own error type: an open circuit
@@ -60,14 +61,59 @@ impl State<'_> {
     }
 }
 
+/// What a call starts from: its policy, the clock it reads, its metric keys
+/// and the guards it runs under.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Start<'p> {
+    /// The call's policy.
+    pub(crate) policy: &'p Policy,
+    /// The clock its deadline is read on.
+    pub(crate) clock: Clock,
+    /// Its metric keys.
+    pub(crate) name: &'static MetricKeys,
+    /// Its breaker, budget and limiter, if any.
+    pub(crate) guards: Guards<'p>,
+}
+
+impl<'p> Start<'p> {
+    /// A sync call of `policy`, with no guards yet.
+    #[inline(always)]
+    pub(crate) const fn sync(policy: &'p Policy, name: &'static MetricKeys) -> Self {
+        Start {
+            policy,
+            clock: Clock::Std,
+            name,
+            guards: Guards::NONE,
+        }
+    }
+
+    /// An async call of `policy`, with no guards yet.
+    #[cfg(feature = "tokio")]
+    #[inline(always)]
+    pub(crate) const fn tokio(policy: &'p Policy, name: &'static MetricKeys) -> Self {
+        Start {
+            policy,
+            clock: Clock::Tokio,
+            name,
+            guards: Guards::NONE,
+        }
+    }
+
+    /// The same call, under `guards`.
+    #[inline(always)]
+    pub(crate) const fn guarded(mut self, guards: Guards<'p>) -> Self {
+        self.guards = guards;
+        self
+    }
+}
+
 /// The part of a call's state that only failures use.
 #[derive(Debug)]
 pub(super) struct Cold {
     /// Failures so far, by kind.
     pub(super) kind_failures: [u32; ErrorKind::COUNT],
-    /// The policy's backoff (decorrelated jitter remembers its previous
-    /// delay).
-    pub(super) backoff: Backoff,
+    /// Decorrelated jitter's previous delay; `None` until the first retry.
+    pub(super) previous: Option<Duration>,
     /// Set when the attempt in flight was cut off by a timeout.
     pub(super) cut_off: Option<Elapsed>,
     /// The call's span.
@@ -77,10 +123,10 @@ pub(super) struct Cold {
 }
 
 impl Cold {
-    pub(super) const fn new(policy: &Policy) -> Self {
+    pub(super) const fn new() -> Self {
         Cold {
             kind_failures: [0; ErrorKind::COUNT],
-            backoff: Backoff::new(policy.wait, policy.jitter),
+            previous: None,
             cut_off: None,
             span: None,
             last_kind: None,
@@ -117,23 +163,16 @@ pub struct State<'p> {
 }
 
 impl<'p> State<'p> {
-    /// Start a sync call.
-    #[inline]
-    pub(crate) fn new_sync(policy: &'p Policy, name: &'static MetricKeys) -> Self {
-        Self::new(policy, Clock::Std, name)
-    }
-
-    /// Start an async call.
-    #[cfg(feature = "tokio")]
-    #[inline]
-    pub(crate) fn new_async(policy: &'p Policy, name: &'static MetricKeys) -> Self {
-        Self::new(policy, Clock::Tokio, name)
-    }
-
     /// Start a call. Reads the clock only when the policy has a deadline (or
     /// when the `metrics` feature times calls).
-    #[inline]
-    pub(super) fn new(policy: &'p Policy, clock: Clock, name: &'static MetricKeys) -> Self {
+    #[inline(always)]
+    pub(crate) fn new(start: Start<'p>) -> Self {
+        let Start {
+            policy,
+            clock,
+            name,
+            guards,
+        } = start;
         let own = match policy.deadline {
             None => None,
             Some(limit) => clock.now().checked_add(limit),
@@ -142,13 +181,15 @@ impl<'p> State<'p> {
             (Some(own), Some(outer)) => Some(own.min(outer)),
             (own, outer) => own.or(outer),
         };
+        let mut frame = Frame::new(1, deadline, clock);
+        frame.limiter = guards.limiter;
         State {
             policy,
-            frame: Frame::new(1, deadline, clock),
+            frame,
             cold: ManuallyDrop::new(None),
             name,
             started: metrics::start(),
-            guards: Guards::NONE,
+            guards,
             held: Held::Nothing,
             permit: ManuallyDrop::new(None),
         }
@@ -157,7 +198,7 @@ impl<'p> State<'p> {
     /// The part of the state that failures use, made at the first.
     #[cold]
     pub(super) fn cold(&mut self) -> &mut Cold {
-        self.cold.get_or_insert_with(|| Cold::new(self.policy))
+        self.cold.get_or_insert_with(Cold::new)
     }
 
     /// Run the call under `breaker`.
@@ -183,13 +224,6 @@ impl<'p> State<'p> {
     #[inline]
     pub(crate) fn set_cost(&mut self, tokens: u64) {
         self.guards.cost = tokens;
-    }
-
-    /// Run the call under all of `guards`.
-    #[inline]
-    pub(crate) fn set_guards(&mut self, guards: Guards<'p>) {
-        self.guards = guards;
-        self.frame.limiter = guards.limiter;
     }
 
     /// Report the breaker's state to metrics.

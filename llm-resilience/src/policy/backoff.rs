@@ -73,9 +73,7 @@ impl Backoff {
     /// }
     /// ```
     pub fn next_delay(&mut self) -> Duration {
-        let d = self.wait.delay(self.retry);
-        let previous = self.previous.get_or_insert(self.wait.bounds().0);
-        let delay = self.jitter.apply(&self.wait, d, previous);
+        let delay = Self::delay_after(&self.wait, self.jitter, self.retry, &mut self.previous);
         self.retry = self.retry.saturating_add(1);
         delay
     }
@@ -99,12 +97,19 @@ impl Backoff {
         self.previous = None;
     }
 
-    /// The delay after failed attempt `retry` (from 1): the delay the
-    /// engine sleeps, whether or not the retries before it drew from this
-    /// backoff (a `Retry-After` replaces the draw).
-    pub(crate) fn delay_for(&mut self, retry: u32) -> Duration {
-        self.retry = retry;
-        self.next_delay()
+    /// The delay after failed attempt `retry` (from 1) of `wait` with
+    /// `jitter`; `previous` carries decorrelated jitter's last delay between
+    /// calls (`None` before the first). The one draw both a [`Backoff`] and
+    /// the engine's retries make.
+    pub(crate) fn delay_after(
+        wait: &Wait,
+        jitter: Jitter,
+        retry: u32,
+        previous: &mut Option<Duration>,
+    ) -> Duration {
+        let d = wait.delay(retry);
+        let previous = previous.get_or_insert(wait.bounds().0);
+        jitter.apply(wait, d, previous)
     }
 }
 
