@@ -8,8 +8,7 @@ use crate::engine::admission::Held;
 use crate::engine::state::{Cold, State};
 use crate::metrics::{self, Outcome};
 use crate::observe::trace::{self, Failure, GiveUp, MakeSpan};
-use crate::policy::wait::uniform;
-use crate::{Classify, DelaySource, Elapsed, ErrorKind, Jitter, RetryEvent};
+use crate::{Classify, DelaySource, Elapsed, ErrorKind, RetryEvent};
 
 impl<'p> State<'p> {
     /// Tell the breaker and the limiter how the attempt in flight failed.
@@ -173,12 +172,7 @@ impl<'p> State<'p> {
                 if asked > policy.retry_after_cap {
                     return Err((GiveUp::RetryAfterTooLong(asked), kind));
                 }
-                let spread = if policy.jitter == Jitter::None {
-                    Duration::ZERO
-                } else {
-                    uniform(Duration::ZERO, (asked / 10).min(Duration::from_secs(1)))
-                };
-                (asked.saturating_add(spread), DelaySource::RetryAfter)
+                (policy.jitter.after_retry_after(asked), DelaySource::RetryAfter)
             }
             _ => (self.backoff(failed), DelaySource::Backoff),
         };

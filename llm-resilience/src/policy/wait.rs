@@ -251,6 +251,18 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl Jitter {
+    /// The wait for a server's `Retry-After` of `asked`: the value itself,
+    /// plus a spread drawn uniformly from zero to a tenth of it (at most one
+    /// second), so that callers told the same value do not all come back in
+    /// the same instant. `Jitter::None` adds none.
+    pub(crate) fn after_retry_after(self, asked: Duration) -> Duration {
+        if self == Jitter::None {
+            return asked;
+        }
+        let spread = uniform(Duration::ZERO, (asked / 10).min(Duration::from_secs(1)));
+        asked.saturating_add(spread)
+    }
+
     /// Apply this jitter to the un-jittered delay `d` of `wait`. `previous`
     /// carries the state of decorrelated jitter between retries of one call
     /// (start it at `wait.bounds().0`).
