@@ -18,11 +18,11 @@ mod validate;
 use proc_macro::TokenStream;
 use quote::quote;
 
-/// Retry a sync or async function under a policy checked at compile time.
-///
-/// Depend on `llm-resilience` and use this attribute as
-/// `llm_resilience::retry`: its documentation there is the reference of
-/// every argument, with its default and examples.
+/// `#[retry]` is defined in `llm-resilience-macros` and re-exported by
+/// `llm-resilience` as
+/// [`llm_resilience::retry`](https://docs.rs/llm-resilience/latest/llm_resilience/attr.retry.html),
+/// whose documentation is the reference of every argument, with its default
+/// and examples. Depend on `llm-resilience` only.
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
     retry2(args.into(), item.into()).into()
