@@ -1,5 +1,7 @@
 //! Duration literals: `1`, `0.5`, `500ms`, `1.5s`, `2m`.
 
+use core::time::Duration;
+
 use proc_macro2::Span;
 use quote::ToTokens;
 use syn::parse::ParseStream;
@@ -13,9 +15,9 @@ pub(crate) struct Dur {
 }
 
 impl Dur {
-    /// `secs, nanos` for `Duration::new`.
-    pub(crate) fn parts(self) -> (u64, u32) {
-        (
+    /// The duration. [`parse`] keeps it within what a `Duration` holds.
+    pub(crate) fn duration(self) -> Duration {
+        Duration::new(
             (self.nanos / 1_000_000_000) as u64,
             (self.nanos % 1_000_000_000) as u32,
         )

@@ -1,233 +1,19 @@
-//! Turning `#[retry(...)] fn` into the function with its retry loop.
+//! Step 3: the function with its retry loop, written from a [`Config`].
+//!
+//! Nothing here checks anything: [`crate::validate`] has. The policy is
+//! written as `Policy::new()` and a builder call for each setting that the
+//! attribute wrote; the settings left to their default are left to
+//! `Policy::new()`.
+
+use core::time::Duration;
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::ext::IdentExt;
-use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Block, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
-use crate::args::{Args, Jitter, WaitArg};
-
-const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-
-pub(crate) fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut args = match <Args as syn::parse::Parse>::parse.parse2(args) {
-        Ok(args) => args,
-        Err(e) => Args {
-            errors: vec![e],
-            ..Args::default()
-        },
-    };
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let e =
-                syn::Error::new_spanned(&item, "#[retry] goes on a function or method with a body")
-                    .to_compile_error();
-            return quote! { #item #e };
-        }
-    };
-    check_against(&func, &mut args);
-    if !args.errors.is_empty() {
-        // Emit the function untouched beside the errors, so that the rest of
-        // the crate still sees it.
-        let errors = args.errors.iter().map(syn::Error::to_compile_error);
-        return quote! { #func #(#errors)* };
-    }
-    generate(&func, &args)
-}
-
-/// The checks that need the function as well as the arguments.
-fn check_against(func: &ItemFn, args: &mut Args) {
-    let sig = &func.sig;
-    let is_async = sig.asyncness.is_some();
-    if let Some(constness) = &sig.constness {
-        args.errors.push(syn::Error::new(
-            constness.span(),
-            "#[retry] cannot go on a `const fn`: retrying sleeps",
-        ));
-    }
-    if !is_async {
-        if let Some((_, key)) = &args.attempt_timeout {
-            args.errors.push(syn::Error::new(
-                *key,
-                "`attempt_timeout` needs an `async fn`: a sync attempt cannot be cut off; use `deadline` to stop retrying, or make the function async",
-            ));
-        }
-    }
-    match &sig.output {
-        ReturnType::Default => args.errors.push(syn::Error::new(
-            sig.ident.span(),
-            format!(
-                "#[retry] needs a function that returns a `Result`, to tell success from failure; `{}` returns `()`",
-                sig.ident
-            ),
-        )),
-        ReturnType::Type(_, ty) => {
-            if let Some(msg) = return_type_problem(ty, is_async) {
-                args.errors.push(syn::Error::new_spanned(ty, msg));
-            }
-        }
-    }
-    if let Some(clones) = &args.clone {
-        let names = argument_names(func);
-        for ident in clones {
-            if !names.iter().any(|n| n == ident) {
-                args.errors.push(syn::Error::new(
-                    ident.span(),
-                    format!(
-                        "`clone({ident})` names no argument of `{}`; its arguments are {}",
-                        sig.ident,
-                        if names.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            names
-                                .iter()
-                                .map(|n| format!("`{n}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
-                    ),
-                ));
-            }
-        }
-    }
-    if let (Some((_, cost)), Some((syn::Expr::Path(path), _))) = (&args.cost, &args.limiter) {
-        if path.qself.is_none() && path.path.is_ident("none") {
-            args.errors.push(syn::Error::new(
-                *cost,
-                "`cost` paces the call on tokens through its limiter, and `limiter = none` gives it none: drop one of them",
-            ));
-        }
-    }
-    if args.fallback.is_some() {
-        for arg in &sig.inputs {
-            if let FnArg::Typed(typed) = arg {
-                if !matches!(&*typed.pat, Pat::Ident(p) if p.subpat.is_none()) {
-                    args.errors.push(syn::Error::new_spanned(
-                        &typed.pat,
-                        "`fallback` passes the arguments on by name: give this argument a plain name and destructure it in the body",
-                    ));
-                }
-            }
-        }
-    } else if let Some(kinds) = &args.fallback_on {
-        if let Some(first) = kinds.first() {
-            args.errors.push(syn::Error::new(
-                first.span(),
-                "`fallback_on` has no effect without `fallback = path::to::function`",
-            ));
-        }
-    }
-    let max = args.max_attempts.map_or(DEFAULT_MAX_ATTEMPTS, |(n, _)| n);
-    for kind in args.on.iter().flatten() {
-        if let Some((cap, span)) = kind.cap {
-            if cap > max {
-                args.errors.push(syn::Error::new(
-                    span,
-                    format!(
-                        "`{}(max_attempts = {cap})` can never apply: the call makes at most {max} attempts{}",
-                        kind.ident,
-                        if args.max_attempts.is_some() { "" } else { " (the default max_attempts)" }
-                    ),
-                ));
-            }
-        }
-    }
-}
-
-/// Why `ty` cannot be the return type of a retried function, if it cannot.
-fn return_type_problem(ty: &Type, is_async: bool) -> Option<String> {
-    match ty {
-        Type::Path(path) => {
-            let last = path.path.segments.last()?;
-            let name = last.ident.to_string();
-            if !is_async && matches!(name.as_str(), "Pin" | "BoxFuture" | "LocalBoxFuture") {
-                return Some(FUTURE_MESSAGE.to_owned());
-            }
-            if path.qself.is_none() && name == "Option" {
-                return Some(format!(
-                    "#[retry] needs a function that returns a `Result`, to tell success from failure, not `{}`: return `Result<T, E>` with an error type that implements `llm_resilience::Classify`",
-                    pretty(ty)
-                ));
-            }
-            None
-        }
-        Type::Paren(inner) => return_type_problem(&inner.elem, is_async),
-        Type::Group(inner) => return_type_problem(&inner.elem, is_async),
-        Type::ImplTrait(bounds) => {
-            let is_future = bounds.bounds.iter().any(|b| match b {
-                syn::TypeParamBound::Trait(t) => t
-                    .path
-                    .segments
-                    .last()
-                    .is_some_and(|s| s.ident == "Future"),
-                _ => false,
-            });
-            Some(if is_future && !is_async {
-                FUTURE_MESSAGE.to_owned()
-            } else {
-                "#[retry] needs a function that returns a `Result`, to tell success from failure; an `impl Trait` return type hides it".to_owned()
-            })
-        }
-        _ => Some(format!(
-            "#[retry] needs a function that returns a `Result`, to tell success from failure, not `{}`",
-            pretty(ty)
-        )),
-    }
-}
-
-/// A type as a person would write it: `&Result<u32, io::Error>`, not
-/// `& Result < u32 , io :: Error >`.
-fn pretty(ty: &Type) -> String {
-    let text = ty.to_token_stream().to_string();
-    let mut out = String::with_capacity(text.len());
-    for (i, part) in text.split(' ').enumerate() {
-        let prev = out.chars().last();
-        let glue = i == 0
-            || matches!(part, "<" | ">" | "::" | "," | ")" | "]")
-            || matches!(prev, Some('<' | '&' | ':' | '(' | '['))
-            || part.starts_with("::");
-        if !glue {
-            out.push(' ');
-        }
-        out.push_str(part);
-    }
-    out
-}
-
-const FUTURE_MESSAGE: &str = "#[retry] cannot retry a future built by hand (such as `#[async_trait]` output): write the function as an `async fn` (async fn in traits is stable since Rust 1.75), or put #[retry] on an async fn that this one calls";
-
-fn argument_names(func: &ItemFn) -> Vec<Ident> {
-    let mut names = Vec::new();
-    for arg in &func.sig.inputs {
-        if let FnArg::Typed(typed) = arg {
-            bindings(&typed.pat, &mut names);
-        }
-    }
-    names
-}
-
-/// Every name a pattern binds.
-fn bindings(pat: &Pat, out: &mut Vec<Ident>) {
-    match pat {
-        Pat::Ident(p) => {
-            out.push(p.ident.clone());
-            if let Some((_, sub)) = &p.subpat {
-                bindings(sub, out);
-            }
-        }
-        Pat::Tuple(t) => t.elems.iter().for_each(|p| bindings(p, out)),
-        Pat::TupleStruct(t) => t.elems.iter().for_each(|p| bindings(p, out)),
-        Pat::Struct(s) => s.fields.iter().for_each(|f| bindings(&f.pat, out)),
-        Pat::Slice(s) => s.elems.iter().for_each(|p| bindings(p, out)),
-        Pat::Reference(r) => bindings(&r.pat, out),
-        Pat::Paren(p) => bindings(&p.pat, out),
-        Pat::Type(t) => bindings(&t.pat, out),
-        _ => {}
-    }
-}
+use crate::defaults::Jitter;
+use crate::validate::{Config, Limiter, Wait};
 
 /// Take `mut` off the bindings named in `names`, returning those that had
 /// it: a cloned argument is never changed itself, only its per-attempt copy.
@@ -369,36 +155,35 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-fn duration_tokens(p: &TokenStream, d: crate::duration::Dur) -> TokenStream {
-    let (secs, nanos) = d.parts();
-    let secs = Literal::u64_unsuffixed(secs);
-    let nanos = Literal::u32_unsuffixed(nanos);
+fn duration_tokens(p: &TokenStream, d: Duration) -> TokenStream {
+    let secs = Literal::u64_unsuffixed(d.as_secs());
+    let nanos = Literal::u32_unsuffixed(d.subsec_nanos());
     quote!(#p::duration(#secs, #nanos))
 }
 
-fn policy_tokens(p: &TokenStream, args: &Args) -> TokenStream {
+fn policy_tokens(p: &TokenStream, config: &Config) -> TokenStream {
     let mut policy = quote!(#p::Policy::new());
-    if let Some((n, _)) = args.max_attempts {
-        let n = Literal::u32_unsuffixed(n);
+    if let Some(n) = config.max_attempts.written() {
+        let n = Literal::u32_unsuffixed(*n);
         policy.extend(quote!(.max_attempts(#n)));
     }
-    if let Some(wait) = &args.wait {
+    if let Some(wait) = config.wait.written() {
         let wait = match wait {
-            WaitArg::None => quote!(#p::Wait::none()),
-            WaitArg::Fixed(d) => {
+            Wait::None => quote!(#p::Wait::none()),
+            Wait::Fixed(d) => {
                 let d = duration_tokens(p, *d);
                 quote!(#p::Wait::fixed(#d))
             }
-            WaitArg::Exponential { base, cap, factor } => {
+            Wait::Exponential { base, cap, factor } => {
                 let base = duration_tokens(p, *base);
                 let cap = duration_tokens(p, *cap);
-                let factor = Literal::f64_suffixed(factor.map_or(2.0, |(f, _)| f));
+                let factor = Literal::f64_suffixed(*factor);
                 quote!(#p::Wait::exponential_with_factor(#base, #cap, #factor))
             }
         };
         policy.extend(quote!(.wait(#wait)));
     }
-    if let Some((jitter, _)) = args.jitter {
+    if let Some(jitter) = config.jitter.written() {
         let jitter = match jitter {
             Jitter::Full => quote!(Full),
             Jitter::Equal => quote!(Equal),
@@ -407,7 +192,7 @@ fn policy_tokens(p: &TokenStream, args: &Args) -> TokenStream {
         };
         policy.extend(quote!(.jitter(#p::Jitter::#jitter)));
     }
-    if let Some(kinds) = &args.on {
+    if let Some(kinds) = config.on.written() {
         let idents = kinds.iter().map(|k| &k.ident);
         policy.extend(quote!(.retry_on(#p::KindSet::empty() #(.with(#p::ErrorKind::#idents))*)));
         for kind in kinds {
@@ -418,46 +203,42 @@ fn policy_tokens(p: &TokenStream, args: &Args) -> TokenStream {
             }
         }
     }
-    if let Some(d) = args.retry_after_cap {
-        let d = duration_tokens(p, d);
+    if let Some(d) = config.retry_after_cap.written() {
+        let d = duration_tokens(p, *d);
         policy.extend(quote!(.retry_after_cap(#d)));
     }
-    if let Some((d, _)) = args.deadline {
-        let d = duration_tokens(p, d);
+    if let Some(limit) = config.deadline {
+        let d = duration_tokens(p, limit.duration);
         policy.extend(quote!(.deadline(#d)));
     }
-    if let Some((d, _)) = args.attempt_timeout {
-        let d = duration_tokens(p, d);
+    if let Some(limit) = config.attempt_timeout {
+        let d = duration_tokens(p, limit.duration);
         policy.extend(quote!(.attempt_timeout(#d)));
     }
-    if let Some(kinds) = &args.fallback_on {
+    if let Some(kinds) = config.fallback_on.written() {
         policy.extend(quote!(.fallback_on(#p::KindSet::empty() #(.with(#p::ErrorKind::#kinds))*)));
     }
     policy
 }
 
-fn generate(func: &ItemFn, args: &Args) -> TokenStream {
-    let krate = args
-        .krate
-        .as_ref()
-        .map_or_else(|| quote!(::llm_resilience), ToTokens::to_token_stream);
+/// The function `func`, retried as `config` says.
+pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
+    let krate = &config.krate;
     let p = quote!(#krate::__private);
-    let policy = policy_tokens(&p, args);
+    let policy = policy_tokens(&p, config);
     let ItemFn {
         attrs, vis, block, ..
     } = func;
     let mut sig = func.sig.clone();
     let mut mutable = Vec::new();
-    if let Some(names) = &args.clone {
-        for arg in &mut sig.inputs {
-            if let FnArg::Typed(typed) = arg {
-                take_mut(&mut typed.pat, names, &mut mutable);
-            }
+    for arg in &mut sig.inputs {
+        if let FnArg::Typed(typed) = arg {
+            take_mut(&mut typed.pat, &config.clone, &mut mutable);
         }
     }
     let ret = pinned_return_type(func);
     let site = Span::mixed_site();
-    let clones = args.clone.iter().flatten().map(|ident| {
+    let clones = config.clone.iter().map(|ident| {
         let clone = respan(quote!(::core::clone::Clone::clone), ident.span());
         let binding = if mutable.contains(ident) {
             quote!(mut #ident)
@@ -466,11 +247,11 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         };
         quote_spanned!(Span::call_site().located_at(ident.span())=> let #binding = #clone(&#ident);)
     });
-    let when = args
+    let when = config
         .when
         .as_ref()
         .map_or_else(|| quote!(#p::always), ToTokens::to_token_stream);
-    let on_retry = args
+    let on_retry = config
         .on_retry
         .as_ref()
         .map_or_else(|| quote!(#p::ignore), ToTokens::to_token_stream);
@@ -501,39 +282,31 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         respan(quote!(#p::start_sync), error_span)
     };
 
-    let span_name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
+    let span_name = &config.name;
 
     // How the call reports a refusal: an open breaker (with `breaker`), its
     // own deadline coming before it could send (the limiter's pacing) or
     // before its fallback ended (async), and an attempt cut off (async, with
     // `deadline` or `attempt_timeout`). Each conversion is spanned at the
     // argument that needs it, so that a missing `From` impl points there.
-    let open_conversion = match &args.breaker {
-        Some((_, key)) => respan(quote!(#p::Some(#p::circuit_open)), *key),
+    let open_conversion = match &config.breaker {
+        Some(breaker) => respan(quote!(#p::Some(#p::circuit_open)), breaker.key),
         None => quote!(#p::None),
     };
-    let limiter_off = matches!(
-        &args.limiter,
-        Some((syn::Expr::Path(path), _)) if path.qself.is_none() && path.path.is_ident("none")
-    );
-    let named_limiter = if limiter_off {
-        None
-    } else {
-        args.limiter.clone()
+    let named_limiter = match &config.limiter {
+        Limiter::Named(guard) => Some(guard),
+        Limiter::Implicit | Limiter::Off => None,
     };
-    let implicit_limiter = args.limiter.is_none();
-    let deadline_conversion = match (&args.deadline, &named_limiter) {
-        (Some((_, key)), _) if is_async => respan(quote!(#p::Some(#p::from_elapsed)), *key),
-        (_, Some((_, key))) => respan(quote!(#p::Some(#p::paced_past_deadline)), *key),
+    let implicit_limiter = matches!(config.limiter, Limiter::Implicit);
+    let deadline_conversion = match (&config.deadline, named_limiter) {
+        (Some(deadline), _) if is_async => respan(quote!(#p::Some(#p::from_elapsed)), deadline.key),
+        (_, Some(limiter)) => respan(quote!(#p::Some(#p::paced_past_deadline)), limiter.key),
         _ => quote!(#p::None),
     };
-    let limit_span = args
+    let limit_span = config
         .deadline
-        .map(|(_, span)| span)
-        .or(args.attempt_timeout.map(|(_, span)| span));
+        .map(|limit| limit.key)
+        .or(config.attempt_timeout.map(|limit| limit.key));
     let cut_off_conversion = match limit_span {
         Some(span) if is_async => respan(quote!(#p::Some(#p::from_elapsed)), span),
         _ => quote!(#p::None),
@@ -542,7 +315,7 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
     let call = Ident::new("__retry_call", site);
     let mut bind_guards = TokenStream::new();
     let mut set_guards = TokenStream::new();
-    if let Some((expr, _)) = &args.cost {
+    if let Some(expr) = &config.cost {
         let span = expr.span();
         let set = respan(quote!(#p::set_cost), span);
         let cost = quote_spanned!(span=> { let __retry_cost: u64 = #expr; __retry_cost });
@@ -557,12 +330,13 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
         });
         set_guards.extend(quote!(#p::set_limiter(&mut #call, &#ident);));
     }
-    for (arg, name, setter) in [
-        (&args.breaker, "__retry_breaker", "set_breaker"),
-        (&args.budget, "__retry_budget", "set_budget"),
-        (&named_limiter, "__retry_limiter", "set_limiter"),
+    for (guard, name, setter) in [
+        (config.breaker.as_ref(), "__retry_breaker", "set_breaker"),
+        (config.budget.as_ref(), "__retry_budget", "set_budget"),
+        (named_limiter, "__retry_limiter", "set_limiter"),
     ] {
-        if let Some((expr, _)) = arg {
+        if let Some(guard) = guard {
+            let expr = &guard.expr;
             // Spanned at the expression: a value of the wrong type is
             // reported there.
             let span = expr.span();
@@ -576,9 +350,9 @@ fn generate(func: &ItemFn, args: &Args) -> TokenStream {
 
     let ending = Ident::new("__retry_ending", site);
     let fallback = Ident::new("__retry_fallback", site);
-    let has_fallback = args.fallback.is_some();
+    let has_fallback = config.fallback.is_some();
     // The end of the call: its result, or its fallback's.
-    let end = match &args.fallback {
+    let end = match &config.fallback {
         None => quote!(#p::returned(#ending)),
         Some(path) => {
             let forwarded = sig.inputs.iter().map(|arg| match arg {

@@ -3,17 +3,52 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod args;
+// The macro runs in three steps, a module each: `parse` reads the arguments
+// as written (syntax, with spans); `validate` checks what they mean, against
+// each other and the function, and resolves them into a `Config` with every
+// default filled in from `defaults`, collecting every mistake; `expand`
+// writes the function from the `Config`.
+mod defaults;
 mod duration;
 mod expand;
+mod parse;
+mod suggest;
+mod validate;
 
 use proc_macro::TokenStream;
+use quote::quote;
 
-/// Retry a sync or async function under a policy checked at compile time.
-///
-/// The arguments are documented on `llm_resilience::retry`, which re-exports this
-/// macro.
+/// `#[retry]` is defined in `llm-resilience-macros` and re-exported by
+/// `llm-resilience` as
+/// [`llm_resilience::retry`](https://docs.rs/llm-resilience/latest/llm_resilience/attr.retry.html),
+/// whose documentation is the reference of every argument, with its default
+/// and examples. Depend on `llm-resilience` only.
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::retry(args.into(), item.into()).into()
+    retry2(args.into(), item.into()).into()
+}
+
+fn retry2(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let raw = parse::parse(args);
+    let func: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let e =
+                syn::Error::new_spanned(&item, "#[retry] goes on a function or method with a body")
+                    .to_compile_error();
+            return quote! { #item #e };
+        }
+    };
+    match validate::validate(raw, &func) {
+        Ok(config) => expand::expand(&config, &func),
+        Err(errors) => {
+            // Emit the function untouched beside the errors, so that the rest
+            // of the crate still sees it.
+            let errors = errors.iter().map(syn::Error::to_compile_error);
+            quote! { #func #(#errors)* }
+        }
+    }
 }
