@@ -172,7 +172,10 @@ impl<'p> State<'p> {
                 if asked > policy.retry_after_cap {
                     return Err((GiveUp::RetryAfterTooLong(asked), kind));
                 }
-                (policy.jitter.after_retry_after(asked), DelaySource::RetryAfter)
+                (
+                    policy.jitter.after_retry_after(asked),
+                    DelaySource::RetryAfter,
+                )
             }
             _ => (self.backoff(failed), DelaySource::Backoff),
         };
