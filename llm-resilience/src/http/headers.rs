@@ -1,6 +1,6 @@
 //! The headers that make a retried request safe to send twice.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::attempt;
 
@@ -42,13 +42,21 @@ pub const ATTEMPT_HEADER: &str = "x-retry-count";
 /// assert_eq!(sent[2].headers()["x-retry-count"], "2");
 /// ```
 pub fn insert_retry_headers(headers: &mut HeaderMap) {
+    const KEY: HeaderName = HeaderName::from_static(IDEMPOTENCY_HEADER);
+    const COUNT: HeaderName = HeaderName::from_static(ATTEMPT_HEADER);
     let current = attempt();
-    if !headers.contains_key(IDEMPOTENCY_HEADER) {
+    if !headers.contains_key(&KEY) {
         // The key is ASCII hex and hyphens: always a valid header value.
         if let Ok(key) = HeaderValue::from_bytes(&current.idempotency_key().to_bytes()) {
-            headers.insert(IDEMPOTENCY_HEADER, key);
+            headers.insert(KEY, key);
         }
     }
-    let retries = HeaderValue::from(current.number().saturating_sub(1));
-    headers.insert(ATTEMPT_HEADER, retries);
+    let retries = match current.number().saturating_sub(1) {
+        // The counts of almost every call, without allocating.
+        n @ 0..=9 => {
+            HeaderValue::from_static(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"][n as usize])
+        }
+        n => HeaderValue::from(n),
+    };
+    headers.insert(COUNT, retries);
 }
