@@ -65,7 +65,6 @@
 //! `withdraw` asks for a retry), so one budget can cap the retries of an
 //! existing `tower::retry` stack and of `#[retry]` functions together.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -293,8 +292,8 @@ enum ReqwestState {
 }
 
 #[cfg(feature = "reqwest")]
-impl fmt::Debug for CheckReqwestFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Debug for CheckReqwestFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckReqwestFuture").finish_non_exhaustive()
     }
 }
