@@ -56,7 +56,7 @@ use http::Extensions;
 use reqwest::{Request, Response};
 
 use crate::http::HttpError;
-use crate::integrations::{guard_builders, Guarded};
+use crate::integrations::{call_guarded, guard_builders, Guarded};
 use crate::{CircuitOpen, Classify, Elapsed, ErrorKind, Policy};
 
 /// A reqwest-middleware [`Middleware`] that runs every request under a
@@ -131,7 +131,7 @@ impl Middleware for RetryMiddleware {
                 Ok((crate::http::check(response).await?, extensions))
             }
         };
-        let outcome = self.guarded.call(replayable, op).await;
+        let outcome = call_guarded!(&self.guarded, replayable, op);
         match outcome {
             Ok((response, kept)) => {
                 *extensions = kept;

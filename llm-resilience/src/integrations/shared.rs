@@ -3,7 +3,6 @@
 //! call can reach them.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use crate::http::HttpError;
@@ -28,29 +27,6 @@ impl Guarded {
         }
     }
 
-    /// Run `op` under the policy and its guards. A call whose request cannot
-    /// be replayed gets one attempt: no failure is retried, and the budget
-    /// is not drawn on.
-    pub(crate) async fn call<T, F, Fut>(&self, replayable: bool, op: F) -> Result<T, HttpError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, HttpError>>,
-    {
-        let hooks = self.policy.when(move |_: &HttpError| replayable);
-        let hooks = match &self.budget {
-            Some(budget) => hooks.budget(budget.as_budget()),
-            None => hooks,
-        };
-        let hooks = match &self.limiter {
-            Some(limiter) => hooks.limiter(limiter.as_limiter()),
-            None => hooks,
-        };
-        match &self.breaker {
-            Some(breaker) => hooks.breaker(breaker.as_breaker()).call_async(op).await,
-            None => hooks.call_async(op).await,
-        }
-    }
-
     /// The error a call ends with: marked as sent once when its request
     /// could not be replayed and was sent.
     pub(crate) fn finish(&self, error: HttpError, replayable: bool, sent: bool) -> HttpError {
@@ -72,6 +48,34 @@ impl fmt::Debug for Guarded {
             .finish()
     }
 }
+
+/// Run `op` under the policy of a [`Guarded`] and its guards, inline in the
+/// calling future (a future of its own would be one more large copy per
+/// call). A call whose request cannot be replayed gets one attempt: no
+/// failure is retried, and the budget is not drawn on.
+macro_rules! call_guarded {
+    ($guarded:expr, $replayable:expr, $op:expr) => {{
+        let guarded: &$crate::integrations::Guarded = $guarded;
+        let replayable: bool = $replayable;
+        let hooks = guarded
+            .policy
+            .when(move |_: &$crate::http::HttpError| replayable);
+        let hooks = match &guarded.budget {
+            Some(budget) => hooks.budget(budget.as_budget()),
+            None => hooks,
+        };
+        let hooks = match &guarded.limiter {
+            Some(limiter) => hooks.limiter(limiter.as_limiter()),
+            None => hooks,
+        };
+        match &guarded.breaker {
+            Some(breaker) => hooks.breaker(breaker.as_breaker()).call_async($op).await,
+            None => hooks.call_async($op).await,
+        }
+    }};
+}
+
+pub(crate) use call_guarded;
 
 /// The builder methods of a type holding a [`Guarded`] as `self.guarded`.
 macro_rules! guard_builders {

@@ -73,7 +73,7 @@ use std::task::{Context, Poll};
 use ::tower::{Layer, Service};
 
 use crate::http::{check_response, CheckResponseFuture, HttpError};
-use crate::integrations::{guard_builders, Guarded};
+use crate::integrations::{call_guarded, guard_builders, Guarded};
 use crate::{Classify, ErrorKind, Policy, RetryBudget};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -501,7 +501,7 @@ where
             response.check().await
         }
     };
-    let outcome = guarded.call(replayable, op).await;
+    let outcome = call_guarded!(&guarded, replayable, op);
     outcome.map_err(|error| guarded.finish(error, replayable, sent))
 }
 
