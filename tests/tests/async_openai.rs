@@ -150,3 +150,77 @@ async fn its_own_retries_are_on_unless_turned_off() {
     ask(&client, "u").await.unwrap();
     assert_eq!(server.requests().len(), 2, "it retried on its own");
 }
+
+#[test]
+fn its_error_codes_types_and_variants_are_mapped() {
+    use async_openai::error::{ApiError, ApiErrorResponse, StreamError};
+    use http::StatusCode;
+    let api = |status: u16, r#type: Option<&str>, code: Option<&str>| {
+        OpenAIError::ApiError(ApiErrorResponse {
+            status_code: StatusCode::from_u16(status).unwrap(),
+            api_error: ApiError {
+                message: "m".into(),
+                r#type: r#type.map(str::to_owned),
+                code: code.map(str::to_owned),
+                ..ApiError::default()
+            },
+        })
+    };
+    let cases = [
+        // A quota code wins over the status, on a 429 or not.
+        (api(429, Some("insufficient_quota"), None), ErrorKind::Quota),
+        (
+            api(400, None, Some("billing_hard_limit_reached")),
+            ErrorKind::Quota,
+        ),
+        (
+            api(429, Some("requests"), Some("rate_limit_exceeded")),
+            ErrorKind::RateLimit,
+        ),
+        (api(503, Some("server_error"), None), ErrorKind::Overloaded),
+        (
+            api(529, Some("overloaded_error"), None),
+            ErrorKind::Overloaded,
+        ),
+        (api(500, None, None), ErrorKind::Server),
+        (
+            api(401, Some("invalid_request_error"), Some("invalid_api_key")),
+            ErrorKind::Auth,
+        ),
+        (
+            api(400, Some("invalid_request_error"), None),
+            ErrorKind::Client,
+        ),
+        // A status that says nothing: the code or type does.
+        (
+            api(200, None, Some("rate_limit_exceeded")),
+            ErrorKind::RateLimit,
+        ),
+        (api(200, Some("server_error"), None), ErrorKind::Server),
+        (api(200, None, None), ErrorKind::Other),
+        (
+            OpenAIError::StreamError(Box::new(StreamError::EventStream("cut".into()))),
+            ErrorKind::Network,
+        ),
+        (
+            OpenAIError::InvalidArgument("no model".into()),
+            ErrorKind::Client,
+        ),
+        (
+            OpenAIError::JSONDeserialize(
+                serde_json::from_str::<serde_json::Value>("<html>").unwrap_err(),
+                "<html>".into(),
+            ),
+            ErrorKind::Other,
+        ),
+    ];
+    for (error, kind) in cases {
+        assert_eq!(error.kind(), kind, "{error}");
+        assert_eq!(error.retry_after(), None, "it keeps no headers");
+    }
+    // A cut-off attempt and a breaker's refusal convert into it.
+    let breaker = llm_resilience::CircuitBreaker::new();
+    breaker.isolate();
+    let refused = OpenAIError::from(breaker.try_acquire().unwrap_err());
+    assert_eq!(refused.kind(), ErrorKind::Overloaded);
+}
