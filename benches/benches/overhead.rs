@@ -16,6 +16,17 @@
 //!   recloser's `call` with a closure returning `Ok`.
 //! - `breaker_closed_2_threads`: the same while a second thread hammers the
 //!   same breaker; the time is the measuring thread's, per call.
+//! - `tower_happy_path`: a tower service that answers a clone of one
+//!   `http::Request` with a 200 at once (`service_fn`), called bare
+//!   (`ready` then `call`), under `llm_resilience::tower::RetryLayer`
+//!   (default policy; and with a breaker, budget and limiter), and under
+//!   tower's own `retry` layer with a policy that never retries. Each
+//!   future is polled once, as above.
+//! - `http_client_happy_path`: a GET of a 2-byte body from a local hyper
+//!   server over a kept-alive connection: a bare `reqwest::Client`, a
+//!   `ClientWithMiddleware` with no middleware, and one with
+//!   `llm_resilience::reqwest_middleware::RetryMiddleware`. Real HTTP, so
+//!   the time is mostly the round trip; the differences are the layers'.
 //!
 //! Run with:
 //!
@@ -39,6 +50,7 @@ use llm_resilience::{
 };
 use tokio_retry2::strategy::ExponentialBackoff;
 use tokio_retry2::{Retry, RetryError};
+use tower::{Layer, Service, ServiceExt};
 
 /// The error of every benchmarked function; never produced.
 #[derive(Debug)]
@@ -324,6 +336,186 @@ fn breaker_closed_2_threads(c: &mut Criterion) {
     group.finish();
 }
 
+// ---------------------------------------------------------------------------
+// Tower: a service that answers at once, bare and under retry layers.
+
+type TowerRequest = http::Request<http_body_util::Full<bytes::Bytes>>;
+type TowerResponse = http::Response<http_body_util::Full<bytes::Bytes>>;
+
+fn tower_request() -> TowerRequest {
+    http::Request::post("http://127.0.0.1:8080/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-bench")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}"#,
+        )))
+        .expect("a valid request")
+}
+
+/// The provider: a 200 with a small body, ready at once.
+fn answer(_: TowerRequest) -> std::future::Ready<Result<TowerResponse, std::convert::Infallible>> {
+    std::future::ready(Ok(http::Response::new(http_body_util::Full::new(
+        bytes::Bytes::from_static(b"{}"),
+    ))))
+}
+
+/// One call of `service` with a clone of `request`, polled once.
+#[inline(always)]
+fn tower_call<S>(service: &mut S, request: &TowerRequest) -> bool
+where
+    S: Service<TowerRequest, Response = TowerResponse>,
+{
+    ready(async {
+        let service = service.ready().await.ok()?;
+        service.call(request.clone()).await.ok()
+    })
+    .is_some()
+}
+
+/// tower's retry policy that never retries (but clones each request, as
+/// every retrying policy must, to have it for a retry).
+#[derive(Clone)]
+struct NeverRetry;
+
+impl<E> tower::retry::Policy<TowerRequest, TowerResponse, E> for NeverRetry {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut TowerRequest,
+        _: &mut Result<TowerResponse, E>,
+    ) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, request: &TowerRequest) -> Option<TowerRequest> {
+        Some(request.clone())
+    }
+}
+
+fn tower_happy_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+    let _context = rt.enter();
+    let request = tower_request();
+    let mut group = c.benchmark_group("tower_happy_path");
+
+    let mut bare = tower::service_fn(answer);
+    assert!(tower_call(&mut bare, &request));
+    group.bench_function("service_direct", |b| {
+        b.iter(|| tower_call(&mut bare, black_box(&request)))
+    });
+
+    let mut layered =
+        llm_resilience::tower::RetryLayer::new(POLICY).layer(tower::service_fn(answer));
+    assert!(tower_call(&mut layered, &request));
+    group.bench_function("retry_layer", |b| {
+        b.iter(|| tower_call(&mut layered, black_box(&request)))
+    });
+
+    let mut guarded = llm_resilience::tower::RetryLayer::new(POLICY)
+        .breaker(&BREAKER)
+        .budget(&BUDGET)
+        .limiter(&LIMITER)
+        .layer(tower::service_fn(answer));
+    assert!(tower_call(&mut guarded, &request));
+    group.bench_function("retry_layer_breaker_budget_limiter", |b| {
+        b.iter(|| tower_call(&mut guarded, black_box(&request)))
+    });
+
+    let mut towers = tower::retry::RetryLayer::new(NeverRetry).layer(tower::service_fn(answer));
+    assert!(tower_call(&mut towers, &request));
+    group.bench_function("tower_retry", |b| {
+        b.iter(|| tower_call(&mut towers, black_box(&request)))
+    });
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------
+// reqwest: a local server, called bare and through middleware.
+
+/// A hyper server on 127.0.0.1 that answers every request with `{}`, on a
+/// thread and runtime of its own; its address.
+fn local_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let addr = listener.local_addr().expect("its address");
+    thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the server's runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"{}")),
+                        ))
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+fn http_client_happy_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime");
+    let url = format!("http://{}/v1/models", local_server());
+    let bare = reqwest::Client::new();
+    let plain = reqwest_middleware::ClientBuilder::new(bare.clone()).build();
+    let retried = reqwest_middleware::ClientBuilder::new(bare.clone())
+        .with(llm_resilience::reqwest_middleware::RetryMiddleware::new(
+            POLICY,
+        ))
+        .build();
+    let mut group = c.benchmark_group("http_client_happy_path");
+    group.bench_function("reqwest_client", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let response = bare.get(&url).send().await.expect("an answer");
+                assert!(response.status().is_success());
+                response.bytes().await.expect("a body").len()
+            })
+        })
+    });
+    group.bench_function("client_with_middleware_none", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let response = plain.get(&url).send().await.expect("an answer");
+                assert!(response.status().is_success());
+                response.bytes().await.expect("a body").len()
+            })
+        })
+    });
+    group.bench_function("retry_middleware", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let response = retried.get(&url).send().await.expect("an answer");
+                assert!(response.status().is_success());
+                response.bytes().await.expect("a body").len()
+            })
+        })
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -334,6 +526,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sync_happy_path, async_happy_path, breaker_closed_1_thread, breaker_closed_2_threads
+    targets = sync_happy_path, async_happy_path, breaker_closed_1_thread, breaker_closed_2_threads,
+        tower_happy_path, http_client_happy_path
 }
 criterion_main!(benches);

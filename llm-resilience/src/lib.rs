@@ -59,7 +59,14 @@
 //! ```
 //!
 //! The same engine runs without the macro through [`Policy::call`] and
-//! [`Policy::call_async`], for policies read from configuration, and
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[`Policy::call_async`], for policies read from configuration, and"
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "`Policy::call_async` (feature `tokio`), for policies read from configuration, and"
+)]
 //! [`testing::skip_sleeps`] makes your own tests of retried code instant.
 //!
 //! # Features
@@ -106,9 +113,21 @@
     doc = "- `stream`: `llm_resilience::stream`, the server-sent events of streamed",
     doc = "  chat calls (OpenAI's and Anthropic's formats) decoded into classified frames."
 )]
+//! - `http-body`: `http` plus `http::check_response`, `check` for any
+//!   `http::Response<B>` whose body is an `http_body::Body` (hyper, axum,
+//!   tower services), so reqwest is not needed.
+//! - `hyper`: `Classify for hyper::Error`.
+//! - `tower`: `llm_resilience::tower::RetryLayer`, a tower `Layer` that runs
+//!   any service whose requests can be sent again under a `Policy`, and
+//!   tower's retry `Budget` for `RetryBudget`.
+//! - `reqwest-middleware`: `llm_resilience::reqwest_middleware::RetryMiddleware`
+//!   for reqwest-middleware 0.5's `ClientWithMiddleware`, and
+//!   `Classify for reqwest_middleware::Error`.
+//! - `async-openai`: `Classify for async_openai::error::OpenAIError`, with
+//!   `From<Elapsed>` and `From<CircuitOpen>` for it.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod engine;
 mod guards;
@@ -137,6 +156,26 @@ pub mod http;
 
 #[cfg(feature = "stream")]
 pub mod stream;
+
+#[cfg(any(feature = "tower", feature = "reqwest-middleware"))]
+#[path = "integrations/shared.rs"]
+mod integrations;
+
+#[cfg(feature = "tower")]
+#[path = "integrations/tower.rs"]
+pub mod tower;
+
+#[cfg(feature = "reqwest-middleware")]
+#[path = "integrations/reqwest_middleware.rs"]
+pub mod reqwest_middleware;
+
+#[cfg(feature = "async-openai")]
+#[path = "integrations/async_openai.rs"]
+mod openai_support;
+
+#[cfg(feature = "hyper")]
+#[path = "integrations/hyper.rs"]
+mod hyper_support;
 
 pub use engine::attempt::{attempt, Attempt, IdempotencyKey};
 pub use engine::elapsed::Elapsed;

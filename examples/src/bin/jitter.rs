@@ -61,23 +61,8 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use llm_resilience::{Backoff, Jitter, Wait};
-
-const HELP: &str = "\
-jitter: the OCC experiment of \"Exponential Backoff And Jitter\" (AWS, 2015)
-
-USAGE:
-    cargo run --release -p examples --bin jitter -- [OPTIONS]
-
-OPTIONS:
-    --runs N           runs averaged per cell [default: 100]
-    --max-clients M    largest client count [default: 190]
-    --step S           client counts S, 2S, ... up to M [default: 10]
-    --seed S           seed of every random draw [default: 2015]
-    --start-at-base    start exponential waits at base (5), not at the blog's 2 x base
-    --explore          instead, sweep other parameters at 100 clients
-    -h, --help         this text
-";
 
 /// The blog's base and cap, in time units (milliseconds here).
 const BASE: u64 = 5;
@@ -364,59 +349,37 @@ fn parallel<J: Sync, R: Send>(jobs: &[J], work: impl Fn(&J) -> R + Sync) -> Vec<
         .collect()
 }
 
+/// jitter: the OCC experiment of "Exponential Backoff And Jitter" (AWS,
+/// 2015), with llm-resilience's own waits and jitters on simulated time.
+#[derive(Parser, Debug)]
+#[command(name = "jitter")]
 struct Args {
+    /// Runs averaged per cell.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
+    /// Largest client count.
+    #[arg(long, value_name = "M", default_value_t = 190)]
     max_clients: usize,
+    /// Client counts S, 2S, ... up to --max-clients.
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     step: usize,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 2015)]
     seed: u64,
-    explore: bool,
+    /// Start exponential waits at base (5), not at the blog's 2 x base.
+    #[arg(long)]
     start_at_base: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        runs: 100,
-        max_clients: 190,
-        step: 10,
-        seed: 2015,
-        explore: false,
-        start_at_base: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value"))
-                .and_then(|v| v.parse::<u64>().map_err(|e| format!("{name} {v}: {e}")))
-        };
-        match flag.as_str() {
-            "--runs" => args.runs = u32::try_from(value("--runs")?).map_err(|e| e.to_string())?,
-            "--max-clients" => args.max_clients = value("--max-clients")? as usize,
-            "--step" => args.step = value("--step")? as usize,
-            "--seed" => args.seed = value("--seed")?,
-            "--explore" => args.explore = true,
-            "--start-at-base" => args.start_at_base = true,
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}\n\n{HELP}")),
-        }
-    }
-    if args.runs == 0 || args.step == 0 || args.max_clients < args.step {
-        return Err("--runs and --step must be positive, --max-clients at least --step".into());
-    }
-    Ok(args)
+    /// Instead, sweep other parameters at 100 clients.
+    #[arg(long)]
+    explore: bool,
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse();
+    if args.max_clients < args.step {
+        eprintln!("--max-clients must be at least --step");
+        return ExitCode::FAILURE;
+    }
     let started = Instant::now();
     if args.explore {
         explore(&args);

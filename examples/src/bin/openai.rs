@@ -1,16 +1,41 @@
 //! One chat completion from an OpenAI-compatible endpoint, retried the way a
 //! production caller wants. Run with
 //! `OPENAI_API_KEY=... cargo run -p examples --bin openai -- "Hello"`
-//! (set `OPENAI_BASE_URL` for another compatible endpoint).
+//! (set `OPENAI_BASE_URL`, or pass `--base-url`, for another compatible
+//! endpoint; `--help` lists the options).
 
+use clap::Parser;
 use llm_resilience::http::{check, HttpError, RequestBuilderExt};
 use llm_resilience::retry;
 use serde_json::{json, Value};
+
+/// One chat completion through `#[retry]` and reqwest.
+#[derive(Parser, Debug)]
+#[command(name = "openai")]
+struct Options {
+    /// What to ask.
+    #[arg(default_value = "Say hello in five words.")]
+    prompt: String,
+    /// The API's base URL.
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
+    base_url: String,
+    /// The API key.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// The model to ask.
+    #[arg(long, default_value = "gpt-4o-mini")]
+    model: String,
+}
 
 struct OpenAi {
     http: reqwest::Client,
     base_url: String,
     api_key: String,
+    model: String,
 }
 
 impl OpenAi {
@@ -25,7 +50,7 @@ impl OpenAi {
             .post(format!("{}/chat/completions", self.base_url))
             .bearer_auth(&self.api_key)
             .json(&json!({
-                "model": "gpt-4o-mini",
+                "model": self.model,
                 "messages": [{ "role": "user", "content": prompt }],
             }))
             .retry_headers()
@@ -41,14 +66,13 @@ impl OpenAi {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = Options::parse();
     let api = OpenAi {
         http: reqwest::Client::new(),
-        base_url: std::env::var("OPENAI_BASE_URL").unwrap_or("https://api.openai.com/v1".into()),
-        api_key: std::env::var("OPENAI_API_KEY").map_err(|_| "set OPENAI_API_KEY")?,
+        base_url: options.base_url,
+        api_key: options.api_key,
+        model: options.model,
     };
-    let prompt = std::env::args()
-        .nth(1)
-        .unwrap_or("Say hello in five words.".into());
-    println!("{}", api.chat(&prompt).await?);
+    println!("{}", api.chat(&options.prompt).await?);
     Ok(())
 }

@@ -58,103 +58,101 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use examples::outage::{
     run, Config, Report, Setup, RECOVERY_SHARE, RECOVERY_STEP, RECOVERY_WINDOW,
 };
 
-const HELP: &str = "\
-outage: retries against a provider that is down, with and without a retry budget and a circuit breaker
-
-USAGE:
-    cargo run --release -p examples --bin outage -- [OPTIONS]
-
-OPTIONS:
-    --callers N           callers calling the provider [default: 200]
-    --interval SECS       mean time between two calls of one caller [default: 1]
-    --latency-ms MS       mean time the provider takes to answer [default: 50]
-    --before SECS         healthy time before the outage [default: 5]
-    --outage SECS         how long the provider answers 503 to everything [default: 10]
-    --after SECS          healthy time after the outage [default: 5]
-    --budget-ratio R      the budget's retries per call [default: 0.1]
-    --budget-floor N      the budget's min_retries_per_second [default: 0]
-    --budget-window SECS  the budget's window [default: 10]
-    --breaker-window SECS the breaker's window [default: 5]
-    --break-for SECS      how long the breaker stays open [default: 1]
-    --seed S              seed of the callers' schedule and of every random draw [default: 42]
-    --timeline            also print the attempts reaching the provider in each second
-    -h, --help            print this help
-";
-
 /// The amplification the budget rows must not exceed.
 const TARGET: f64 = 1.1;
 
+/// outage: retries against a provider that is down, with and without a
+/// retry budget and a circuit breaker.
+#[derive(Parser, Debug)]
+#[command(name = "outage")]
 struct Options {
-    config: Config,
+    /// Callers calling the provider.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    callers: usize,
+    /// Mean time between two calls of one caller, in seconds (at least 1 ms).
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
+    interval: Duration,
+    /// Mean time the provider takes to answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value = "50", value_parser = milliseconds)]
+    latency_ms: Duration,
+    /// Healthy time before the outage, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    before: Duration,
+    /// How long the provider answers 503 to everything, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    outage: Duration,
+    /// Healthy time after the outage, in seconds (at least the recovery window).
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    after: Duration,
+    /// The budget's retries per call.
+    #[arg(long, value_name = "R", default_value_t = 0.1, value_parser = ratio)]
+    budget_ratio: f64,
+    /// The budget's min_retries_per_second.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    budget_floor: u32,
+    /// The budget's window, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    budget_window: Duration,
+    /// The breaker's window, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    breaker_window: Duration,
+    /// How long the breaker stays open, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
+    break_for: Duration,
+    /// Seed of the callers' schedule and of every random draw.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    seed: u64,
+    /// Also print the attempts reaching the provider in each second.
+    #[arg(long)]
     timeline: bool,
 }
 
-fn parse_options() -> Result<Options, String> {
-    let mut config = Config::default();
-    let mut timeline = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
-            "--timeline" => {
-                timeline = true;
-                continue;
-            }
-            _ => {}
-        }
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = |what: &str| format!("{flag}: expected {what}, got {value:?}");
-        let secs = || {
-            value
-                .parse::<f64>()
-                .ok()
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .ok_or_else(|| bad("a number of seconds"))
-        };
-        match flag.as_str() {
-            "--callers" => {
-                config.callers = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| bad("a positive integer"))?;
-            }
-            "--interval" => config.interval = secs()?.max(Duration::from_millis(1)),
-            "--latency-ms" => {
-                config.latency = value
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
-                    .ok_or_else(|| bad("a number of milliseconds"))?;
-            }
-            "--before" => config.before = secs()?,
-            "--outage" => config.outage = secs()?,
-            "--after" => config.after = secs()?.max(RECOVERY_WINDOW),
-            "--budget-ratio" => {
-                config.budget_ratio = value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|r| *r >= 0.0)
-                    .ok_or_else(|| bad("a ratio of 0 or more"))?;
-            }
-            "--budget-floor" => {
-                config.budget_floor = value.parse().map_err(|_| bad("an integer"))?;
-            }
-            "--budget-window" => config.budget_window = secs()?,
-            "--breaker-window" => config.breaker_window = secs()?,
-            "--break-for" => config.break_for = secs()?,
-            "--seed" => config.seed = value.parse().map_err(|_| bad("an integer"))?,
-            _ => return Err(format!("unknown option {flag}; see --help")),
+impl Options {
+    fn config(&self) -> Config {
+        Config {
+            callers: self.callers,
+            interval: self.interval.max(Duration::from_millis(1)),
+            latency: self.latency_ms,
+            before: self.before,
+            outage: self.outage,
+            after: self.after.max(RECOVERY_WINDOW),
+            budget_ratio: self.budget_ratio,
+            budget_floor: self.budget_floor,
+            budget_window: self.budget_window,
+            breaker_window: self.breaker_window,
+            break_for: self.break_for,
+            seed: self.seed,
         }
     }
-    Ok(Options { config, timeline })
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("expected a number of seconds, got {value:?}"))
+}
+
+fn milliseconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+        .ok_or_else(|| format!("expected a number of milliseconds, got {value:?}"))
+}
+
+fn ratio(value: &str) -> Result<f64, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|r| *r >= 0.0)
+        .ok_or_else(|| format!("expected a ratio of 0 or more, got {value:?}"))
 }
 
 fn secs(d: Duration) -> String {
@@ -338,14 +336,8 @@ fn print_timeline(config: &Config, reports: &[Report]) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("outage: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let config = options.config;
+    let options = Options::parse();
+    let config = options.config();
     // Every random draw (the callers' schedule, the provider's latency and
     // the retries' jitter) is made on this thread.
     fastrand::seed(config.seed);

@@ -6,7 +6,18 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use llm_resilience::{attempt, retry, Classify, Elapsed, ErrorKind, RetryEvent};
+
+/// Retries you can watch: a simulated LLM endpoint that rate-limits, times
+/// out and overloads before answering, called through `#[retry]`.
+#[derive(Parser, Debug)]
+#[command(name = "retries")]
+struct Options {
+    /// What to say to the simulated endpoint.
+    #[arg(default_value = "Hi there")]
+    prompt: String,
+}
 
 /// What the simulated provider can answer.
 #[derive(Debug)]
@@ -98,9 +109,13 @@ async fn chat(prompt: &str) -> Result<String, ApiError> {
 
 #[tokio::main]
 async fn main() {
-    println!("chat(\"Hi there\") against a provider that answers 429, hangs, then 529:");
+    let options = Options::parse();
+    println!(
+        "chat({:?}) against a provider that answers 429, hangs, then 529:",
+        options.prompt
+    );
     let start = Instant::now();
-    match chat("Hi there").await {
+    match chat(&options.prompt).await {
         Ok(reply) => println!("  => {reply:?} after {:?}\n", start.elapsed()),
         Err(e) => println!("  => gave up: {e}\n"),
     }

@@ -47,7 +47,7 @@ pub(crate) struct Frame<'l> {
     pub(crate) key: KeyCell,
     pub(crate) deadline: Option<Instant>,
     /// The call's rate limiter, which the responses of its attempts feed
-    /// ([`observe`](crate::http::observe)).
+    /// (`http::observe`).
     pub(crate) limiter: Option<&'l crate::AdaptiveLimiter>,
     pub(crate) number: u32,
     pub(crate) clock: Clock,

@@ -556,7 +556,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// `max_tokens`, as the provider counts them against its tokens-per-
     /// minute limit): once the limiter knows the provider's token limit
     /// ([`AdaptiveLimiter::observe_token_limit`], which
-    /// [`http::check`](crate::http::check) reads from every answer), each
+    /// `http::check` reads from every answer), each
     /// attempt also waits until the provider's token bucket holds that many.
     /// Without a limiter it does nothing.
     ///

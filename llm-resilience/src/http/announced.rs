@@ -60,39 +60,60 @@ pub struct Announced {
 /// assert_eq!(limits.tokens, None);
 /// ```
 pub fn announced(headers: &HeaderMap) -> Announced {
-    let now = SystemTime::now();
-    let openai = |name: &str| {
-        let count = |part: &str| {
-            hints::header_str(headers, &format!("x-ratelimit-{part}-{name}"))
-                .and_then(hints::parse_count)
-        };
-        Quota {
-            limit: count("limit"),
-            remaining: count("remaining"),
-            reset: hints::header_str(headers, &format!("x-ratelimit-reset-{name}"))
-                .and_then(hints::parse_go_duration),
-        }
+    // Most answers of most servers announce nothing: one pass over the
+    // names says so, before fifteen lookups.
+    let announces = headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-")
+    });
+    if !announces {
+        return Announced::default();
+    }
+    let count = |name: &str| hints::header_str(headers, name).and_then(hints::parse_count);
+    // The header names are spelled out, not formatted: this runs on every
+    // answer, successes included, and must not allocate.
+    let openai = |[limit, remaining, reset]: [&str; 3]| Quota {
+        limit: count(limit),
+        remaining: count(remaining),
+        reset: hints::header_str(headers, reset).and_then(hints::parse_go_duration),
     };
-    let anthropic = |name: &str| {
-        let count = |part: &str| {
-            hints::header_str(headers, &format!("anthropic-ratelimit-{name}-{part}"))
-                .and_then(hints::parse_count)
-        };
-        Quota {
-            limit: count("limit"),
-            remaining: count("remaining"),
-            reset: hints::header_str(headers, &format!("anthropic-ratelimit-{name}-reset"))
-                .and_then(hints::parse_rfc3339)
-                .map(|at| hints::until(at, now)),
-        }
+    let anthropic = |[limit, remaining, reset]: [&str; 3]| Quota {
+        limit: count(limit),
+        remaining: count(remaining),
+        reset: hints::header_str(headers, reset)
+            .and_then(hints::parse_rfc3339)
+            .map(|at| hints::until(at, SystemTime::now())),
     };
     let first = |quotas: &[Quota]| quotas.iter().copied().find(|q| !q.is_empty());
     Announced {
-        requests: first(&[openai("requests"), anthropic("requests")]),
+        requests: first(&[
+            openai([
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ]),
+            anthropic([
+                "anthropic-ratelimit-requests-limit",
+                "anthropic-ratelimit-requests-remaining",
+                "anthropic-ratelimit-requests-reset",
+            ]),
+        ]),
         tokens: first(&[
-            openai("tokens"),
-            anthropic("tokens"),
-            anthropic("input-tokens"),
+            openai([
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ]),
+            anthropic([
+                "anthropic-ratelimit-tokens-limit",
+                "anthropic-ratelimit-tokens-remaining",
+                "anthropic-ratelimit-tokens-reset",
+            ]),
+            anthropic([
+                "anthropic-ratelimit-input-tokens-limit",
+                "anthropic-ratelimit-input-tokens-remaining",
+                "anthropic-ratelimit-input-tokens-reset",
+            ]),
         ]),
     }
 }

@@ -67,12 +67,20 @@ use crate::policy::codes::{self, QUOTA_CODES};
 use crate::{CircuitOpen, Classify, Elapsed, ErrorKind};
 
 mod announced;
+#[cfg(feature = "http-body")]
+mod body;
+mod headers;
 mod hints;
 #[cfg(feature = "reqwest")]
 mod reqwest_support;
 
+#[cfg(feature = "http-body")]
+pub use body::{check_response, CheckResponseFuture};
+
 #[cfg(feature = "reqwest")]
-pub use reqwest_support::{check, RequestBuilderExt, ATTEMPT_HEADER, IDEMPOTENCY_HEADER};
+pub use reqwest_support::{check, RequestBuilderExt};
+
+pub use headers::{insert_retry_headers, ATTEMPT_HEADER, IDEMPOTENCY_HEADER};
 
 pub use announced::{announced, observe, Announced, Quota};
 
@@ -243,6 +251,9 @@ pub struct HttpError {
     request_id: Option<String>,
     body: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The failure ended the call because the request could not be sent
+    /// again (a streaming body), not because it was not worth a retry.
+    not_replayable: bool,
 }
 
 impl HttpError {
@@ -267,6 +278,7 @@ impl HttpError {
             request_id: request_id(headers).map(str::to_owned),
             body: String::from_utf8_lossy(kept).trim().to_owned(),
             source: None,
+            not_replayable: false,
         }
     }
 
@@ -294,6 +306,7 @@ impl HttpError {
             request_id: None,
             body: String::new(),
             source: Some(source.into()),
+            not_replayable: false,
         }
     }
 
@@ -386,6 +399,124 @@ impl HttpError {
     pub fn circuit_open(&self) -> Option<&CircuitOpen> {
         self.source.as_deref()?.downcast_ref::<CircuitOpen>()
     }
+
+    /// Whether the call stopped after this failure only because its request
+    /// could not be sent again: its body was a stream, which a retry cannot
+    /// replay. The failure was of a kind the policy retries; the request was
+    /// sent once. Set by the `llm_resilience::tower` layer and the
+    /// `llm_resilience::reqwest_middleware` middleware, and said in the
+    /// error's message.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use llm_resilience::http::HttpError;
+    ///
+    /// let e = HttpError::from_response(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), b"");
+    /// assert!(!e.is_not_replayable()); // a provider's 503, nothing more
+    /// ```
+    pub fn is_not_replayable(&self) -> bool {
+        self.not_replayable
+    }
+
+    /// The error that any other error stands for, classified by its chain of
+    /// causes as a `Box<dyn Error + Send + Sync>` is (see [`Classify`]): the
+    /// first error of a type the crate knows (`io::Error`, [`Elapsed`],
+    /// [`CircuitOpen`], `HttpError`, and with their features
+    /// `reqwest::Error`, `hyper::Error`, `reqwest_middleware::Error`, async-openai's
+    /// `OpenAIError`) gives its kind, wait and request id; a chain of unknown
+    /// errors is [`Other`](ErrorKind::Other). An `HttpError` is returned as
+    /// it is.
+    ///
+    /// For the transport errors of a client this crate has no feature for:
+    /// `client.request(req).await.map_err(HttpError::from_error)?`.
+    ///
+    /// ```
+    /// use std::io;
+    /// use llm_resilience::{http::HttpError, Classify, ErrorKind};
+    ///
+    /// #[derive(Debug)]
+    /// struct SendRequest(io::Error); // a client's error, wrapping the socket's
+    /// impl std::fmt::Display for SendRequest {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("error sending request")
+    ///     }
+    /// }
+    /// impl std::error::Error for SendRequest {
+    ///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    ///         Some(&self.0)
+    ///     }
+    /// }
+    ///
+    /// let e = HttpError::from_error(SendRequest(io::ErrorKind::ConnectionReset.into()));
+    /// assert_eq!(e.kind(), ErrorKind::Network);
+    /// assert_eq!(e.to_string(), "Network error: error sending request");
+    /// ```
+    pub fn from_error(
+        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        HttpError::from_classified(error.into())
+    }
+
+    /// The error for a failure that classifies itself: its kind, wait and
+    /// request id, with the error as its source (an `HttpError` as it is).
+    pub(crate) fn from_classified<E>(error: E) -> Self
+    where
+        E: Classify + Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        let (kind, retry_after) = (error.kind(), error.retry_after());
+        let request_id = error.request_id().map(str::to_owned);
+        let source = error.into();
+        let source = match source.downcast::<HttpError>() {
+            Ok(http) => return *http,
+            Err(source) => source,
+        };
+        HttpError {
+            kind,
+            status: None,
+            retry_after,
+            request_id,
+            body: String::new(),
+            source: Some(source),
+            not_replayable: false,
+        }
+    }
+
+    /// Mark the error as ending a call whose request could not be replayed,
+    /// when it is of a kind `policy` would have retried.
+    #[cfg(any(feature = "tower", feature = "reqwest-middleware"))]
+    pub(crate) fn sent_once(mut self, policy: &crate::Policy) -> Self {
+        // A call's deadline ends it whatever the body; a refusal sent nothing.
+        let deadline = self
+            .source
+            .as_deref()
+            .and_then(|s| s.downcast_ref::<Elapsed>())
+            .is_some_and(Elapsed::is_deadline);
+        self.not_replayable = policy.attempts_allowed() > 1
+            && !self.kind.is_never_retried()
+            && policy.on.contains(self.kind)
+            && !deadline
+            && self.circuit_open().is_none();
+        self
+    }
+
+    /// The error's source, when it is of type `T` and the error says nothing
+    /// more than its source does (no response, not marked as unreplayable).
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn into_plain_source<T: std::error::Error + 'static>(mut self) -> Result<T, Self> {
+        if self.status.is_some() || self.not_replayable {
+            return Err(self);
+        }
+        let Some(source) = self.source.take() else {
+            return Err(self);
+        };
+        match source.downcast::<T>() {
+            Ok(plain) => Ok(*plain),
+            Err(source) => {
+                self.source = Some(source);
+                Err(self)
+            }
+        }
+    }
 }
 
 impl Classify for HttpError {
@@ -425,6 +556,9 @@ impl fmt::Display for HttpError {
         }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
+        }
+        if self.not_replayable {
+            f.write_str(" (sent once: the request's body is a stream, which cannot be sent again, so it was not retried)")?;
         }
         Ok(())
     }

@@ -1,14 +1,7 @@
 use http::HeaderValue;
 
-use super::HttpError;
+use super::{HttpError, ATTEMPT_HEADER, IDEMPOTENCY_HEADER};
 use crate::{attempt, Classify, ErrorKind};
-
-/// The header that carries the call's idempotency key.
-pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
-/// The header that tells the provider how many times this request was
-/// retried before (0 on the first attempt).
-pub const ATTEMPT_HEADER: &str = "x-retry-count";
 
 /// The most of an error body [`check`] reads.
 const BODY_READ: usize = 64 * 1024;

@@ -110,6 +110,14 @@ fn io_kind(kind: io::ErrorKind) -> ErrorKind {
 }
 
 /// An expired `tokio::time::timeout` is a [`Timeout`](ErrorKind::Timeout).
+/// The error of a call that cannot fail (a tower `service_fn` or an axum
+/// handler that returns `Result<_, Infallible>`).
+impl Classify for std::convert::Infallible {
+    fn kind(&self) -> ErrorKind {
+        match *self {}
+    }
+}
+
 #[cfg(feature = "tokio")]
 impl Classify for tokio::time::error::Elapsed {
     fn kind(&self) -> ErrorKind {
@@ -213,6 +221,18 @@ fn known<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e dyn Classify> {
     if let Some(e) = error.downcast_ref::<crate::stream::ProviderError>() {
         return Some(e);
     }
+    #[cfg(feature = "hyper")]
+    if let Some(e) = error.downcast_ref::<hyper::Error>() {
+        return Some(e);
+    }
+    #[cfg(feature = "reqwest-middleware")]
+    if let Some(e) = error.downcast_ref::<reqwest_middleware::Error>() {
+        return Some(e);
+    }
+    #[cfg(feature = "async-openai")]
+    if let Some(e) = error.downcast_ref::<async_openai::error::OpenAIError>() {
+        return Some(e);
+    }
     None
 }
 
@@ -240,8 +260,10 @@ fn chain_request_id<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e str> {
 /// [`Other`](ErrorKind::Other) decides. Known are [`io::Error`],
 /// [`Elapsed`](crate::Elapsed), [`CircuitOpen`](crate::CircuitOpen),
 /// tokio's `Elapsed`, `HttpError` (feature `http`), `reqwest::Error`
-/// (feature `reqwest`), and `StreamError` and `ProviderError` (feature
-/// `stream`); a chain with none of them is
+/// (feature `reqwest`), `hyper::Error` (feature `hyper`),
+/// `reqwest_middleware::Error` (feature `reqwest-middleware`), async-openai's
+/// `OpenAIError` (feature `async-openai`), and `StreamError` and
+/// `ProviderError` (feature `stream`); a chain with none of them is
 /// [`Other`](ErrorKind::Other), which is not retried. `retry_after` and
 /// `request_id` come from the first known error that has one.
 ///

@@ -18,7 +18,14 @@ use crate::{ErrorKind, Jitter, KindSet, Wait};
 ///
 /// `#[retry(...)]` builds one of these in a `const` from its arguments. Build
 /// one yourself for policies read from configuration, and run calls through
-/// it with [`Policy::call`] or [`Policy::call_async`]. Every builder is a
+#[cfg_attr(
+    feature = "tokio",
+    doc = "it with [`Policy::call`] or [`Policy::call_async`]. Every builder is a"
+)]
+#[cfg_attr(
+    not(feature = "tokio"),
+    doc = "it with [`Policy::call`] or `Policy::call_async` (feature `tokio`). Every builder is a"
+)]
 /// `const fn`, so a policy can live in a `static` or `const`.
 ///
 /// | builder | default |

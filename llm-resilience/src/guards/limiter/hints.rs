@@ -85,8 +85,8 @@ impl AdaptiveLimiter {
     /// (also when it did not pace yet), and never grows past it; a new limit
     /// sets the pace anew, up or down. A limit of 0 is ignored.
     ///
-    /// [`http::check`](crate::http::check) and
-    /// [`http::observe`](crate::http::observe) call it for you, with
+    /// `http::check` and
+    /// `http::observe` call it for you, with
     /// [`observe_remaining`](Self::observe_remaining), from every response
     /// of a call that names this limiter.
     ///
@@ -126,7 +126,7 @@ impl AdaptiveLimiter {
     /// its turn instead of being refused while requests remain. Calls that
     /// state no cost are paced on requests alone. A limit of 0 is ignored.
     ///
-    /// [`http::check`](crate::http::check) calls it for you from every
+    /// `http::check` calls it for you from every
     /// answer of a call that runs under this limiter.
     ///
     /// ```

@@ -133,7 +133,7 @@ const DEFAULT_WINDOW: u32 = 16;
 /// not wait for a slot do not cut the rate): a rate too high is soon
 /// measured, one too low only slowly outgrown. A limit the provider
 /// announces ([`observe_limit`](Self::observe_limit), which
-/// [`http::check`](crate::http::check) calls from every answer) sets the
+/// `http::check` calls from every answer) sets the
 /// pace at once and caps it. With [`initial_rate`](Self::initial_rate) it
 /// paces from the start instead.
 ///
