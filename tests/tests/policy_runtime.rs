@@ -761,3 +761,46 @@ fn kind_sets_and_kinds() {
         .contains(ErrorKind::Server));
     assert_eq!(transient.iter().count(), 5);
 }
+
+/// The closure given to `call_async` runs inside its attempt: `attempt()`
+/// in it (before its future is even made) sees the attempt's number and the
+/// call's one idempotency key, as the future's own code does.
+#[tokio::test(start_paused = true)]
+async fn call_async_closures_run_inside_their_attempt() {
+    let seen = RefCell::new(Vec::new());
+    let result: Result<(), io::Error> = Policy::new()
+        .max_attempts(3)
+        .wait(Wait::none())
+        .call_async(|| {
+            let now = attempt();
+            seen.borrow_mut()
+                .push((now.number(), now.idempotency_key()));
+            async { Err(io::ErrorKind::ConnectionReset.into()) }
+        })
+        .await;
+    assert!(result.is_err());
+    let seen = seen.into_inner();
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(
+        seen.iter().all(|s| s.1 == seen[0].1),
+        "one key per call: {seen:?}"
+    );
+}
+
+/// A call the open breaker refuses never calls its closure: nothing of the
+/// request is built, nothing is sent.
+#[tokio::test(start_paused = true)]
+async fn a_refused_call_async_never_calls_its_closure() {
+    let breaker = llm_resilience::CircuitBreaker::new();
+    breaker.isolate();
+    let called = Cell::new(false);
+    let result: Result<(), llm_resilience::http::HttpError> = Policy::new()
+        .breaker(&breaker)
+        .call_async(|| {
+            called.set(true);
+            async { Ok(()) }
+        })
+        .await;
+    assert!(result.unwrap_err().circuit_open().is_some());
+    assert!(!called.get());
+}

@@ -459,6 +459,52 @@ impl<S: Enter, F: core::future::Future> core::future::Future for InFrame<S, F> {
     }
 }
 
+#[cfg(feature = "tokio")]
+pin_project_lite::pin_project! {
+    /// A future made when it is first polled, by `make`: an attempt of
+    /// [`Policy::call_async`](crate::Policy::call_async) calls the user's
+    /// closure only once it is admitted (a refused call never calls it), and
+    /// inside the attempt (so that [`attempt()`] in the closure sees it).
+    #[project = DeferredProj]
+    pub(crate) enum Deferred<M, F> {
+        /// Not polled yet.
+        Make { make: Option<M> },
+        /// Made, and running.
+        Run { #[pin] fut: F },
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<M, F> Deferred<M, F> {
+    /// A future that `make` makes when first polled.
+    #[inline]
+    pub(crate) fn new(make: M) -> Self {
+        Deferred::Make { make: Some(make) }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<M: FnOnce() -> F, F: core::future::Future> core::future::Future for Deferred<M, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<F::Output> {
+        loop {
+            match self.as_mut().project() {
+                DeferredProj::Run { fut } => return fut.poll(cx),
+                DeferredProj::Make { make } => match make.take() {
+                    Some(make) => self.set(Deferred::Run { fut: make() }),
+                    // Only between taking `make` and setting `Run`.
+                    None => return core::task::Poll::Pending,
+                },
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

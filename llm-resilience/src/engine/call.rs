@@ -1,3 +1,5 @@
+#[cfg(feature = "tokio")]
+use crate::engine::attempt::Deferred;
 use crate::engine::driver::{Call, Ending};
 use crate::engine::state::{Refusals, Start, State};
 use crate::guards::{FailFast, Guards, NoBreaker, Refuse};
@@ -79,7 +81,10 @@ impl Policy {
         let hooks = self.hooks();
         let mut call = hooks.driver(Start::tokio(self, &crate::metrics::POLICY_KEYS), false);
         loop {
-            let body = core::pin::pin!(op());
+            // `op` runs when the attempt is first polled: after admission (a
+            // refused call never calls it) and inside the attempt, so that
+            // `attempt()` in `op` sees it and the call's idempotency key.
+            let body = core::pin::pin!(Deferred::new(&mut op));
             if let Some(ending) = call.attempt_async(body).await {
                 return ending.into_result();
             }
@@ -664,7 +669,10 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
             false,
         );
         loop {
-            let body = core::pin::pin!(op());
+            // `op` runs when the attempt is first polled: after admission (a
+            // refused call never calls it) and inside the attempt, so that
+            // `attempt()` in `op` sees it and the call's idempotency key.
+            let body = core::pin::pin!(Deferred::new(&mut op));
             if let Some(ending) = call.attempt_async(body).await {
                 return ending.into_result();
             }
@@ -777,7 +785,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
                         true,
                     );
                     loop {
-                        let body = core::pin::pin!(op(&item));
+                        let body = core::pin::pin!(Deferred::new(|| op(&item)));
                         if let Some(ending) = call.attempt_async(body).await {
                             return ending;
                         }
