@@ -298,6 +298,54 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
         }
     }
 
+    /// The stream this call returned (at its first content event) was
+    /// interrupted with `error`, and the caller would go on (a restart or a
+    /// resume): the failure is reported to the breaker and the limiter as a
+    /// late one, then decided as any failure is (the policy's kinds,
+    /// `max_attempts`, per-kind caps, the deadline, the breaker's and the
+    /// budget's leave), and after the wait the caller drives
+    /// [`attempt_async`](Self::attempt_async) again, with the same
+    /// idempotency key. `Err(error)`: the call gives up with it.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    #[cold]
+    pub(crate) async fn interrupted_async(&mut self, error: E) -> Result<(), E> {
+        self.state.cold().late = true;
+        let Some(delay) = (self.decide)(self, &error) else {
+            return Err(error);
+        };
+        drop(error);
+        self.state.sleep_async(delay).await;
+        Ok(())
+    }
+
+    /// The stream this call returned was interrupted with `error`, and the
+    /// call ends with it: the breaker and the limiter hear of it.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    #[cold]
+    pub(crate) fn interrupted_final(&mut self, error: &E)
+    where
+        E: Classify,
+    {
+        self.state.report_late_failure(error, error.kind());
+    }
+
+    /// The call's span, once it has one (after a failure), its metric
+    /// keys, and the attempt's number.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn observed(
+        &self,
+    ) -> (
+        Option<&crate::observe::trace::CallSpan>,
+        &'static crate::metrics::MetricKeys,
+        u32,
+    ) {
+        (
+            self.state.cold.as_ref().and_then(|cold| cold.span.as_ref()),
+            self.state.name,
+            self.state.frame.number,
+        )
+    }
+
     /// The attempt in flight was cut off at its limit: the error it ends
     /// with, made by the call's conversion.
     #[cfg(feature = "tokio")]

@@ -74,6 +74,11 @@ pub(super) struct Cold {
     pub(super) span: Option<CallSpan>,
     /// The kind of the last failure.
     pub(super) last_kind: Option<ErrorKind>,
+    /// Set while the failure being decided came after the call returned (a
+    /// stream interrupted after its first content event): the attempt
+    /// holds no breaker permit any more, so the breaker hears of it
+    /// through [`State::report_late_failure`].
+    pub(super) late: bool,
 }
 
 impl Cold {
@@ -84,6 +89,7 @@ impl Cold {
             cut_off: None,
             span: None,
             last_kind: None,
+            late: false,
         }
     }
 }
