@@ -12,7 +12,9 @@ use crate::policy::wait::uniform;
 use crate::{Classify, DelaySource, Elapsed, ErrorKind, Jitter, RetryEvent};
 
 impl<'p> State<'p> {
-    /// Tell the breaker and the limiter how the attempt in flight failed.
+    /// Tell the breaker and the limiter how the attempt in flight failed
+    /// (for a streamed call, the attempt is in flight until its stream
+    /// ends: see [`State::succeeded_holding`]).
     pub(super) fn report_failure<E: Classify>(&mut self, error: &E, kind: ErrorKind) {
         if let Some(permit) = self.permit.take() {
             permit.failure(kind);
@@ -23,28 +25,6 @@ impl<'p> State<'p> {
         let paced = self.held == Held::Paced;
         self.attempt_ended();
         self.report_to_limiter(error, kind, paced);
-    }
-
-    /// A failure that came after the call returned: a stream interrupted
-    /// after its first content event, when the attempt's success was
-    /// already reported and its permit spent. The breaker hears of it
-    /// through a permit taken now (unless it is open already, or half-open:
-    /// the failure of an attempt that started before does not take a
-    /// probe's place), and the limiter as of any failure. The one place a
-    /// late failure is reported; nothing on the success path pays for it.
-    #[cold]
-    pub(crate) fn report_late_failure<E: Classify>(&mut self, error: &E, kind: ErrorKind) {
-        if let Some(breaker) = self.guards.breaker {
-            if let Ok(permit) = breaker.try_acquire() {
-                if permit.is_probe() {
-                    drop(permit);
-                } else {
-                    permit.failure(kind);
-                    self.breaker_seen(breaker);
-                }
-            }
-        }
-        self.report_to_limiter(error, kind, false);
     }
 
     /// Tell the limiter how an attempt failed.
@@ -122,13 +102,7 @@ impl<'p> State<'p> {
         } else {
             error.kind()
         };
-        match self.cold.as_mut() {
-            Some(cold) if cold.late => {
-                cold.late = false;
-                self.report_late_failure(error, kind);
-            }
-            _ => self.report_failure(error, kind),
-        }
+        self.report_failure(error, kind);
         let decision = self.decide(error, kind, cut_off, when);
         let cold = self.cold.get_or_insert_with(|| Cold::new(self.policy));
         cold.last_kind = Some(kind);

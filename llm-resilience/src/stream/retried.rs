@@ -7,7 +7,7 @@
 //! (backoff, `Retry-After`, deadline, breaker, budget, limiter, idempotency
 //! key). After it, the [`RetriedStream`] hands out the events and turns any
 //! interruption into an error item, reported to the breaker and the limiter
-//! as a late failure of its kind; by [`OnInterrupt`], the call then ends,
+//! as a failure of its kind; by [`OnInterrupt`], the call then ends,
 //! restarts or resumes, through the same driver.
 
 use std::error::Error;
@@ -268,6 +268,9 @@ trait Reopen<'a, E>: Send {
 
     /// The stream ends with `error`: report it.
     fn fail(&mut self, error: &E, delivered: u64);
+
+    /// The stream ended complete: report it.
+    fn completed(&mut self);
 }
 
 /// A reopened stream, or why not, and the driver back.
@@ -310,7 +313,7 @@ where
         let limit = self.options.first_event;
         loop {
             let body = attempt(&mut self.open, &self.format, &self.received, limit);
-            if let Some(ending) = self.call.attempt_async(body).await {
+            if let Some(ending) = self.call.attempt_async_holding(body).await {
                 let opened = ending.into_result()?;
                 let (span, name, attempt) = self.call.observed();
                 let ttfe = self.started.elapsed();
@@ -406,6 +409,10 @@ where
         let (span, _, _) = self.call.observed();
         trace::interrupted(span, error.kind(), delivered, "failed");
         self.call.interrupted_final(error);
+    }
+
+    fn completed(&mut self) {
+        self.call.stream_completed();
     }
 }
 
@@ -673,7 +680,9 @@ where
                 Poll::Ready(Some(Ok(Frame::Done))) => {
                     this.ended = true;
                     this.frames = None;
-                    this.driver = None;
+                    if let Some(mut driver) = this.driver.take() {
+                        driver.completed();
+                    }
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(Frame::Error(error)))) => {
