@@ -803,7 +803,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
 
 impl<W, H, R> Hooks<'_, W, H, R> {
     /// How a call under these hooks reports a refusal.
-    fn refusals<E: From<crate::Elapsed>>(&self) -> Refusals<E>
+    pub(crate) fn refusals<E: From<crate::Elapsed>>(&self) -> Refusals<E>
     where
         R: Refuse<E>,
     {
@@ -816,6 +816,13 @@ impl<W, H, R> Hooks<'_, W, H, R> {
 }
 
 impl<'p, W, H, R> Hooks<'p, W, H, R> {
+    /// The policy and the guards, for a call that keeps its own copy of
+    /// the hooks (a stream that outlives the `Hooks` it was opened with).
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn parts(&self) -> (&'p Policy, Guards<'p>, &W, &H) {
+        (self.policy, self.guards, &self.when, &self.on_retry)
+    }
+
     /// The driver of one call of `state` under these hooks.
     fn driver<E>(&self, start: Start<'p>, fallback: bool) -> Call<'p, E, &W, &H>
     where

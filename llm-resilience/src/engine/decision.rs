@@ -11,7 +11,9 @@ use crate::observe::trace::{self, Failure, GiveUp, MakeSpan};
 use crate::{Classify, DelaySource, Elapsed, ErrorKind, RetryEvent};
 
 impl<'p> State<'p> {
-    /// Tell the breaker and the limiter how the attempt in flight failed.
+    /// Tell the breaker and the limiter how the attempt in flight failed
+    /// (for a streamed call, the attempt is in flight until its stream
+    /// ends: see [`State::succeeded_holding`]).
     pub(super) fn report_failure<E: Classify>(&mut self, error: &E, kind: ErrorKind) {
         if let Some(permit) = self.permit.take() {
             permit.failure(kind);
@@ -21,6 +23,11 @@ impl<'p> State<'p> {
         }
         let paced = self.held == Held::Paced;
         self.attempt_ended();
+        self.report_to_limiter(error, kind, paced);
+    }
+
+    /// Tell the limiter how an attempt failed.
+    fn report_to_limiter<E: Classify>(&mut self, error: &E, kind: ErrorKind, paced: bool) {
         if let Some(limiter) = self.guards.limiter.filter(|l| l.learns_now()) {
             if kind == ErrorKind::RateLimit {
                 limiter.rate_limited(error.retry_after(), paced);

@@ -23,6 +23,8 @@ use std::time::Instant;
 use crate::engine::attempt::Frame;
 use crate::engine::deadline::DeadlineReport;
 use crate::engine::state::{Refusals, Start, State};
+#[cfg(all(feature = "tokio", feature = "stream"))]
+use crate::metrics;
 use crate::observe::trace::MakeSpan;
 use crate::time::Clock;
 #[cfg(feature = "tokio")]
@@ -227,6 +229,48 @@ where
     }
 }
 
+/// One turn of an async call, as [`Call::attempt_async`] documents it;
+/// `$succeeded` is the [`State`] method that reports a success.
+#[cfg(feature = "tokio")]
+macro_rules! turn {
+    ($call:ident, $body:ident, $succeeded:ident) => {{
+        if $call.state.needs_admission() {
+            if let Err(error) = $call.state.before_attempt_async(&$call.refusals).await {
+                return Some($call.give_up(error));
+            }
+        }
+        // Only a call that can report a cut-off attempt is cut off.
+        let limit = match $call.refusals.cut_off {
+            Some(into) => $call.state.attempt_limit().map(|limit| (limit, into)),
+            None => None,
+        };
+        let outcome = match limit {
+            None => Ok($call.state.attempt_future($body).await),
+            Some(((limit, elapsed), into)) => {
+                match tokio::time::timeout(limit, $call.state.attempt_future($body)).await {
+                    Ok(outcome) => Ok(outcome),
+                    Err(_) => Err((elapsed, into)),
+                }
+            }
+        };
+        let error = match outcome.map(IsResult::into_result) {
+            Ok(Ok(value)) => {
+                $call.state.$succeeded();
+                return Some(Ending::Return(Ok(value)));
+            }
+            Ok(Err(error)) => error,
+            Err((elapsed, into)) => $call.cut_off(elapsed, into),
+        };
+        match ($call.decide)($call, &error) {
+            Some(delay) => {
+                $call.state.sleep_async(delay).await;
+                None
+            }
+            None => Some($call.give_up(error)),
+        }
+    }};
+}
+
 impl<'p, E, W, H> Call<'p, E, W, H> {
     /// Run a sync call to its end.
     #[inline]
@@ -269,40 +313,80 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
         R: IsResult<Error = E>,
         F: core::future::Future<Output = R>,
     {
-        if self.state.needs_admission() {
-            if let Err(error) = self.state.before_attempt_async(&self.refusals).await {
-                return Some(self.give_up(error));
-            }
-        }
-        // Only a call that can report a cut-off attempt is cut off.
-        let limit = match self.refusals.cut_off {
-            Some(into) => self.state.attempt_limit().map(|limit| (limit, into)),
-            None => None,
+        turn!(self, body, succeeded)
+    }
+
+    /// [`attempt_async`](Self::attempt_async) for an attempt whose success
+    /// is not final: the attempt of a streamed call, which succeeds at its
+    /// first content event but may still fail after. The limiter hears of
+    /// the success, and the call is counted; the breaker's permit is kept,
+    /// to report the stream's outcome on when it ends
+    /// ([`stream_ended`](Self::stream_ended), or a failure).
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) async fn attempt_async_holding<R, F>(
+        &mut self,
+        body: core::pin::Pin<&mut F>,
+    ) -> Option<Ending<R::Ok, E>>
+    where
+        R: IsResult<Error = E>,
+        F: core::future::Future<Output = R>,
+    {
+        turn!(self, body, succeeded_holding)
+    }
+
+    /// The stream this call returned (at its first content event) was
+    /// interrupted with `error`, and the caller would go on (a restart or a
+    /// resume): the failure is reported to the breaker (on the permit the
+    /// attempt still holds) and the limiter, and decided as any failure is (the policy's kinds,
+    /// `max_attempts`, per-kind caps, the deadline, the breaker's and the
+    /// budget's leave), and after the wait the caller drives
+    /// [`attempt_async`](Self::attempt_async) again, with the same
+    /// idempotency key. `Err(error)`: the call gives up with it.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    #[cold]
+    pub(crate) async fn interrupted_async(&mut self, error: E) -> Result<(), E> {
+        let Some(delay) = (self.decide)(self, &error) else {
+            return Err(error);
         };
-        let outcome = match limit {
-            None => Ok(self.state.attempt_future(body).await),
-            Some(((limit, elapsed), into)) => {
-                match tokio::time::timeout(limit, self.state.attempt_future(body)).await {
-                    Ok(outcome) => Ok(outcome),
-                    Err(_) => Err((elapsed, into)),
-                }
-            }
-        };
-        let error = match outcome.map(IsResult::into_result) {
-            Ok(Ok(value)) => {
-                self.state.succeeded();
-                return Some(Ending::Return(Ok(value)));
-            }
-            Ok(Err(error)) => error,
-            Err((elapsed, into)) => self.cut_off(elapsed, into),
-        };
-        match (self.decide)(self, &error) {
-            Some(delay) => {
-                self.state.sleep_async(delay).await;
-                None
-            }
-            None => Some(self.give_up(error)),
-        }
+        drop(error);
+        self.state.sleep_async(delay).await;
+        Ok(())
+    }
+
+    /// The stream this call returned was interrupted with `error`, and the
+    /// call ends with it: the breaker and the limiter hear of it.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    #[cold]
+    pub(crate) fn interrupted_final(&mut self, error: &E)
+    where
+        E: Classify,
+    {
+        metrics::attempt_failed(self.state.name, error.kind());
+        self.state.report_failure(error, error.kind());
+    }
+
+    /// The stream this call returned ended complete: the breaker hears of
+    /// the attempt's success.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn stream_completed(&mut self) {
+        self.state.stream_completed();
+    }
+
+    /// The call's span, once it has one (after a failure), its metric
+    /// keys, and the attempt's number.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn observed(
+        &self,
+    ) -> (
+        Option<&crate::observe::trace::CallSpan>,
+        &'static crate::metrics::MetricKeys,
+        u32,
+    ) {
+        (
+            self.state.cold.as_ref().and_then(|cold| cold.span.as_ref()),
+            self.state.name,
+            self.state.frame.number,
+        )
     }
 
     /// The attempt in flight was cut off at its limit: the error it ends

@@ -254,6 +254,36 @@ impl<'p> State<'p> {
         self.count_success();
     }
 
+    /// The attempt in flight succeeded, but not for good: a streamed call's
+    /// first content event came. The limiter hears of the success, and the
+    /// call is counted; the breaker's permit is kept for the stream's
+    /// outcome, reported by [`stream_completed`](Self::stream_completed) or
+    /// as a failure ([`report_failure`](Self::report_failure)). Dropped
+    /// unreported (the consumer dropped the stream), it counts as neither.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn succeeded_holding(&mut self) {
+        if let Some(limiter) = self.guards.limiter {
+            if matches!(self.held, Held::Window(_)) {
+                self.attempt_ended();
+            }
+            limiter.on_success();
+        }
+        self.count_success();
+    }
+
+    /// The stream of a call that [held](Self::succeeded_holding) its permit
+    /// ended complete: the breaker hears of the success.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn stream_completed(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            if permit.is_probe() {
+                self.probe_succeeded(permit);
+            } else {
+                permit.success();
+            }
+        }
+    }
+
     #[cold]
     pub(super) fn probe_succeeded(&self, permit: BreakerPermit<'_>) {
         permit.success();

@@ -15,6 +15,9 @@
 //! | `retry_breaker_state` | gauge | `function` | 0 closed, 1 half-open, 2 open, 3 isolated |
 //! | `retry_limiter_rate` | gauge | `function` | the adaptive limiter's admitted rate estimate, requests per second |
 //! | `retry_call_duration_seconds` | histogram | `function` | total time of each logical call, sleeps included |
+//! | `retry_stream_first_event_seconds` | histogram | `function` | streamed calls: time from the call's start to its first content event, retries included |
+//! | `retry_stream_interruptions_total` | counter | `function`, `kind` | streams interrupted after content, by kind |
+//! | `retry_stream_restarts_total` | counter | `function` | interrupted streams restarted or resumed |
 //!
 //! The success-after-retry rate is `retry_calls_total{outcome="success_after_retry"}`
 //! over all successes. With this feature on, each call reads the clock
@@ -146,6 +149,9 @@ mod imp {
         breaker_state: Key,
         limiter_rate: Key,
         duration: Key,
+        first_event: Key,
+        interruptions: [Key; ErrorKind::COUNT],
+        restarts: Key,
         /// The breaker state this function last saw.
         last_breaker: AtomicU8,
     }
@@ -166,6 +172,10 @@ mod imp {
                 breaker_state: Key::from_parts("retry_breaker_state", vec![f()]),
                 limiter_rate: Key::from_parts("retry_limiter_rate", vec![f()]),
                 duration: Key::from_parts("retry_call_duration_seconds", vec![f()]),
+                first_event: Key::from_parts("retry_stream_first_event_seconds", vec![f()]),
+                interruptions: ErrorKind::ALL
+                    .map(|k| with("retry_stream_interruptions_total", "kind", k.name())),
+                restarts: Key::from_parts("retry_stream_restarts_total", vec![f()]),
                 last_breaker: AtomicU8::new(0),
             }
         }
@@ -224,6 +234,26 @@ mod imp {
         }
     }
 
+    #[allow(dead_code)]
+    pub(crate) fn stream_first_event(m: &MetricKeys, took: std::time::Duration) {
+        let keys = m.keys();
+        let took = took.as_secs_f64();
+        metrics::with_recorder(|r| {
+            r.register_histogram(&keys.first_event, &METADATA)
+                .record(took)
+        });
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stream_interrupted(m: &MetricKeys, kind: ErrorKind) {
+        count(&m.keys().interruptions[kind.index()]);
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn stream_restarted(m: &MetricKeys) {
+        count(&m.keys().restarts);
+    }
+
     pub(crate) fn limiter_rate(m: &MetricKeys, rate: f64) {
         let keys = m.keys();
         metrics::with_recorder(|r| r.register_gauge(&keys.limiter_rate, &METADATA).set(rate));
@@ -258,6 +288,15 @@ mod imp {
 
     #[inline]
     pub(crate) fn limiter_rate(_: &MetricKeys, _: f64) {}
+
+    #[inline]
+    pub(crate) fn stream_first_event(_: &MetricKeys, _: std::time::Duration) {}
+
+    #[inline]
+    pub(crate) fn stream_interrupted(_: &MetricKeys, _: ErrorKind) {}
+
+    #[inline]
+    pub(crate) fn stream_restarted(_: &MetricKeys) {}
 }
 
 #[allow(unused_imports)]

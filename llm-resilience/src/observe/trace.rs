@@ -156,6 +156,46 @@ mod imp {
         );
     }
 
+    /// A streamed call's first content event came, `ttfe` after the call
+    /// started, in attempt `attempt`.
+    pub(crate) fn first_event(span: Option<&CallSpan>, ttfe: Duration, attempt: u32) {
+        let ttfe_ms = ttfe.as_secs_f64() * 1e3;
+        match span {
+            Some(span) => {
+                span.record("time_to_first_event_ms", ttfe_ms);
+                tracing::debug!(target: "llm_resilience", parent: span, attempt, ttfe_ms, "first event");
+            }
+            None => tracing::debug!(target: "llm_resilience", attempt, ttfe_ms, "first event"),
+        }
+    }
+
+    /// A stream was interrupted after `delivered` content events; `then`
+    /// says what follows (`"failed"`, `"restarting"`, `"resuming"`).
+    pub(crate) fn interrupted(
+        span: Option<&CallSpan>,
+        kind: ErrorKind,
+        delivered: u64,
+        then: &'static str,
+    ) {
+        match span {
+            Some(span) => tracing::warn!(
+                target: "llm_resilience",
+                parent: span,
+                kind = kind.name(),
+                delivered,
+                then,
+                "stream interrupted after content"
+            ),
+            None => tracing::warn!(
+                target: "llm_resilience",
+                kind = kind.name(),
+                delivered,
+                then,
+                "stream interrupted after content"
+            ),
+        }
+    }
+
     /// Run `f` inside `span`, if the call has one.
     #[inline]
     pub(crate) fn in_span<R>(span: Option<&CallSpan>, f: impl FnOnce() -> R) -> R {
@@ -186,9 +226,17 @@ mod imp {
     pub(crate) fn in_span<R>(_: Option<&CallSpan>, f: impl FnOnce() -> R) -> R {
         f()
     }
+
+    #[allow(dead_code)]
+    pub(crate) fn first_event(_: Option<&CallSpan>, _: Duration, _: u32) {}
+
+    #[allow(dead_code)]
+    pub(crate) fn interrupted(_: Option<&CallSpan>, _: ErrorKind, _: u64, _: &'static str) {}
 }
 
 pub(crate) use imp::{failed_fast, gave_up, in_span, retrying, succeeded};
+#[cfg(all(feature = "tokio", feature = "stream"))]
+pub(crate) use imp::{first_event, interrupted};
 
 /// The span the macro makes for a call: named after the function, at INFO.
 #[cfg(feature = "tracing")]
@@ -211,6 +259,20 @@ macro_rules! __call_span {
 }
 
 /// The span of calls run through [`Policy::call`](crate::Policy::call).
+/// The span of a streamed call run through [`Policy`](crate::Policy): the
+/// same as [`policy_span`], with a `time_to_first_event_ms` field.
+#[cfg(all(feature = "tokio", feature = "stream"))]
+pub(crate) fn stream_span() -> CallSpan {
+    #[cfg(feature = "tracing")]
+    {
+        tracing::info_span!("retry", time_to_first_event_ms = tracing::field::Empty)
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        CallSpan
+    }
+}
+
 pub(crate) fn policy_span() -> CallSpan {
     #[cfg(feature = "tracing")]
     {

@@ -241,7 +241,8 @@ impl Error for Malformed {}
 /// | [`Transport`](Self::Transport) | the one given; [`StreamError::transport`] classifies the error by its chain, and takes a chain it does not know as [`Network`](ErrorKind::Network) |
 /// | [`Malformed`](Self::Malformed) | [`Other`](ErrorKind::Other): the same request most likely gets the same answer, so it is retried only when `Other` is named in `on` |
 /// | [`Incomplete`](Self::Incomplete) | [`Network`](ErrorKind::Network): the body was cut short |
-/// | [`IdleTimeout`](Self::IdleTimeout), [`FirstEventTimeout`](Self::FirstEventTimeout) | [`Timeout`](ErrorKind::Timeout) |
+/// | [`IdleTimeout`](Self::IdleTimeout), [`FirstEventTimeout`](Self::FirstEventTimeout), [`StreamDeadline`](Self::StreamDeadline) | [`Timeout`](ErrorKind::Timeout) |
+/// | [`NoContent`](Self::NoContent) | [`Server`](ErrorKind::Server): the answer came back empty |
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StreamFailure {
@@ -266,6 +267,12 @@ pub enum StreamFailure {
     /// The first event the caller waited for did not arrive within this long
     /// of the response's start.
     FirstEventTimeout(Duration),
+    /// The stream did not end within this long of the call's start (the
+    /// whole-stream deadline of a retried stream).
+    StreamDeadline(Duration),
+    /// The stream ended, with its terminal marker, before any content: an
+    /// empty answer.
+    NoContent,
 }
 
 impl StreamFailure {
@@ -285,9 +292,10 @@ impl StreamFailure {
             StreamFailure::Transport { kind, .. } => *kind,
             StreamFailure::Malformed(_) => ErrorKind::Other,
             StreamFailure::Incomplete => ErrorKind::Network,
-            StreamFailure::IdleTimeout(_) | StreamFailure::FirstEventTimeout(_) => {
-                ErrorKind::Timeout
-            }
+            StreamFailure::IdleTimeout(_)
+            | StreamFailure::FirstEventTimeout(_)
+            | StreamFailure::StreamDeadline(_) => ErrorKind::Timeout,
+            StreamFailure::NoContent => ErrorKind::Server,
         }
     }
 }
@@ -427,6 +435,10 @@ impl fmt::Display for StreamError {
                 write!(f, "stream ended without its terminal marker {when}")
             }
             StreamFailure::IdleTimeout(after) => write!(f, "no event for {after:?} {when}"),
+            StreamFailure::StreamDeadline(after) => {
+                write!(f, "the stream did not end within {after:?} ({when})")
+            }
+            StreamFailure::NoContent => f.write_str("the stream ended before any content"),
             StreamFailure::FirstEventTimeout(after) => {
                 write!(f, "no first event within {after:?}")?;
                 if self.delivered > 0 {

@@ -73,11 +73,15 @@ mod anthropic;
 mod error;
 mod frames;
 mod openai;
+#[cfg(feature = "tokio")]
+mod retried;
 
 pub use anthropic::Anthropic;
 pub use error::{Malformed, ProviderError, StreamError, StreamFailure};
 pub use frames::{decode, Frames};
 pub use openai::OpenAi;
+#[cfg(feature = "tokio")]
+pub use retried::{OnInterrupt, Received, RetriedStream, StreamItem, StreamOptions};
 
 /// One server-sent event, as decoded from the body: its type, data and id.
 ///
