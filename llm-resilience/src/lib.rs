@@ -143,7 +143,7 @@ pub mod testing;
 /// The machinery of [`Policy`]'s calls and of `#[retry]`'s arguments: what a
 /// call is configured with ([`Hooks`](hooks::Hooks), from [`Policy::when`],
 /// [`Policy::breaker`] and the like), what `breaker =`, `budget =` and
-/// `limiter =` accept ([`AsBreaker`](hooks::AsBreaker) and its siblings),
+/// `limiter =` accept ([`AsBreaker`](hooks::AsBreaker)(hooks::AsBreaker) and its siblings),
 /// and how a refusal becomes the call's error ([`Refuse`](hooks::Refuse)).
 /// Most code never names these types.
 pub mod hooks {
@@ -550,7 +550,7 @@ pub use policy::{Policy, PolicyError};
 /// they go on to the [`fallback`](#fallback) if there is one. The
 /// expression is evaluated once per call and may use the arguments and
 /// `self`; it may give the breaker, a reference to it, or a `Box`, `Rc` or
-/// `Arc` of it (see [`AsBreaker`]). Default: none.
+/// `Arc` of it (see [`AsBreaker`](hooks::AsBreaker)). Default: none.
 ///
 /// ```
 /// use llm_resilience::{retry, CircuitBreaker, CircuitOpen, Classify, ErrorKind};

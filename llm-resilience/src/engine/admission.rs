@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "metrics"), allow(clippy::unit_arg))]
 //! Admission: what the guards say before an attempt. An open breaker refuses
 //! at once; the budget counts the call; the limiter hands out a send slot,
 //! never one past the deadline, and the call waits for it (re-checking as

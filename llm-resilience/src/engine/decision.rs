@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "metrics"), allow(clippy::unit_arg))]
 //! The decision after a failed attempt: classify, tell the breaker and the
 //! limiter, then retry (after a backoff or a `Retry-After`) or give up, and
 //! why.
