@@ -158,6 +158,7 @@ mod imp {
 
     /// A streamed call's first content event came, `ttfe` after the call
     /// started, in attempt `attempt`.
+    #[cfg_attr(not(all(feature = "stream", feature = "tokio")), allow(dead_code))]
     pub(crate) fn first_event(span: Option<&CallSpan>, ttfe: Duration, attempt: u32) {
         let ttfe_ms = ttfe.as_secs_f64() * 1e3;
         match span {
@@ -171,6 +172,7 @@ mod imp {
 
     /// A stream was interrupted after `delivered` content events; `then`
     /// says what follows (`"failed"`, `"restarting"`, `"resuming"`).
+    #[cfg_attr(not(all(feature = "stream", feature = "tokio")), allow(dead_code))]
     pub(crate) fn interrupted(
         span: Option<&CallSpan>,
         kind: ErrorKind,

@@ -312,12 +312,8 @@ where
     async fn open_until_first(&mut self) -> Result<Opened<'p>, E> {
         let limit = self.options.first_event;
         loop {
-            let body = core::pin::pin!(attempt(
-                &mut self.open,
-                &self.format,
-                &self.received,
-                limit
-            ));
+            let body =
+                core::pin::pin!(attempt(&mut self.open, &self.format, &self.received, limit));
             if let Some(ending) = self.call.attempt_async_holding(body).await {
                 let opened = ending.into_result()?;
                 let (span, name, attempt) = self.call.observed();
