@@ -38,11 +38,7 @@ fn with_current<R>(f: impl for<'a> FnOnce(Option<&'a Frame<'a>>) -> R) -> R {
 /// call's state (or a fallback's future); while an attempt runs, the
 /// thread-local `CURRENT` points to it, so that entering and leaving an
 /// attempt costs a pointer swap.
-///
-/// Laid out by hand, widest fields first, so that the state holding it is
-/// built with whole-field stores that later loads can be forwarded from.
 #[derive(Debug)]
-#[repr(C)]
 pub(crate) struct Frame<'l> {
     pub(crate) key: KeyCell,
     pub(crate) deadline: Option<Instant>,

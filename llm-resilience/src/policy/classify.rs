@@ -125,51 +125,33 @@ impl Classify for tokio::time::error::Elapsed {
     }
 }
 
-impl<E: Classify + ?Sized> Classify for &E {
-    fn kind(&self) -> ErrorKind {
-        (**self).kind()
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        (**self).retry_after()
-    }
-    fn request_id(&self) -> Option<&str> {
-        (**self).request_id()
-    }
+/// `Classify` for types that only point at a classified error: the error
+/// they point at decides.
+macro_rules! classify_as_pointee {
+    ($($ty:ty),* $(,)?) => {$(
+        impl<E: Classify + ?Sized> Classify for $ty {
+            fn kind(&self) -> ErrorKind {
+                (**self).kind()
+            }
+            fn retry_after(&self) -> Option<Duration> {
+                (**self).retry_after()
+            }
+            fn request_id(&self) -> Option<&str> {
+                (**self).request_id()
+            }
+        }
+    )*};
 }
 
-impl<E: Classify + ?Sized> Classify for Box<E> {
-    fn kind(&self) -> ErrorKind {
-        (**self).kind()
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        (**self).retry_after()
-    }
-    fn request_id(&self) -> Option<&str> {
-        (**self).request_id()
-    }
-}
-
-impl<E: Classify + ?Sized> Classify for Arc<E> {
-    fn kind(&self) -> ErrorKind {
-        (**self).kind()
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        (**self).retry_after()
-    }
-    fn request_id(&self) -> Option<&str> {
-        (**self).request_id()
-    }
-}
+classify_as_pointee!(&E, Box<E>, Arc<E>);
 
 /// The links of an error's chain that this crate knows how to classify, as
 /// [`Classify`]: the error itself, then its [`source`](Error::source)s, going
 /// into the error an [`io::Error`] wraps. At most [`CHAIN_LIMIT`] links are
 /// looked at, so a chain that loops back on itself still ends.
 ///
-/// Known: [`io::Error`], [`Elapsed`](crate::Elapsed),
-/// [`CircuitOpen`](crate::CircuitOpen), tokio's `Elapsed` (feature `tokio`),
-/// `HttpError` (feature `http`), `reqwest::Error` (feature `reqwest`), and
-/// `StreamError` and `ProviderError` (feature `stream`).
+/// Known: the types the body below downcasts to, listed on `Classify for
+/// dyn Error + Send + Sync`.
 fn known_links<'e>(
     error: &'e (dyn Error + 'static),
 ) -> impl Iterator<Item = &'e dyn Classify> + 'e {
@@ -254,76 +236,64 @@ fn chain_request_id<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e str> {
     known_links(error).find_map(|e| e.request_id())
 }
 
-/// Classifies a boxed error by its chain: the error and its sources are
-/// looked at in turn (into the error an [`io::Error`] wraps too), and the
-/// first one of a type this crate knows with a kind other than
-/// [`Other`](ErrorKind::Other) decides. Known are [`io::Error`],
-/// [`Elapsed`](crate::Elapsed), [`CircuitOpen`](crate::CircuitOpen),
-/// tokio's `Elapsed`, `HttpError` (feature `http`), `reqwest::Error`
-/// (feature `reqwest`), `hyper::Error` (feature `hyper`),
-/// `reqwest_middleware::Error` (feature `reqwest-middleware`), async-openai's
-/// `OpenAIError` (feature `async-openai`), and `StreamError` and
-/// `ProviderError` (feature `stream`); a chain with none of them is
-/// [`Other`](ErrorKind::Other), which is not retried. `retry_after` and
-/// `request_id` come from the first known error that has one.
-///
-/// With it, `Result<T, Box<dyn Error + Send + Sync>>` (and `Box<dyn Error>`,
-/// `&dyn Error`, `Arc<dyn Error + Send + Sync>`) can take `#[retry]`; the
-/// `?` operator boxes the errors as they come.
-///
-/// ```
-/// use std::error::Error;
-/// use std::io;
-/// use llm_resilience::{Classify, Elapsed, ErrorKind};
-///
-/// let reset: Box<dyn Error + Send + Sync> = io::Error::from(io::ErrorKind::ConnectionReset).into();
-/// assert_eq!(reset.kind(), ErrorKind::Network);
-///
-/// // An io::Error wrapping one of ours is looked into.
-/// let wrapped: Box<dyn Error + Send + Sync> = io::Error::other(io::Error::from(io::ErrorKind::TimedOut)).into();
-/// assert_eq!(wrapped.kind(), ErrorKind::Timeout);
-///
-/// let unknown: Box<dyn Error + Send + Sync> = "model returned nonsense".into();
-/// assert_eq!(unknown.kind(), ErrorKind::Other);
-/// ```
-impl Classify for dyn Error + Send + Sync + 'static {
-    fn kind(&self) -> ErrorKind {
-        chain_kind(self)
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        chain_retry_after(self)
-    }
-    fn request_id(&self) -> Option<&str> {
-        chain_request_id(self)
-    }
+/// `Classify` by the error's chain, for the `dyn Error` types.
+macro_rules! classify_by_chain {
+    ($($(#[$doc:meta])* $ty:ty;)*) => {$(
+        $(#[$doc])*
+        impl Classify for $ty {
+            fn kind(&self) -> ErrorKind {
+                chain_kind(self)
+            }
+            fn retry_after(&self) -> Option<Duration> {
+                chain_retry_after(self)
+            }
+            fn request_id(&self) -> Option<&str> {
+                chain_request_id(self)
+            }
+        }
+    )*};
 }
 
-/// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
-/// by the error's chain.
-impl Classify for dyn Error + Send + 'static {
-    fn kind(&self) -> ErrorKind {
-        chain_kind(self)
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        chain_retry_after(self)
-    }
-    fn request_id(&self) -> Option<&str> {
-        chain_request_id(self)
-    }
-}
-
-/// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
-/// by the error's chain.
-impl Classify for dyn Error + 'static {
-    fn kind(&self) -> ErrorKind {
-        chain_kind(self)
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        chain_retry_after(self)
-    }
-    fn request_id(&self) -> Option<&str> {
-        chain_request_id(self)
-    }
+classify_by_chain! {
+    /// Classifies a boxed error by its chain: the error and its sources are
+    /// looked at in turn (into the error an [`io::Error`] wraps too), and the
+    /// first one of a type this crate knows with a kind other than
+    /// [`Other`](ErrorKind::Other) decides. Known are [`io::Error`],
+    /// [`Elapsed`](crate::Elapsed), [`CircuitOpen`](crate::CircuitOpen),
+    /// tokio's `Elapsed`, `HttpError` (feature `http`), `reqwest::Error`
+    /// (feature `reqwest`), `hyper::Error` (feature `hyper`),
+    /// `reqwest_middleware::Error` (feature `reqwest-middleware`), async-openai's
+    /// `OpenAIError` (feature `async-openai`), and `StreamError` and
+    /// `ProviderError` (feature `stream`); a chain with none of them is
+    /// [`Other`](ErrorKind::Other), which is not retried. `retry_after` and
+    /// `request_id` come from the first known error that has one.
+    ///
+    /// With it, `Result<T, Box<dyn Error + Send + Sync>>` (and `Box<dyn Error>`,
+    /// `&dyn Error`, `Arc<dyn Error + Send + Sync>`) can take `#[retry]`; the
+    /// `?` operator boxes the errors as they come.
+    ///
+    /// ```
+    /// use std::error::Error;
+    /// use std::io;
+    /// use llm_resilience::{Classify, Elapsed, ErrorKind};
+    ///
+    /// let reset: Box<dyn Error + Send + Sync> = io::Error::from(io::ErrorKind::ConnectionReset).into();
+    /// assert_eq!(reset.kind(), ErrorKind::Network);
+    ///
+    /// // An io::Error wrapping one of ours is looked into.
+    /// let wrapped: Box<dyn Error + Send + Sync> = io::Error::other(io::Error::from(io::ErrorKind::TimedOut)).into();
+    /// assert_eq!(wrapped.kind(), ErrorKind::Timeout);
+    ///
+    /// let unknown: Box<dyn Error + Send + Sync> = "model returned nonsense".into();
+    /// assert_eq!(unknown.kind(), ErrorKind::Other);
+    /// ```
+    dyn Error + Send + Sync + 'static;
+    /// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+    /// by the error's chain.
+    dyn Error + Send + 'static;
+    /// As for [`dyn Error + Send + Sync`](#impl-Classify-for-dyn+Error+%2B+Send+%2B+Sync):
+    /// by the error's chain.
+    dyn Error + 'static;
 }
 
 /// Classifies an `anyhow::Error` (feature `anyhow`) by its chain, as for
