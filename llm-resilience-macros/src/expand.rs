@@ -13,7 +13,7 @@ use syn::spanned::Spanned;
 use syn::{Block, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::defaults::Jitter;
-use crate::validate::{Config, Limiter, Wait};
+use crate::validate::{Config, Interrupt, Limiter, Streamed, Wait};
 
 /// Take `mut` off the bindings named in `names`, returning those that had
 /// it: a cloned argument is never changed itself, only its per-attempt copy.
@@ -137,6 +137,46 @@ fn error_type(ty: &Type) -> Option<&Type> {
     types.next()
 }
 
+/// The success type of a return type written `...Result<T, E>`.
+fn ok_type(output: &ReturnType) -> Option<&Type> {
+    let ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    let Type::Path(path) = &**ty else { return None };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// `StreamOptions::new()` and a builder call for each setting written.
+fn stream_options(p: &TokenStream, stream: &Streamed) -> TokenStream {
+    let mut options = quote!(#p::StreamOptions::new());
+    for (setting, value) in [
+        ("first_event_timeout", stream.first_event_timeout),
+        ("idle_timeout", stream.idle_timeout),
+        ("stream_deadline", stream.stream_deadline),
+    ] {
+        if let Some(d) = value {
+            let setting = Ident::new(setting, Span::call_site());
+            let d = duration_tokens(p, d);
+            options.extend(quote!(.#setting(#d)));
+        }
+    }
+    let interrupt = match &stream.on_interrupt {
+        None | Some(Interrupt::Fail) => None,
+        Some(Interrupt::Restart) => Some(quote!(Restart)),
+        Some(Interrupt::Resume(_)) => Some(quote!(Resume)),
+    };
+    if let Some(interrupt) = interrupt {
+        options.extend(quote!(.on_interrupt(#p::OnInterrupt::#interrupt)));
+    }
+    options
+}
+
 /// `tokens` with every span set to `span`, so that errors about them point
 /// at the user's code.
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
@@ -230,15 +270,31 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
         attrs, vis, block, ..
     } = func;
     let mut sig = func.sig.clone();
+    // A streamed call's body may run again after the function returned
+    // (a restart), so it takes its own copy of every argument.
+    let cloned: Vec<Ident> = match &config.stream {
+        Some(_) => sig
+            .inputs
+            .iter()
+            .filter_map(|arg| match arg {
+                FnArg::Typed(typed) => match &*typed.pat {
+                    Pat::Ident(p) => Some(p.ident.clone()),
+                    _ => None,
+                },
+                FnArg::Receiver(_) => None,
+            })
+            .collect(),
+        None => config.clone.clone(),
+    };
     let mut mutable = Vec::new();
     for arg in &mut sig.inputs {
         if let FnArg::Typed(typed) = arg {
-            take_mut(&mut typed.pat, &config.clone, &mut mutable);
+            take_mut(&mut typed.pat, &cloned, &mut mutable);
         }
     }
     let ret = pinned_return_type(func);
     let site = Span::mixed_site();
-    let clones = config.clone.iter().map(|ident| {
+    let clones = cloned.iter().map(|ident| {
         let clone = respan(quote!(::core::clone::Clone::clone), ident.span());
         let binding = if mutable.contains(ident) {
             quote!(mut #ident)
@@ -378,7 +434,41 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
     };
 
     let body_ident = Ident::new("__retry_body", site);
-    let run = if is_async {
+    let run = if let Some(stream) = &config.stream {
+        let ret_span = match &sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => sig.ident.span(),
+        };
+        let body_ret: Type =
+            syn::parse2(quote!(::core::result::Result<_, #error_ty>)).expect("a type");
+        let block = typed_async_body(block, &body_ret, ret_span);
+        let options = stream_options(&p, stream);
+        let received = Ident::new("__retry_received", site);
+        let resume = match &stream.on_interrupt {
+            Some(Interrupt::Resume(name)) => quote_spanned! {name.span()=>
+                let #name: #p::Received = ::core::clone::Clone::clone(#received);
+            },
+            _ => TokenStream::new(),
+        };
+        let format = &stream.format;
+        let open = respan(quote!(#p::open_stream), stream.key);
+        // The declared success type: an `impl Stream` is the retried stream
+        // itself; a named type (the stream, or a boxed one) is made from it.
+        let returned = match ok_type(&sig.output) {
+            Some(ty) if has_impl_trait(ty) => quote!(#p::identity),
+            Some(ty) => respan(quote!(#p::streamed), ty.span()),
+            None => respan(quote!(#p::streamed), ret_span),
+        };
+        quote! {
+            #krate::__require_stream!();
+            const __RETRY_STREAM: #p::StreamOptions = #options;
+            #returned(#open(#call, __RETRY_STREAM, #format, move |#received: &#p::Received| {
+                #(#clones)*
+                #resume
+                async move #block
+            }).await)
+        }
+    } else if is_async {
         let ret_span = match &sig.output {
             ReturnType::Type(_, ty) => ty.span(),
             ReturnType::Default => sig.ident.span(),
@@ -411,13 +501,28 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
         }
     };
 
+    let (run, end) = if config.stream.is_some() {
+        (run, TokenStream::new())
+    } else {
+        (run, end)
+    };
+    let make_span = if config.stream.is_some() {
+        quote!(#krate::__call_span!(#span_name, stream))
+    } else {
+        quote!(#krate::__call_span!(#span_name))
+    };
+    let call_mut = if config.stream.is_some() && set_guards.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(mut)
+    };
     quote! {
         #(#attrs)*
         #vis #sig {
             const __RETRY_POLICY: #p::Policy = #policy;
             static __RETRY_METRICS: #p::MetricKeys = #p::MetricKeys::new(#span_name);
             #bind_guards
-            let mut #call = #start::<#error_ty, _, _>(
+            let #call_mut #call = #start::<#error_ty, _, _>(
                 &__RETRY_POLICY,
                 &__RETRY_METRICS,
                 #p::Refusals {
@@ -427,7 +532,7 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
                 },
                 #when,
                 #on_retry,
-                || #krate::__call_span!(#span_name),
+                || #make_span,
                 #has_fallback,
             );
             #set_guards

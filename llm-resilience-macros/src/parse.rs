@@ -48,6 +48,18 @@ pub(crate) enum RawValue {
     Budget(Expr),
     Limiter(Expr),
     Cost(Expr),
+    Stream(Expr),
+    FirstEventTimeout(Dur),
+    IdleTimeout(Dur),
+    StreamDeadline(Dur),
+    OnInterrupt(RawInterrupt),
+}
+
+/// `on_interrupt = fail`, `restart` or `resume(name)`, as written.
+pub(crate) struct RawInterrupt {
+    pub(crate) ident: Ident,
+    /// The name bound to what was received, in `resume(name)`.
+    pub(crate) binding: Option<Ident>,
 }
 
 /// A number as written: a literal, or a minus sign (whatever follows it).
@@ -99,6 +111,11 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "budget",
     "limiter",
     "cost",
+    "stream",
+    "first_event_timeout",
+    "idle_timeout",
+    "stream_deadline",
+    "on_interrupt",
 ];
 
 /// Read the arguments of `#[retry(...)]`. Never fails: every mistake is an
@@ -172,6 +189,18 @@ fn parse_arg(input: ParseStream<'_>) -> syn::Result<RawArg> {
         "budget" => RawValue::Budget(input.parse()?),
         "limiter" => RawValue::Limiter(input.parse()?),
         "cost" => RawValue::Cost(input.parse()?),
+        "stream" => RawValue::Stream(input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected the event format of the stream, such as `stream = OpenAi` or `stream = Anthropic` (from `llm_resilience::stream`)",
+            )
+        })?),
+        "first_event_timeout" => {
+            RawValue::FirstEventTimeout(duration::parse(input, "first_event_timeout")?)
+        }
+        "idle_timeout" => RawValue::IdleTimeout(duration::parse(input, "idle_timeout")?),
+        "stream_deadline" => RawValue::StreamDeadline(duration::parse(input, "stream_deadline")?),
+        "on_interrupt" => RawValue::OnInterrupt(parse_interrupt(input)?),
         "retry_after_cap" => RawValue::RetryAfterCap(duration::parse(input, "retry_after_cap")?),
         "deadline" => RawValue::Deadline(duration::parse(input, "deadline")?),
         "attempt_timeout" => {
@@ -259,6 +288,26 @@ fn parse_kind(input: ParseStream<'_>) -> syn::Result<RawKind> {
         })?);
     }
     Ok(RawKind { ident, cap })
+}
+
+/// `fail`, `restart` or `resume(name)` for `on_interrupt`. Which names are
+/// known is for [`crate::validate`].
+fn parse_interrupt(input: ParseStream<'_>) -> syn::Result<RawInterrupt> {
+    let ident = Ident::parse_any(input)?;
+    let mut binding = None;
+    if input.peek(syn::token::Paren) {
+        let content;
+        parenthesized!(content in input);
+        binding = Some(inside(content, |content| {
+            let name = Ident::parse_any(content)?;
+            end(
+                content,
+                "`resume(name)` takes one name, bound in the body to what was received",
+            )?;
+            Ok(name)
+        })?);
+    }
+    Ok(RawInterrupt { ident, binding })
 }
 
 /// `[Kind, ...]` for `fallback_on`.

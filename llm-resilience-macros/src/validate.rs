@@ -17,7 +17,7 @@ use syn::{Expr, ExprPath, FnArg, Ident, ItemFn, Lit, LitStr, Pat, Path, ReturnTy
 
 use crate::defaults::{self, Jitter, Kind, Retried};
 use crate::duration::Dur;
-use crate::parse::{RawArg, RawArgs, RawKinds, RawNumber, RawValue, RawWait};
+use crate::parse::{RawArg, RawArgs, RawInterrupt, RawKinds, RawNumber, RawValue, RawWait};
 use crate::suggest::{list, suggest};
 
 /// The policy and everything else `#[retry]` needs to write the function:
@@ -52,6 +52,29 @@ pub(crate) struct Config {
     pub(crate) limiter: Limiter,
     /// The tokens an attempt costs, if the call is paced on tokens.
     pub(crate) cost: Option<Expr>,
+    /// How the call streams, if it does.
+    pub(crate) stream: Option<Streamed>,
+}
+
+/// `stream = FORMAT` and the settings that go with it, each `None` when
+/// left to `StreamOptions::new()`.
+pub(crate) struct Streamed {
+    /// The event format.
+    pub(crate) format: Expr,
+    /// Where `stream` was written.
+    pub(crate) key: Span,
+    pub(crate) first_event_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) stream_deadline: Option<Duration>,
+    pub(crate) on_interrupt: Option<Interrupt>,
+}
+
+/// `on_interrupt = ...`.
+pub(crate) enum Interrupt {
+    Fail,
+    Restart,
+    /// `resume(name)`: the body sees what was received as `name`.
+    Resume(Ident),
 }
 
 /// A policy setting and whether the attribute wrote it. Settings left to
@@ -143,6 +166,11 @@ struct Given {
     budget: Option<Guard>,
     limiter: Option<Guard>,
     cost: Option<Guard>,
+    stream: Option<Guard>,
+    first_event_timeout: Option<Limit>,
+    idle_timeout: Option<Limit>,
+    stream_deadline: Option<Limit>,
+    on_interrupt: Option<(Interrupt, Span)>,
 }
 
 /// Every mistake found, in order.
@@ -232,6 +260,32 @@ impl Given {
             RawValue::Budget(expr) => set_once(&mut self.budget, guard(expr), &key, errors),
             RawValue::Limiter(expr) => set_once(&mut self.limiter, guard(expr), &key, errors),
             RawValue::Cost(expr) => set_once(&mut self.cost, guard(expr), &key, errors),
+            RawValue::Stream(expr) => set_once(&mut self.stream, guard(expr), &key, errors),
+            RawValue::FirstEventTimeout(d) => {
+                if let Some(limit) = errors.take(positive(d, &key, "first_event_timeout")) {
+                    set_once(&mut self.first_event_timeout, limit, &key, errors);
+                }
+            }
+            RawValue::IdleTimeout(d) => {
+                if let Some(limit) = errors.take(positive(d, &key, "idle_timeout")) {
+                    set_once(&mut self.idle_timeout, limit, &key, errors);
+                }
+            }
+            RawValue::StreamDeadline(d) => {
+                if let Some(limit) = errors.take(positive(d, &key, "stream_deadline")) {
+                    set_once(&mut self.stream_deadline, limit, &key, errors);
+                }
+            }
+            RawValue::OnInterrupt(raw) => {
+                if let Some(interrupt) = errors.take(interrupt(raw)) {
+                    set_once(
+                        &mut self.on_interrupt,
+                        (interrupt, key.span()),
+                        &key,
+                        errors,
+                    );
+                }
+            }
             RawValue::RetryAfterCap(d) => {
                 set_once(&mut self.retry_after_cap, d.duration(), &key, errors);
             }
@@ -347,7 +401,42 @@ impl Given {
             budget: self.budget,
             limiter,
             cost: self.cost.map(|guard| guard.expr),
+            stream: self.stream.map(|guard| Streamed {
+                format: guard.expr,
+                key: guard.key,
+                first_event_timeout: self.first_event_timeout.map(|l| l.duration),
+                idle_timeout: self.idle_timeout.map(|l| l.duration),
+                stream_deadline: self.stream_deadline.map(|l| l.duration),
+                on_interrupt: self.on_interrupt.map(|(i, _)| i),
+            }),
         }
+    }
+}
+
+/// What `on_interrupt = ...` asks for.
+fn interrupt(raw: RawInterrupt) -> syn::Result<Interrupt> {
+    let RawInterrupt { ident, binding } = raw;
+    let name = ident.to_string();
+    const NAMES: &[&str] = &["fail", "restart", "resume"];
+    match (name.as_str(), binding) {
+        ("fail", None) => Ok(Interrupt::Fail),
+        ("restart", None) => Ok(Interrupt::Restart),
+        ("resume", Some(binding)) => Ok(Interrupt::Resume(binding)),
+        ("resume", None) => Err(syn::Error::new(
+            ident.span(),
+            "`resume` needs the name the body sees what was received by: write `on_interrupt = resume(received)` and build the continuation request from `received.text()`",
+        )),
+        ("fail" | "restart", Some(binding)) => Err(syn::Error::new(
+            binding.span(),
+            format!("`{name}` takes no name; only `resume(name)` does"),
+        )),
+        _ => Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "unknown `on_interrupt` value `{name}`{}; expected `fail` (the default: the interruption is the stream's last item), `restart` or `resume(name)`",
+                suggest(&name, NAMES)
+            ),
+        )),
     }
 }
 
@@ -608,6 +697,7 @@ fn check_against(func: &ItemFn, given: &Given, errors: &mut Errors) {
             "`fallback_on` has no effect without `fallback = path::to::function`",
         );
     }
+    check_stream(func, given, errors);
     let max = given
         .max_attempts
         .map_or(defaults::MAX_ATTEMPTS, |(n, _)| n);
@@ -623,6 +713,77 @@ fn check_against(func: &ItemFn, given: &Given, errors: &mut Errors) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// `stream = ...` and the arguments that go with it.
+fn check_stream(func: &ItemFn, given: &Given, errors: &mut Errors) {
+    let sig = &func.sig;
+    let Some(stream) = &given.stream else {
+        let only = [
+            (
+                "first_event_timeout",
+                given.first_event_timeout.map(|l| l.key),
+            ),
+            ("idle_timeout", given.idle_timeout.map(|l| l.key)),
+            ("stream_deadline", given.stream_deadline.map(|l| l.key)),
+            (
+                "on_interrupt",
+                given.on_interrupt.as_ref().map(|(_, key)| *key),
+            ),
+        ];
+        for (name, key) in only {
+            if let Some(key) = key {
+                errors.push(
+                    key,
+                    format!("`{name}` applies to streamed calls only: add `stream = OpenAi` (or the event format of the provider) to retry the stream until its first content event"),
+                );
+            }
+        }
+        return;
+    };
+    if sig.asyncness.is_none() {
+        errors.push(
+            stream.key,
+            "`stream` needs an `async fn` whose body opens the stream: `async fn chat(...) -> Result<RetriedStream<'_, E>, E>`",
+        );
+    }
+    if let Some(fallback) = &given.fallback {
+        errors.0.push(syn::Error::new_spanned(
+            fallback,
+            "`fallback` does not apply to streamed calls: the answer may already be half shown when the call fails; call the other provider's streamed function when this one returns an error",
+        ));
+    }
+    if let Some(first) = given.clone.iter().flatten().next() {
+        errors.push(
+            first.span(),
+            "with `stream`, every argument is cloned for each attempt already (the stream may reopen after the function returned): drop `clone(...)`",
+        );
+    }
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(r) if r.reference.is_none() || r.mutability.is_some() => {
+                errors.0.push(syn::Error::new_spanned(
+                    r,
+                    "with `stream`, a method takes `&self`: the stream may reopen after the function returned, so the receiver is shared, not moved or borrowed mutably",
+                ));
+            }
+            FnArg::Typed(typed) => {
+                if !matches!(&*typed.pat, Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none())
+                {
+                    errors.0.push(syn::Error::new_spanned(
+                        &typed.pat,
+                        "with `stream`, each argument is cloned by name for each attempt: give this argument a plain name and destructure it in the body",
+                    ));
+                } else if matches!(&*typed.ty, Type::Reference(r) if r.mutability.is_some()) {
+                    errors.0.push(syn::Error::new_spanned(
+                        &typed.ty,
+                        "with `stream`, arguments are cloned for each attempt, and a `&mut` cannot be: pass a shared reference or an owned value that is `Clone`",
+                    ));
+                }
+            }
+            FnArg::Receiver(_) => {}
         }
     }
 }

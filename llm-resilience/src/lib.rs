@@ -106,12 +106,16 @@
 #![cfg_attr(
     feature = "stream",
     doc = "- `stream`: [`stream`], the server-sent events of streamed chat calls",
-    doc = "  (OpenAI's and Anthropic's formats) decoded into classified frames."
+    doc = "  (OpenAI's and Anthropic's formats) decoded into classified frames;",
+    doc = "  with `tokio`, streamed calls retried until their first content event",
+    doc = "  ([`Policy::stream`](crate::Policy), `#[retry(stream = ...)]`)."
 )]
 #![cfg_attr(
     not(feature = "stream"),
     doc = "- `stream`: `llm_resilience::stream`, the server-sent events of streamed",
-    doc = "  chat calls (OpenAI's and Anthropic's formats) decoded into classified frames."
+    doc = "  chat calls (OpenAI's and Anthropic's formats) decoded into classified frames;",
+    doc = "  with `tokio`, streamed calls retried until their first content event",
+    doc = "  (`Policy::stream`, `#[retry(stream = ...)]`)."
 )]
 //! - `http-body`: `http` plus `http::check_response`, `check` for any
 //!   `http::Response<B>` whose body is an `http_body::Body` (hyper, axum,
@@ -245,6 +249,11 @@ pub use policy::{Policy, PolicyError};
 /// | [`fallback = path`](#fallback) | none |
 /// | [`fallback_on = [Kind, ...]`](#fallback_on) | every kind but `Client` and `Auth` |
 /// | [`clone(a, b, ...)`](#clone) | none |
+/// | [`stream = FORMAT`](#stream) | none: the call is not streamed |
+/// | [`first_event_timeout = D`](#first_event_timeout-idle_timeout-stream_deadline) | `60s` (with `stream`) |
+/// | [`idle_timeout = D`](#first_event_timeout-idle_timeout-stream_deadline) | `30s` (with `stream`) |
+/// | [`stream_deadline = D`](#first_event_timeout-idle_timeout-stream_deadline) | none (with `stream`) |
+/// | [`on_interrupt = fail`, `restart`, `resume(name)`](#on_interrupt) | `fail` (with `stream`) |
 /// | [`name = "..."`](#name) | the function's name |
 /// | [`crate = "path"`](#crate) | `"::llm_resilience"` |
 ///
@@ -763,6 +772,116 @@ pub use policy::{Policy, PolicyError};
 /// let mut tries = 0;
 /// assert_eq!(upload(vec![1, 2, 3], &mut tries).unwrap(), 3);
 /// assert_eq!(tries, 2);
+/// ```
+///
+/// ## `stream`
+///
+/// `stream = FORMAT`: the function opens a streamed chat call, whose
+/// server-sent events are in `FORMAT` ([`stream::OpenAi`],
+/// [`stream::Anthropic`], or any [`stream::EventFormat`] that is `Clone`,
+/// `Send` and `Sync`); feature `stream`, `async fn` only. The body sends the
+/// request and returns the response's byte stream (reqwest's
+/// `bytes_stream()`, say) as `Ok`; the function returns the
+/// [`stream::RetriedStream`] made of it, declared as
+/// `Result<RetriedStream<'a, E>, E>`, `Result<impl Stream<Item =
+/// Result<StreamItem, E>> + 'a, E>`, or boxed
+/// (`Pin<Box<dyn Stream<Item = Result<StreamItem, E>> + Send + 'a>>`,
+/// futures' `BoxStream`). `E` needs `From<StreamError>`.
+///
+/// An attempt is the request and the wait for the first content event:
+/// everything that fails before it (a connection error, a non-2xx status,
+/// an error event first on a `200`, a stream that ends before any content,
+/// no first event within [`first_event_timeout`](#first_event_timeout-idle_timeout-stream_deadline))
+/// is retried under the function's policy, breaker, budget and limiter, as
+/// for any call, and [`deadline`](#deadline) covers the time to the first
+/// event. After it, an interruption (an error event, a dropped connection,
+/// no event within `idle_timeout`, the end of the body without its terminal
+/// marker) is an error item of the stream, classified, saying how many
+/// content events came before it; a truncated answer never ends like a
+/// complete one. See [`Policy::stream`] for the same without the attribute.
+///
+/// The stream may send the request again after the function has returned
+/// (with [`on_interrupt = restart`](#on_interrupt)), so each attempt runs
+/// the body with its own clone of every argument: each must be a plain
+/// name whose type is `Clone` (shared references are), a method takes
+/// `&self`, and the stream borrows what the arguments borrow, so name that
+/// lifetime in the return type. Not with [`fallback`](#fallback) or
+/// [`clone`](#clone). Default: none, the call is not streamed.
+///
+/// ```
+/// # #[cfg(all(feature = "stream", feature = "tokio"))]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use futures_util::{stream, StreamExt};
+/// use llm_resilience::retry;
+/// use llm_resilience::stream::{OpenAi, RetriedStream, StreamItem};
+///
+/// type Error = Box<dyn std::error::Error + Send + Sync>;
+///
+/// #[retry(max_attempts = 3, wait = none, stream = OpenAi)]
+/// async fn chat(prompt: &str) -> Result<RetriedStream<'_, Error>, Error> {
+///     // A real body sends `prompt` and returns `response.bytes_stream()`.
+///     let body = format!(
+///         "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{prompt}\"}}}}]}}\n\ndata: [DONE]\n\n"
+///     );
+///     Ok(stream::iter([Ok::<_, Error>(body)]))
+/// }
+///
+/// let mut answer = chat("Hi").await.unwrap();
+/// let mut text = String::new();
+/// while let Some(item) = answer.next().await {
+///     if let StreamItem::Content(piece) = item.unwrap() {
+///         text.push_str(&piece); // print it as it comes
+///     }
+/// }
+/// assert_eq!(text, "Hi");
+/// # }
+/// # #[cfg(not(all(feature = "stream", feature = "tokio")))]
+/// # fn main() {}
+/// ```
+///
+/// ## `first_event_timeout`, `idle_timeout`, `stream_deadline`
+///
+/// With [`stream`](#stream) only: how long an attempt waits for its first
+/// content event (default `60s`; past it, the attempt fails as a `Timeout`
+/// and is retried), how long the stream may then go without any event
+/// (default `30s`), and how long the whole stream may take from the call's
+/// start (default none). See [`stream::StreamOptions`].
+///
+/// ## `on_interrupt`
+///
+/// With [`stream`](#stream) only: what an interruption after the first
+/// content event does. `fail` (the default): it is the stream's last item,
+/// as the consumer already holds part of the answer. `restart`: the call
+/// sends the same request again, with the same idempotency key, and the
+/// consumer receives [`StreamItem::Restarted`](stream::StreamItem::Restarted)
+/// before the new stream's events, to discard what it showed.
+/// `resume(name)`: the body runs again with `name`, a
+/// [`stream::Received`], holding the text delivered so far, to build a
+/// continuation request from; the new stream's events follow the old ones.
+/// Both count against `max_attempts`, the budget and the deadline.
+///
+/// ```
+/// # #[cfg(all(feature = "stream", feature = "tokio"))]
+/// # fn main() {
+/// use futures_util::stream;
+/// use llm_resilience::retry;
+/// use llm_resilience::stream::{OpenAi, RetriedStream};
+///
+/// type Error = Box<dyn std::error::Error + Send + Sync>;
+///
+/// #[retry(stream = OpenAi, idle_timeout = 20s, on_interrupt = resume(received))]
+/// async fn chat(prompt: String) -> Result<RetriedStream<'static, Error>, Error> {
+///     let _request = if received.is_resume() {
+///         format!("{prompt}\n(continue after: {})", received.text())
+///     } else {
+///         prompt
+///     };
+///     Ok(stream::iter([Ok::<_, Error>("data: [DONE]\n\n")]))
+/// }
+/// # }
+/// # #[cfg(not(all(feature = "stream", feature = "tokio")))]
+/// # fn main() {}
 /// ```
 ///
 /// ## `name`

@@ -27,6 +27,26 @@ pub use crate::{
 #[cfg(feature = "tracing")]
 pub use tracing;
 
+/// Nothing when streams are built in.
+#[cfg(all(feature = "tokio", feature = "stream"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __require_stream {
+    () => {};
+}
+
+/// A compile error naming the features that `stream = ...` needs.
+#[cfg(not(all(feature = "tokio", feature = "stream")))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __require_stream {
+    () => {
+        ::core::compile_error!(
+            "`#[retry(stream = ...)]` needs the features `stream` and `tokio` of llm-resilience: `llm-resilience = { version = \"...\", features = [\"stream\"] }`"
+        );
+    };
+}
+
 /// The clock that the loom model checks (`tests/loom.rs`) set: `set_now`.
 #[cfg(retry_loom)]
 pub use crate::sync::clock as loom;
@@ -146,6 +166,97 @@ where
     F: Future<Output = R>,
 {
     call.attempt_async(body)
+}
+
+#[cfg(all(feature = "tokio", feature = "stream"))]
+pub use crate::stream::{OnInterrupt, Received, StreamOptions};
+
+/// Open the streamed call of a `#[retry(stream = ...)]` function.
+#[cfg(all(feature = "tokio", feature = "stream"))]
+#[inline]
+pub fn open_stream<'p, E, W, H, O, Fut, S, B, SE, F>(
+    call: Call<'p, E, W, H>,
+    options: StreamOptions,
+    format: F,
+    open: O,
+) -> impl Future<Output = Result<crate::stream::RetriedStream<'p, E>, E>> + Send + 'p
+where
+    E: Classify + From<crate::stream::StreamError> + Send + 'p,
+    W: Fn(&E) -> bool + Send + Sync + 'p,
+    H: Fn(&RetryEvent<'_, E>) + Send + Sync + 'p,
+    O: FnMut(&Received) -> Fut + Send + 'p,
+    Fut: Future<Output = Result<S, E>> + Send + 'p,
+    S: futures_core::Stream<Item = Result<B, SE>> + Send + 'p,
+    B: AsRef<[u8]> + 'p,
+    SE: Into<Box<dyn std::error::Error + Send + Sync + 'static>> + 'p,
+    F: crate::stream::EventFormat + Clone + Send + Sync + 'p,
+{
+    call.open_stream(options, format, open)
+}
+
+/// A streamed call's result as the function declares it: the stream
+/// itself, or boxed.
+#[cfg(all(feature = "tokio", feature = "stream"))]
+#[inline]
+pub fn streamed<'p, T: FromRetried<'p, E>, E>(
+    opened: Result<crate::stream::RetriedStream<'p, E>, E>,
+) -> Result<T, E> {
+    opened.map(T::from_retried)
+}
+
+/// A value as it is (for a function declared to return an `impl Stream`).
+#[inline]
+pub fn identity<T>(value: T) -> T {
+    value
+}
+
+/// What a `#[retry(stream = ...)]` function may declare as its success
+/// type.
+#[cfg(all(feature = "tokio", feature = "stream"))]
+#[diagnostic::on_unimplemented(
+    message = "`#[retry(stream = ...)]` cannot return the stream as `{Self}`",
+    label = "the function returns the retried stream, as this type",
+    note = "declare `Result<RetriedStream<'a, E>, E>`, `Result<impl Stream<Item = Result<StreamItem, E>> + 'a, E>` or `Result<Pin<Box<dyn Stream<Item = Result<StreamItem, E>> + Send + 'a>>, E>` (futures' `BoxStream`); the body returns the response's byte stream"
+)]
+pub trait FromRetried<'p, E> {
+    /// Convert.
+    fn from_retried(stream: crate::stream::RetriedStream<'p, E>) -> Self;
+}
+
+#[cfg(all(feature = "tokio", feature = "stream"))]
+impl<'p, E> FromRetried<'p, E> for crate::stream::RetriedStream<'p, E> {
+    #[inline]
+    fn from_retried(stream: crate::stream::RetriedStream<'p, E>) -> Self {
+        stream
+    }
+}
+
+#[cfg(all(feature = "tokio", feature = "stream"))]
+impl<'p, E> FromRetried<'p, E>
+    for core::pin::Pin<
+        Box<dyn futures_core::Stream<Item = Result<crate::stream::StreamItem, E>> + Send + 'p>,
+    >
+where
+    E: Classify + From<crate::stream::StreamError> + Send + 'p,
+{
+    #[inline]
+    fn from_retried(stream: crate::stream::RetriedStream<'p, E>) -> Self {
+        Box::pin(stream)
+    }
+}
+
+#[cfg(all(feature = "tokio", feature = "stream"))]
+impl<'p, E> FromRetried<'p, E>
+    for core::pin::Pin<
+        Box<dyn futures_core::Stream<Item = Result<crate::stream::StreamItem, E>> + 'p>,
+    >
+where
+    E: Classify + From<crate::stream::StreamError> + Send + 'p,
+{
+    #[inline]
+    fn from_retried(stream: crate::stream::RetriedStream<'p, E>) -> Self {
+        Box::pin(stream)
+    }
 }
 
 /// The function's return value for a call that ended without a fallback.

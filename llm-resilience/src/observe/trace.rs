@@ -248,6 +248,12 @@ macro_rules! __call_span {
     ($name:literal) => {
         $crate::__private::tracing::info_span!($name)
     };
+    ($name:literal, stream) => {
+        $crate::__private::tracing::info_span!(
+            $name,
+            time_to_first_event_ms = $crate::__private::tracing::field::Empty
+        )
+    };
 }
 
 /// Without the `tracing` feature, a call has no span.
@@ -258,9 +264,11 @@ macro_rules! __call_span {
     ($name:literal) => {
         $crate::__private::CallSpan
     };
+    ($name:literal, stream) => {
+        $crate::__private::CallSpan
+    };
 }
 
-/// The span of calls run through [`Policy::call`](crate::Policy::call).
 /// The span of a streamed call run through [`Policy`](crate::Policy): the
 /// same as [`policy_span`], with a `time_to_first_event_ms` field.
 #[cfg(all(feature = "tokio", feature = "stream"))]
@@ -275,6 +283,7 @@ pub(crate) fn stream_span() -> CallSpan {
     }
 }
 
+/// The span of calls run through [`Policy::call`](crate::Policy::call).
 pub(crate) fn policy_span() -> CallSpan {
     #[cfg(feature = "tracing")]
     {

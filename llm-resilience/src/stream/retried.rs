@@ -220,6 +220,8 @@ pub struct RetriedStream<'a, E> {
     /// [`StreamItem::Restarted`].
     pending: Option<String>,
     options: StreamOptions,
+    /// The call's metric keys.
+    name: &'static crate::metrics::MetricKeys,
     /// Content events delivered of the current answer.
     delivered: u64,
     /// The text delivered, kept when resuming only.
@@ -454,18 +456,46 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         SE: Into<BoxError> + 'p,
         F: EventFormat + Clone + Send + Sync + 'p,
     {
-        let started = Instant::now();
         let (policy, guards, when, on_retry) = self.parts();
-        let call = Call::new(
+        Call::new(
             Start::tokio(policy, &crate::metrics::POLICY_KEYS).guarded(guards),
             self.refusals(),
             when.clone(),
             on_retry.clone(),
             trace::stream_span,
             false,
-        );
+        )
+        .open_stream(options, format, open)
+        .await
+    }
+}
+
+impl<'p, E, W, H> Call<'p, E, W, H>
+where
+    E: Classify + From<StreamError> + Send + 'p,
+    W: Fn(&E) -> bool + Send + Sync + 'p,
+    H: Fn(&RetryEvent<'_, E>) + Send + Sync + 'p,
+{
+    /// Run this call as a streamed one, until its first content event: the
+    /// one way both [`Hooks::stream`] and `#[retry(stream = ...)]` open a
+    /// stream.
+    pub(crate) async fn open_stream<O, Fut, S, B, SE, F>(
+        self,
+        options: StreamOptions,
+        format: F,
+        open: O,
+    ) -> Result<RetriedStream<'p, E>, E>
+    where
+        O: FnMut(&Received) -> Fut + Send + 'p,
+        Fut: Future<Output = Result<S, E>> + Send + 'p,
+        S: Stream<Item = Result<B, SE>> + Send + 'p,
+        B: AsRef<[u8]> + 'p,
+        SE: Into<BoxError> + 'p,
+        F: EventFormat + Clone + Send + Sync + 'p,
+    {
+        let started = Instant::now();
         let mut driver = Box::new(Driver {
-            call,
+            call: self,
             open,
             format,
             options,
@@ -473,6 +503,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
             started,
         });
         let opened = driver.open_until_first().await?;
+        let name = driver.call.observed().1;
         let deadline = options
             .deadline
             .map(|limit| Box::pin(tokio::time::sleep_until(started + limit)));
@@ -482,6 +513,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
             reopening: None,
             pending: Some(opened.first),
             options,
+            name,
             delivered: 0,
             text: String::new(),
             resumes: 0,
@@ -560,7 +592,7 @@ where
     /// The stream was interrupted by `error`: end with it, or go on.
     #[cold]
     fn interrupt(&mut self, error: StreamError) -> Option<E> {
-        metrics::stream_interrupted(&metrics::POLICY_KEYS, error.kind());
+        metrics::stream_interrupted(self.name, error.kind());
         self.frames = None;
         self.waiting = false;
         let delivered = self.delivered;
