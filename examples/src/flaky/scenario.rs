@@ -504,7 +504,7 @@ mod tests {
     fn stream_names_are_stream_faults_with_distinct_names() {
         let stream: Vec<Fault> = Scenario::names()
             .iter()
-            .filter(|n| n.starts_with("stream-") && *n != "stream-chaos")
+            .filter(|n| n.starts_with("stream-") && **n != "stream-chaos")
             .map(|n| match Scenario::from_name(n) {
                 Some(Scenario::FailFirst { fault, .. } | Scenario::Always(fault)) => fault,
                 other => panic!("{n}: {other:?}"),

@@ -165,8 +165,11 @@ impl StreamCallError {
     }
 }
 
-/// Interruptions after content, by what followed and kind: count, example.
-static INTERRUPTIONS: Mutex<BTreeMap<(&str, String), (u64, String)>> = Mutex::new(BTreeMap::new());
+/// Interruptions after content by what followed (`"restarted"`,
+/// `"failed"`) and kind: how many, and an example.
+pub type Interruptions = BTreeMap<(&'static str, String), (u64, String)>;
+
+static INTERRUPTIONS: Mutex<Interruptions> = Mutex::new(BTreeMap::new());
 
 fn interrupted(then: &'static str, error: &StreamCallError) {
     let mut map = INTERRUPTIONS.lock().unwrap_or_else(|e| e.into_inner());
@@ -177,7 +180,7 @@ fn interrupted(then: &'static str, error: &StreamCallError) {
 
 /// Every interruption after content so far: `(then, kind)` → count and an
 /// example, `then` being `"restarted"` or `"failed"`.
-pub fn interruptions() -> BTreeMap<(&'static str, String), (u64, String)> {
+pub fn interruptions() -> Interruptions {
     INTERRUPTIONS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
