@@ -138,7 +138,14 @@ impl FlakyProvider {
     ///
     /// Safe to call from inside an async runtime: it never blocks on one.
     pub fn spawn(scenario: Scenario) -> io::Result<FlakyProvider> {
-        FlakyProvider::start(Shared::new(scenario, false))
+        FlakyProvider::start(Shared::new(scenario, false), 0)
+    }
+
+    /// Like [`spawn`](FlakyProvider::spawn), on 127.0.0.1 at `port` (`0`:
+    /// a free one), for a provider that other programs call: `cargo run -p
+    /// examples --bin provider` serves one until stopped.
+    pub fn spawn_on_port(scenario: Scenario, port: u16) -> io::Result<FlakyProvider> {
+        FlakyProvider::start(Shared::new(scenario, false), port)
     }
 
     /// Like [`spawn`](FlakyProvider::spawn), but the provider's clock stands
@@ -149,10 +156,10 @@ impl FlakyProvider {
     /// check rate limits by arithmetic rather than by timing. (Slow answers
     /// still wait in real time.)
     pub fn spawn_with_manual_clock(scenario: Scenario) -> io::Result<FlakyProvider> {
-        FlakyProvider::start(Shared::new(scenario, true))
+        FlakyProvider::start(Shared::new(scenario, true), 0)
     }
 
-    fn start(shared: Shared) -> io::Result<FlakyProvider> {
+    fn start(shared: Shared, port: u16) -> io::Result<FlakyProvider> {
         let shared = Arc::new(shared);
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
@@ -174,7 +181,7 @@ impl FlakyProvider {
                 };
                 runtime.block_on(async move {
                     let listener =
-                        match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await {
+                        match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
                             Ok(listener) => listener,
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));

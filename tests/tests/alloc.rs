@@ -452,3 +452,135 @@ fn the_counter_sees_allocations_inside_block_on() {
         assert_eq!(after - before, 3);
     });
 }
+
+// ---------------------------------------------------------------------------
+// Streams: what `Policy::stream` adds to decoding does not grow with the
+// number of events.
+
+impl From<llm_resilience::stream::StreamError> for ApiError {
+    fn from(_: llm_resilience::stream::StreamError) -> Self {
+        ApiError::Cut
+    }
+}
+
+/// One content event of OpenAI's format.
+const EVENT: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi \"}}]}\n\n";
+
+/// An in-memory body of `events` content events and `[DONE]`, one chunk
+/// each, every chunk after one `Pending` (its waker woken at once), as a
+/// socket that has to wait for each event would: the stream's idle timer
+/// is armed for every event.
+struct Trickle {
+    events: usize,
+    done: bool,
+    ready: bool,
+}
+
+impl Trickle {
+    fn new(events: usize) -> Self {
+        Trickle {
+            events,
+            done: false,
+            ready: false,
+        }
+    }
+}
+
+impl futures_util::Stream for Trickle {
+    type Item = Result<&'static [u8], std::convert::Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if !self.ready {
+            self.ready = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.ready = false;
+        if self.events == 0 {
+            self.done = true;
+            return Poll::Ready(Some(Ok(b"data: [DONE]\n\n")));
+        }
+        self.events -= 1;
+        Poll::Ready(Some(Ok(EVENT)))
+    }
+}
+
+/// Allocations of reading `events` content events straight from `decode`.
+async fn direct(events: usize) -> u64 {
+    use futures_util::StreamExt;
+    use llm_resilience::stream::{decode, Frame, OpenAi};
+    let before = ALLOCATIONS.with(Cell::get);
+    let mut frames = decode(Trickle::new(events), OpenAi);
+    let mut content = 0;
+    while let Some(frame) = frames.next().await {
+        if let Frame::Content(text) = frame.unwrap() {
+            content += text.len();
+        }
+    }
+    drop(frames);
+    let after = ALLOCATIONS.with(Cell::get);
+    assert_eq!(content, 3 * events);
+    after - before
+}
+
+/// Allocations of reading the same through `Policy::stream`.
+async fn wrapped(events: usize) -> u64 {
+    use futures_util::StreamExt;
+    use llm_resilience::stream::{OpenAi, Received, StreamItem, StreamOptions};
+    const POLICY: Policy = Policy::new().max_attempts(3);
+    const OPTIONS: StreamOptions = StreamOptions::new();
+    let before = ALLOCATIONS.with(Cell::get);
+    let mut stream = POLICY
+        .stream(OPTIONS, OpenAi, |_: &Received| async move {
+            Ok::<_, ApiError>(Trickle::new(events))
+        })
+        .await
+        .unwrap();
+    let mut content = 0;
+    while let Some(item) = stream.next().await {
+        if let StreamItem::Content(text) = item.unwrap() {
+            content += text.len();
+        }
+    }
+    drop(stream);
+    let after = ALLOCATIONS.with(Cell::get);
+    assert_eq!(content, 3 * events);
+    after - before
+}
+
+#[test]
+fn a_retried_stream_allocates_nothing_per_event() {
+    const N: usize = 200;
+    let rt = paused_runtime();
+    rt.block_on(async {
+        // Warm up both paths.
+        direct(N).await;
+        wrapped(N).await;
+        let direct_n = direct(N).await;
+        let direct_2n = direct(2 * N).await;
+        let wrapped_n = wrapped(N).await;
+        let wrapped_2n = wrapped(2 * N).await;
+        // Decoding allocates per event (each event's text is a String): the
+        // count must see that, or it could not see the wrapper's either.
+        assert!(direct_2n >= direct_n + N as u64, "{direct_n} {direct_2n}");
+        let added_n = wrapped_n.saturating_sub(direct_n);
+        let added_2n = wrapped_2n.saturating_sub(direct_2n);
+        assert!(
+            wrapped_n >= direct_n && wrapped_2n >= direct_2n,
+            "direct {direct_n}/{direct_2n}, wrapped {wrapped_n}/{wrapped_2n}"
+        );
+        assert!(
+            added_2n.abs_diff(added_n) <= 2,
+            "the wrapper's own allocations grow with the events: {added_n} for {N} events, \
+             {added_2n} for {}",
+            2 * N
+        );
+    });
+}

@@ -7,6 +7,9 @@ use llm_resilience::{retry, testing, Classify, ErrorKind};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
 
+#[path = "common/sse.rs"]
+mod sse;
+
 #[derive(Debug)]
 struct Failure(ErrorKind);
 
@@ -24,10 +27,23 @@ fn chat(script: &mut Vec<ErrorKind>) -> Result<(), Failure> {
     }
 }
 
+/// What a recorder holds: a snapshot takes (and empties) its histograms.
+type Snapshot = Vec<(
+    CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    DebugValue,
+)>;
+
 /// Counters as `name{label=value,...}` → value.
 fn counters(recorder: &DebuggingRecorder) -> HashMap<String, u64> {
+    counters_in(recorder.snapshotter().snapshot().into_vec())
+}
+
+/// The counters of `snapshot`, as [`counters`] has them.
+fn counters_in(snapshot: Snapshot) -> HashMap<String, u64> {
     let mut out = HashMap::new();
-    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+    for (key, _, _, value) in snapshot {
         let key: CompositeKey = key;
         if key.kind() != MetricKind::Counter {
             continue;
@@ -216,4 +232,109 @@ fn calls_never_retried_have_an_outcome_of_their_own() {
         1,
         "{c:?}"
     );
+}
+
+/// The samples of the histogram `name` in `snapshot`, in the order recorded.
+fn histogram(snapshot: &Snapshot, name: &str) -> Vec<f64> {
+    snapshot
+        .iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Histogram(samples) if key.key().name() == name => {
+                Some(samples.iter().map(|s| s.into_inner()))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn streamed_calls_report_first_events_interruptions_and_restarts() {
+    use llm_resilience::stream::OnInterrupt;
+    use sse::{content, read, whole, OPEN, OPTIONS, OVERLOADED, WAIT};
+
+    let recorder = DebuggingRecorder::new();
+    let runtime = sse::paused_runtime();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            // First try.
+            let (text, error) = read(OPTIONS, &[whole()]).await;
+            assert_eq!((text.as_str(), error.is_none()), ("hello world", true));
+            // An error event first: retried, content on the second attempt.
+            let (text, error) = read(OPTIONS, &[OVERLOADED.to_owned(), whole()]).await;
+            assert_eq!((text.as_str(), error.is_none()), ("hello world", true));
+            // Content, then the body ends without its marker: an error item.
+            let cut = content("hello ") + &content("wor");
+            let (text, error) = read(OPTIONS, &[cut]).await;
+            assert_eq!(text, "hello wor");
+            assert_eq!(error.unwrap().kind(), ErrorKind::Network);
+            // Content, then an error event: restarted, then whole.
+            let restart = OPTIONS.on_interrupt(OnInterrupt::Restart);
+            let broken = content("hello ") + OVERLOADED;
+            let (text, error) = read(restart, &[broken, whole()]).await;
+            assert_eq!((text.as_str(), error.is_none()), ("hello world", true));
+        })
+    });
+
+    // One sample per call, from the call's start to its first content
+    // event: the attempt's time, and the failed attempt and the wait before
+    // it for the second call. The restart does not make a second sample.
+    let seconds = OPEN.as_secs_f64();
+    let want = [
+        seconds,
+        2.0 * seconds + WAIT.as_secs_f64(),
+        seconds,
+        seconds,
+    ];
+    let snapshot = recorder.snapshotter().snapshot().into_vec();
+    let got = histogram(&snapshot, "retry_stream_first_event_seconds");
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (got, want) in got.iter().zip(want) {
+        assert!((got - want).abs() < 1e-6, "{got} != {want}");
+    }
+
+    let c = counters_in(snapshot);
+    let get = |k: &str| c.get(k).copied().unwrap_or(0);
+    let interruptions: u64 = c
+        .iter()
+        .filter(|(k, _)| k.starts_with("retry_stream_interruptions_total"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(interruptions, 2, "{c:?}");
+    assert_eq!(
+        get("retry_stream_interruptions_total{function=policy,kind=Network}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_stream_interruptions_total{function=policy,kind=Overloaded}"),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_stream_restarts_total{function=policy}"),
+        1,
+        "{c:?}"
+    );
+    // The error event before the first content, and the interruption that
+    // was restarted, were failed attempts of their kind; so was the one
+    // that ended its call.
+    assert_eq!(
+        get("retry_attempt_failures_total{function=policy,kind=Overloaded}"),
+        2,
+        "{c:?}"
+    );
+    assert_eq!(
+        get("retry_attempt_failures_total{function=policy,kind=Network}"),
+        1,
+        "{c:?}"
+    );
+    // Four calls, each counted once when its first content event came: the
+    // restarted one is not counted again.
+    let calls: u64 = c
+        .iter()
+        .filter(|(k, _)| k.starts_with("retry_calls_total"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(calls, 4, "{c:?}");
 }

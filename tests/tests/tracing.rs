@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use llm_resilience::{retry, testing, Classify, ErrorKind};
 
+#[path = "common/sse.rs"]
+mod sse;
+
 #[derive(Debug)]
 struct Busy {
     request_id: &'static str,
@@ -195,4 +198,200 @@ fn the_breaker_logs_its_transitions_and_why_a_call_stopped() {
         "{out}"
     );
     assert!(out.contains("failing fast"), "{out}");
+}
+
+/// What a [`Capture`] saw: spans with their fields as last recorded, and
+/// events with their fields and the span they belong to.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Span id → name and fields (`record`ed ones included).
+    spans: std::collections::HashMap<u64, (String, Fields)>,
+    events: Vec<Event>,
+}
+
+type Fields = std::collections::BTreeMap<String, String>;
+
+#[derive(Debug, Clone)]
+struct Event {
+    level: tracing::Level,
+    message: String,
+    fields: Fields,
+    /// The span it was recorded in: its name and its fields at the time.
+    span: Option<(String, Fields)>,
+}
+
+/// A layer that keeps every span and event with its fields.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Seen>>);
+
+struct Visit<'a>(&'a mut Fields);
+
+impl tracing::field::Visit for Visit<'_> {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for Capture
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut fields = Fields::new();
+        attrs.record(&mut Visit(&mut fields));
+        let name = attrs.metadata().name().to_owned();
+        self.0
+            .lock()
+            .unwrap()
+            .spans
+            .insert(id.into_u64(), (name, fields));
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut seen = self.0.lock().unwrap();
+        if let Some((_, fields)) = seen.spans.get_mut(&id.into_u64()) {
+            values.record(&mut Visit(fields));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = Fields::new();
+        event.record(&mut Visit(&mut fields));
+        let message = fields.remove("message").unwrap_or_default();
+        let mut seen = self.0.lock().unwrap();
+        let span = ctx
+            .event_span(event)
+            .and_then(|span| seen.spans.get(&span.id().into_u64()).cloned());
+        seen.events.push(Event {
+            level: *event.metadata().level(),
+            message,
+            fields,
+            span,
+        });
+    }
+}
+
+/// Runs `f` on a paused runtime under a subscriber that keeps everything.
+fn seen(f: impl std::future::Future<Output = ()>) -> Seen {
+    use tracing_subscriber::layer::SubscriberExt;
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let runtime = sse::paused_runtime();
+    tracing::subscriber::with_default(subscriber, || runtime.block_on(f));
+    let seen = std::mem::take(&mut *capture.0.lock().unwrap());
+    seen
+}
+
+#[test]
+fn a_streams_time_to_first_event_is_on_its_span_and_in_an_event() {
+    use sse::{read, whole, OPEN, OPTIONS, OVERLOADED, WAIT};
+    let seen = seen(async {
+        // Retried once before its first content event: the call has a span.
+        let (text, error) = read(OPTIONS, &[OVERLOADED.to_owned(), whole()]).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(text, "hello world");
+    });
+    let ttfe_ms = (2 * OPEN + WAIT).as_millis().to_string();
+    let spans: Vec<&(String, Fields)> = seen.spans.values().collect();
+    assert_eq!(spans.len(), 1, "{seen:?}");
+    let (name, fields) = spans[0];
+    assert_eq!(name, "retry");
+    assert_eq!(
+        fields.get("time_to_first_event_ms"),
+        Some(&ttfe_ms),
+        "{seen:?}"
+    );
+    let first: Vec<&Event> = seen
+        .events
+        .iter()
+        .filter(|e| e.message == "first event")
+        .collect();
+    assert_eq!(first.len(), 1, "{seen:?}");
+    assert_eq!(
+        first[0].fields.get("attempt").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(first[0].fields.get("ttfe_ms"), Some(&ttfe_ms));
+    let (span, at_the_time) = first[0].span.as_ref().expect("in the call's span");
+    assert_eq!(span, "retry");
+    assert_eq!(at_the_time.get("time_to_first_event_ms"), Some(&ttfe_ms));
+    // The failed attempt before it, in the same span.
+    let retrying: Vec<&Event> = seen
+        .events
+        .iter()
+        .filter(|e| e.message == "attempt failed; retrying")
+        .collect();
+    assert_eq!(retrying.len(), 1, "{seen:?}");
+    assert_eq!(
+        retrying[0].fields.get("kind").map(String::as_str),
+        Some("Overloaded")
+    );
+    assert_eq!(
+        retrying[0].span.as_ref().map(|s| s.0.as_str()),
+        Some("retry")
+    );
+}
+
+#[test]
+fn each_interruption_after_content_is_a_warning_with_its_kind_and_what_follows() {
+    use llm_resilience::stream::OnInterrupt;
+    use sse::{content, read, whole, OPEN, OPTIONS, OVERLOADED};
+    let seen = seen(async {
+        // Two content events, then the body ends without its marker.
+        let cut = content("hello ") + &content("wor");
+        let (_, error) = read(OPTIONS, &[cut]).await;
+        assert_eq!(error.expect("an error item").kind(), ErrorKind::Network);
+        // One content event, then an error event: restarted, then whole.
+        let restart = OPTIONS.on_interrupt(OnInterrupt::Restart);
+        let (text, error) = read(restart, &[content("hello ") + OVERLOADED, whole()]).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(text, "hello world");
+    });
+    let interruptions: Vec<&Event> = seen
+        .events
+        .iter()
+        .filter(|e| e.message == "stream interrupted after content")
+        .collect();
+    assert_eq!(interruptions.len(), 2, "{seen:?}");
+    let fields = |e: &Event| {
+        ["kind", "delivered", "then"].map(|k| e.fields.get(k).cloned().unwrap_or_default())
+    };
+    assert_eq!(interruptions[0].level, tracing::Level::WARN);
+    assert_eq!(fields(interruptions[0]), ["Network", "2", "failed"]);
+    assert_eq!(interruptions[1].level, tracing::Level::WARN);
+    assert_eq!(fields(interruptions[1]), ["Overloaded", "1", "restarting"]);
+    // One first event per call, a restart's not counted again: each came
+    // on the first attempt, after its opening time.
+    let first: Vec<&Event> = seen
+        .events
+        .iter()
+        .filter(|e| e.message == "first event")
+        .collect();
+    assert_eq!(first.len(), 2, "{seen:?}");
+    for event in first {
+        assert_eq!(event.fields.get("attempt").map(String::as_str), Some("1"));
+        assert_eq!(
+            event.fields.get("ttfe_ms"),
+            Some(&OPEN.as_millis().to_string())
+        );
+    }
 }

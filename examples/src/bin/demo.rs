@@ -8,7 +8,43 @@
 //! cargo run --release -p examples --bin demo -- --scenario 503 --requests 50
 //! cargo run --release -p examples --bin demo -- --scenario outage
 //! OPENAI_API_KEY=sk-... cargo run --release -p examples --bin demo -- --base-url https://api.openai.com/v1 --requests 5
+//! cargo run --release -p examples --bin demo -- --stream
+//! cargo run --release -p examples --bin demo -- --stream --format anthropic --on-interrupt fail
 //! ```
+//!
+//! # Streams
+//!
+//! With `--stream` every call asks for `"stream": true` and goes through
+//! [`Hooks::stream`](llm_resilience::hooks::Hooks::stream) with the same policy and
+//! breaker: each attempt is the request and the wait for its first content
+//! event, retried as any failed attempt is; after it the stream is read to
+//! its end. The local provider then plays `stream-chaos` by default: 40 % of
+//! attempts meet one fault drawn from every way a stream breaks (an error
+//! event first, or after a few tokens; a 3 s stall before the first event or
+//! mid-stream; an end without the terminal marker; a connection cut before
+//! or after content) or from the HTTP faults before a stream (429 with
+//! `retry-after-ms`, 503, 529, a dropped connection). Locally a stream must
+//! get its first event within 1 s and then an event at least every 1 s;
+//! against `--base-url`, the library's defaults (60 s and 30 s).
+//! `--on-interrupt restart` (the default here) starts an interrupted call
+//! over with the same idempotency key; `fail` ends it with the error, as the
+//! library does by default. `--format anthropic` calls `{base}/messages`
+//! and reads Anthropic's events.
+//!
+//! The summary adds the time to first event (p50, p95), the streams
+//! recovered before their first event (an attempt failed, a later one got
+//! content), the interruptions after content by kind, and the streams
+//! **silently truncated**: ended without an error although the answer was
+//! not whole. Against the local provider, which streams the prompt back
+//! word by word, that is a clean end with any other text, or without the
+//! terminal marker (`data: [DONE]`, `event: message_stop`) in the body;
+//! against `--base-url`, whose whole answer is unknown, a clean end without
+//! the marker in the body. The library never ends a stream cleanly without
+//! the marker, so the row reads 0, and the demo fails if it does not.
+//! To try `--base-url` without a real endpoint, serve the flaky provider on
+//! a port of its own: `cargo run --release -p examples --bin provider --
+//! --port 8080`, then `OPENAI_API_KEY=none ... demo -- --stream --base-url
+//! http://127.0.0.1:8080/v1`.
 //!
 //! # Settings
 //!
@@ -49,7 +85,11 @@ use llm_resilience::{
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{json, Value};
+use streaming::{Format, Interrupt, StreamSetup};
 use tokio::sync::Semaphore;
+
+#[path = "demo/streaming.rs"]
+mod streaming;
 
 /// Chat completions through a retry policy and a circuit breaker, against a
 /// local provider that fails on purpose or a real OpenAI-compatible endpoint.
@@ -65,14 +105,30 @@ struct Options {
     concurrency: u32,
 
     /// The local provider's faults. `500`, `503`, `529`, `slow` and `drop` fail
-    /// each request twice, then answer; `outage` answers 503 to everything.
+    /// each request twice, then answer; `outage` answers 503 to everything
+    /// [default: chaos; stream-chaos with --stream].
     #[arg(
         long,
-        default_value = "chaos",
         value_parser = PossibleValuesParser::new(Scenario::names()),
         conflicts_with = "base_url"
     )]
-    scenario: String,
+    scenario: Option<String>,
+
+    /// Stream the chat completions (`"stream": true`), retried until their
+    /// first content event, and report time to first event, recoveries,
+    /// interruptions and truncations.
+    #[arg(long)]
+    stream: bool,
+
+    /// The streams' wire format: OpenAI's chat completions or Anthropic's
+    /// messages (`{base-url}/messages`).
+    #[arg(long, value_enum, default_value_t = Format::Openai, requires = "stream")]
+    format: Format,
+
+    /// What a stream interrupted after content does: start over with the
+    /// same idempotency key, or end with the error.
+    #[arg(long, value_enum, default_value_t = Interrupt::Restart, requires = "stream")]
+    on_interrupt: Interrupt,
 
     /// Call this OpenAI-compatible endpoint (e.g. https://api.openai.com/v1)
     /// instead of the local provider; the key is read from OPENAI_API_KEY.
@@ -222,6 +278,9 @@ enum Outcome {
     Answered(Duration),
     /// The provider's (or the network's) error: kind and a one-line example.
     Failed(String, String),
+    /// A stream interrupted after content, ended with its error (counted by
+    /// kind in [`streaming::interruptions`]).
+    Interrupted,
     /// Refused by the breaker after `sent` attempts had been sent.
     Refused {
         sent: u32,
@@ -276,6 +335,15 @@ fn row(label: &str, value: impl std::fmt::Display) {
     println!("{label:<44}{value}");
 }
 
+/// The `p` quantile of `sorted` in milliseconds, or `-` when empty.
+fn percentile(sorted: &[Duration], p: f64) -> String {
+    if sorted.is_empty() {
+        return "-".to_owned();
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    format!("{:.1} ms", sorted[i].as_secs_f64() * 1000.0)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse();
@@ -317,6 +385,14 @@ async fn main() -> ExitCode {
             .break_for(Duration::from_secs(30)),
     );
 
+    let scenario_name = options.scenario.clone().unwrap_or_else(|| {
+        if options.stream {
+            "stream-chaos"
+        } else {
+            "chaos"
+        }
+        .to_owned()
+    });
     let (provider, base_url, api_key) = match &options.base_url {
         Some(url) => match std::env::var("OPENAI_API_KEY") {
             Ok(key) => (None, url.trim_end_matches('/').to_owned(), Some(key)),
@@ -326,10 +402,9 @@ async fn main() -> ExitCode {
             }
         },
         None => {
-            let Some(scenario) = Scenario::from_name(&options.scenario) else {
+            let Some(scenario) = Scenario::from_name(&scenario_name) else {
                 eprintln!(
-                    "demo: unknown scenario {:?}; the scenarios are {}",
-                    options.scenario,
+                    "demo: unknown scenario {scenario_name:?}; the scenarios are {}",
                     Scenario::names().join(", ")
                 );
                 return ExitCode::from(2);
@@ -371,13 +446,23 @@ async fn main() -> ExitCode {
         model: options.model.clone(),
     });
 
+    let setup = Arc::new(StreamSetup {
+        format: options.format,
+        options: streaming::options(remote, options.on_interrupt),
+        expected: provider.is_some(),
+    });
     println!(
-        "Sending {} chat requests, {} at a time, to {} ({}).",
+        "Sending {} {}chat requests, {} at a time, to {} ({}).",
         options.requests,
+        match (options.stream, options.format) {
+            (false, _) => "",
+            (true, Format::Openai) => "streamed ",
+            (true, Format::Anthropic) => "streamed Anthropic-format ",
+        },
         options.concurrency,
         endpoint.base_url,
         if provider.is_some() {
-            format!("local flaky provider, scenario {}", options.scenario)
+            format!("local flaky provider, scenario {scenario_name}")
         } else {
             "remote endpoint".to_owned()
         }
@@ -388,6 +473,18 @@ async fn main() -> ExitCode {
         human(attempt_timeout),
         human(deadline),
     );
+    if options.stream {
+        println!(
+            "Each attempt must get its first content event within {}; then at most {} \
+             between events; an interruption after content {}.",
+            human(setup.options.first_event()),
+            human(setup.options.idle()),
+            match options.on_interrupt {
+                Interrupt::Restart => "restarts the call",
+                Interrupt::Fail => "ends the call with its error",
+            }
+        );
+    }
     let bar = ProgressBar::new(u64::from(options.requests));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} calls  {elapsed_precise}  {msg}")
@@ -402,8 +499,14 @@ async fn main() -> ExitCode {
         let breaker = Arc::clone(&breaker);
         let limit = Arc::clone(&limit);
         let bar = bar.clone();
+        let setup = options.stream.then(|| Arc::clone(&setup));
         calls.spawn(async move {
             let _slot = limit.acquire_owned().await;
+            if let Some(setup) = setup {
+                let done = streaming::stream_call(&endpoint, &setup, policy, &breaker, i).await;
+                bar.inc(1);
+                return done;
+            }
             let begun = Instant::now();
             let user = format!("demo-{i}");
             let prompt = format!("Say hello to caller {i}");
@@ -417,22 +520,31 @@ async fn main() -> ExitCode {
                 })
                 .await;
             bar.inc(1);
-            match outcome {
+            let outcome = match outcome {
                 Ok(_) => Outcome::Answered(begun.elapsed()),
                 Err(e) => match refusal(&e) {
                     Some(open) => Outcome::Refused { sent, open: *open },
                     None => Outcome::Failed(e.kind().to_string(), describe(&e)),
                 },
-            }
+            };
+            (outcome, None)
         });
     }
 
     let mut latencies = Vec::with_capacity(options.requests as usize);
     let mut failed: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let mut refused: BTreeMap<&str, (u64, CircuitOpen)> = BTreeMap::new();
+    let mut first_events = Vec::new();
+    let (mut recovered, mut truncated) = (0u64, 0u64);
     while let Some(joined) = calls.join_next().await {
-        match joined {
+        if let Ok((_, Some(streamed))) = &joined {
+            first_events.push(streamed.ttfe);
+            recovered += u64::from(streamed.recovered);
+            truncated += u64::from(streamed.truncated);
+        }
+        match joined.map(|(outcome, _)| outcome) {
             Ok(Outcome::Answered(latency)) => latencies.push(latency),
+            Ok(Outcome::Interrupted) => {}
             Ok(Outcome::Failed(kind, example)) => {
                 failed.entry(kind).or_insert((0, example)).0 += 1;
             }
@@ -456,25 +568,25 @@ async fn main() -> ExitCode {
     let wall = started.elapsed();
 
     latencies.sort();
-    let percentile = |p: f64| -> String {
-        if latencies.is_empty() {
-            return "-".to_owned();
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        format!("{:.1} ms", latencies[i].as_secs_f64() * 1000.0)
-    };
+    first_events.sort();
     let succeeded = latencies.len();
     let attempts = ATTEMPTS.load(Ordering::Relaxed);
 
     println!();
     row("logical requests", options.requests);
     row("succeeded", succeeded);
+    // A stream interrupted after content has rows of its own.
+    let failed_label = if options.stream {
+        "failed before content"
+    } else {
+        "failed"
+    };
     if failed.is_empty() {
-        row("failed", 0);
+        row(failed_label, 0);
     }
     for (kind, (count, example)) in &failed {
         row(
-            &format!("failed: {kind}"),
+            &format!("{failed_label}: {kind}"),
             format!("{count:<5}e.g. {example}"),
         );
     }
@@ -498,9 +610,41 @@ async fn main() -> ExitCode {
         "Retry-After waits honoured",
         RETRY_AFTER_WAITS.load(Ordering::Relaxed),
     );
-    row("latency p50", percentile(0.50));
-    row("latency p95", percentile(0.95));
-    row("latency p99", percentile(0.99));
+    if options.stream {
+        row("time to first event p50", percentile(&first_events, 0.50));
+        row("time to first event p95", percentile(&first_events, 0.95));
+        row("recovered before their first event", recovered);
+        let interruptions = streaming::interruptions();
+        if interruptions.is_empty() {
+            row("interrupted after content", 0);
+        }
+        for ((then, kind), (count, example)) in &interruptions {
+            row(
+                &format!("interrupted after content: {kind}"),
+                format!("{count:<5}{then}; e.g. {example}"),
+            );
+        }
+        let check = if provider.is_some() {
+            format!(
+                "checked: the whole answer came, and `{}` in the body",
+                options.format.marker()
+            )
+        } else {
+            format!(
+                "checked: `{}` in the body (the whole answer is unknown)",
+                options.format.marker()
+            )
+        };
+        row("silently truncated", format!("{truncated:<5}{check}"));
+    }
+    let whole = if options.stream {
+        " (to the stream's end)"
+    } else {
+        ""
+    };
+    row(&format!("latency p50{whole}"), percentile(&latencies, 0.50));
+    row(&format!("latency p95{whole}"), percentile(&latencies, 0.95));
+    row(&format!("latency p99{whole}"), percentile(&latencies, 0.99));
     row("wall time", format!("{:.2} s", wall.as_secs_f64()));
     print_metrics(&snapshotter);
     match &provider {
@@ -508,12 +652,33 @@ async fn main() -> ExitCode {
             let stats = provider.stats();
             row("requests the provider saw", stats.requests);
             row("answers replayed by idempotency key", stats.replayed);
-            row("requests billed twice", stats.billed_twice);
-            if stats.billed_twice > 0 {
-                return ExitCode::FAILURE;
+            if options.stream {
+                let faults: Vec<String> = stats
+                    .faults
+                    .iter()
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect();
+                row("faults injected", faults.join(", "));
+                // The provider bills a stream that ends in an error event,
+                // and stores nothing to replay: its retry is billed again.
+                row(
+                    "requests billed twice",
+                    format!(
+                        "{:<5}(each after an error event, which is billed and not replayed)",
+                        stats.billed_twice
+                    ),
+                );
+            } else {
+                row("requests billed twice", stats.billed_twice);
+                if stats.billed_twice > 0 {
+                    return ExitCode::FAILURE;
+                }
             }
         }
         None => row("requests billed twice", "n/a (remote endpoint)"),
+    }
+    if truncated > 0 {
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

@@ -209,6 +209,24 @@ pub enum Scenario {
         /// Probability that an attempt fails, 0.0 to 1.0.
         fault_rate: f64,
     },
+    /// Like [`Scenario::Chaos`], for streamed calls: each attempt fails with
+    /// probability `fault_rate`, with a fault drawn evenly from a mix that
+    /// holds every [`StreamFault`] that breaks a stream and the HTTP faults
+    /// that come before one: an error event as the first event (`529`
+    /// overloaded, or a `429` rate limit), an error event (`500`) after 1 to
+    /// 4 content events, a 3 s stall before the first event or after 1 to 4
+    /// content events, an end without the terminal marker after 1 to 4
+    /// content events, a connection cut before the first content event or
+    /// after 1 to 4, and before any stream a `429` with `retry-after-ms`
+    /// (10–100 ms), a `503`, a `529` or a connection dropped after
+    /// processing. A request without `"stream": true` meets a stream fault
+    /// as a success. The same seed gives the same sequence of decisions.
+    StreamChaos {
+        /// Seed of the random number generator.
+        seed: u64,
+        /// Probability that an attempt fails, 0.0 to 1.0.
+        fault_rate: f64,
+    },
 }
 
 /// The names [`Scenario::from_name`] knows, in a sensible order for help text.
@@ -237,6 +255,7 @@ const NAMES: &[&str] = &[
     "stream-truncated",
     "stream-drop",
     "stream-slow",
+    "stream-chaos",
 ];
 
 impl Scenario {
@@ -265,12 +284,13 @@ impl Scenario {
     /// | `stream-truncated` | 2 × the body ends after 3 content events, without its terminal marker |
     /// | `stream-drop` | 2 × the connection is cut after 3 content events |
     /// | `stream-slow` | [`Scenario::Always`] 50 ms before every content event |
+    /// | `stream-chaos` | [`Scenario::StreamChaos`], seed 42, fault rate 0.4 |
     ///
     /// "2 ×" means [`Scenario::FailFirst`] with `failures: 2`: every logical
     /// request recovers on its third attempt (on its second for `slow`,
     /// `drop` and the stream faults other than error events when it carries
     /// an `Idempotency-Key`, as the stored answer is replayed). Only `outage`
-    /// fails every attempt. The `stream-*` faults ([`Fault::Stream`]) hit
+    /// fails every attempt. The `stream-*` faults (but `stream-chaos`, a mix) ([`Fault::Stream`]) hit
     /// streamed requests only; the others hit every request, streamed or
     /// not, before its stream starts.
     pub fn from_name(name: &str) -> Option<Scenario> {
@@ -326,6 +346,10 @@ impl Scenario {
             "stream-slow" => Scenario::Always(Fault::Stream(StreamFault::SlowTokens(
                 Duration::from_millis(50),
             ))),
+            "stream-chaos" => Scenario::StreamChaos {
+                seed: 42,
+                fault_rate: 0.4,
+            },
             _ => return None,
         })
     }
@@ -405,6 +429,41 @@ pub(crate) fn chaos_fault(rng: &mut fastrand::Rng) -> Fault {
     }
 }
 
+/// One fault from the stream chaos mix (see [`Scenario::StreamChaos`]).
+pub(crate) fn stream_chaos_fault(rng: &mut fastrand::Rng) -> Fault {
+    let mid = |rng: &mut fastrand::Rng| rng.u32(1..=4);
+    let stream = Fault::Stream;
+    match rng.u32(0..12) {
+        0 => stream(StreamFault::ErrorEvent {
+            after: 0,
+            status: 529,
+        }),
+        1 => stream(StreamFault::ErrorEvent {
+            after: 0,
+            status: 429,
+        }),
+        2 => stream(StreamFault::ErrorEvent {
+            after: mid(rng),
+            status: 500,
+        }),
+        3 => stream(StreamFault::Stall {
+            after: 0,
+            stall: STREAM_STALL,
+        }),
+        4 => stream(StreamFault::Stall {
+            after: mid(rng),
+            stall: STREAM_STALL,
+        }),
+        5 => stream(StreamFault::EndEarly { after: mid(rng) }),
+        6 => stream(StreamFault::Drop { after: 0 }),
+        7 => stream(StreamFault::Drop { after: mid(rng) }),
+        8 => Fault::RateLimit(RetryAfter::Millis(f64::from(rng.u32(10..=100)))),
+        9 => Fault::Status(503),
+        10 => Fault::Status(529),
+        _ => Fault::DropAfterProcessing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,10 +486,9 @@ mod tests {
             Some(Scenario::Always(Fault::Status(503)))
         );
         for name in ["500", "503", "529", "slow", "drop"].into_iter().chain(
-            Scenario::names()
-                .iter()
-                .copied()
-                .filter(|n| n.starts_with("stream-") && *n != "stream-slow"),
+            Scenario::names().iter().copied().filter(|n| {
+                n.starts_with("stream-") && !["stream-slow", "stream-chaos"].contains(n)
+            }),
         ) {
             assert!(
                 matches!(
@@ -446,7 +504,7 @@ mod tests {
     fn stream_names_are_stream_faults_with_distinct_names() {
         let stream: Vec<Fault> = Scenario::names()
             .iter()
-            .filter(|n| n.starts_with("stream-"))
+            .filter(|n| n.starts_with("stream-") && **n != "stream-chaos")
             .map(|n| match Scenario::from_name(n) {
                 Some(Scenario::FailFirst { fault, .. } | Scenario::Always(fault)) => fault,
                 other => panic!("{n}: {other:?}"),
@@ -456,6 +514,48 @@ mod tests {
         assert!(stream.iter().all(|f| matches!(f, Fault::Stream(_))));
         let names: std::collections::BTreeSet<String> = stream.iter().map(Fault::name).collect();
         assert_eq!(names.len(), 5, "{names:?}"); // two error events, two stalls
+    }
+
+    #[test]
+    fn stream_chaos_holds_every_stream_fault_and_http_faults() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let faults: Vec<Fault> = (0..2000).map(|_| stream_chaos_fault(&mut rng)).collect();
+        let mut again = fastrand::Rng::with_seed(7);
+        assert!(faults.iter().all(|f| *f == stream_chaos_fault(&mut again)));
+        let has = |want: &dyn Fn(&Fault) -> bool| faults.iter().any(want);
+        use StreamFault as S;
+        assert!(has(&|f| matches!(
+            f,
+            Fault::Stream(S::ErrorEvent { after: 0, .. })
+        )));
+        assert!(has(&|f| matches!(
+            f,
+            Fault::Stream(S::ErrorEvent { after: 1.., .. })
+        )));
+        assert!(has(&|f| matches!(
+            f,
+            Fault::Stream(S::Stall { after: 0, .. })
+        )));
+        assert!(has(&|f| matches!(
+            f,
+            Fault::Stream(S::Stall { after: 1.., .. })
+        )));
+        assert!(has(&|f| matches!(
+            f,
+            Fault::Stream(S::EndEarly { after: 1.. })
+        )));
+        assert!(has(&|f| matches!(f, Fault::Stream(S::Drop { after: 0 }))));
+        assert!(has(&|f| matches!(f, Fault::Stream(S::Drop { after: 1.. }))));
+        assert!(has(&|f| matches!(f, Fault::RateLimit(_))));
+        assert!(has(&|f| matches!(f, Fault::Status(503))));
+        assert!(has(&|f| matches!(f, Fault::DropAfterProcessing)));
+        assert_eq!(
+            Scenario::from_name("stream-chaos"),
+            Some(Scenario::StreamChaos {
+                seed: 42,
+                fault_rate: 0.4
+            })
+        );
     }
 
     #[test]

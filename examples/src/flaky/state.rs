@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::limits::{request_tokens, Buckets, Limits, Refusal};
 use super::responses::{self, Stored};
-use super::scenario::{chaos_fault, Fault, Scenario, StreamFault};
+use super::scenario::{chaos_fault, stream_chaos_fault, Fault, Scenario, StreamFault};
 use super::{RecordedRequest, Stats};
 
 /// The longest admitted-requests timeline kept: a week of seconds.
@@ -121,7 +121,7 @@ impl Shared {
             Clock::Real(Instant::now())
         };
         let seed = match scenario {
-            Scenario::Chaos { seed, .. } => seed,
+            Scenario::Chaos { seed, .. } | Scenario::StreamChaos { seed, .. } => seed,
             _ => 0,
         };
         let limits = match &scenario {
@@ -290,6 +290,13 @@ impl Shared {
             Scenario::Chaos { fault_rate, .. } => {
                 if state.rng.f64() < fault_rate {
                     Verdict::Fault(chaos_fault(&mut state.rng))
+                } else {
+                    Verdict::Pass
+                }
+            }
+            Scenario::StreamChaos { fault_rate, .. } => {
+                if state.rng.f64() < fault_rate {
+                    Verdict::Fault(stream_chaos_fault(&mut state.rng))
                 } else {
                     Verdict::Pass
                 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::engine::state::{Cold, Refusals, State};
 use crate::guards::limiter::Slot;
-use crate::metrics::{self, Outcome};
+use crate::metrics::Outcome;
 use crate::observe::trace::{self, Failure, GiveUp};
 use crate::{AdaptiveLimiter, CircuitBreaker, CircuitOpen, Classify, ErrorKind};
 
@@ -169,7 +169,7 @@ impl<'p> State<'p> {
         cold.last_kind = Some(ErrorKind::Timeout);
         let span = cold.span.get_or_insert_with(trace::policy_span);
         trace::gave_up(span, &failure, GiveUp::PacedPastDeadline);
-        metrics::call_finished(self.name, Outcome::GaveUp, self.started);
+        self.call_finished(Outcome::GaveUp);
     }
 
     /// After part of the wait for a send slot: `None` once it is due,
@@ -344,7 +344,7 @@ impl<'p> State<'p> {
         } else {
             Outcome::GaveUp
         };
-        metrics::call_finished(self.name, outcome, self.started);
+        self.call_finished(outcome);
         open
     }
 }

@@ -135,7 +135,7 @@ impl<'p> State<'p> {
                     GiveUp::NotRetried(_) | GiveUp::Rejected if failed == 1 => Outcome::NotRetried,
                     _ => Outcome::GaveUp,
                 };
-                metrics::call_finished(self.name, outcome, self.started);
+                self.call_finished(outcome);
                 None
             }
         }

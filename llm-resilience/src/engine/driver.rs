@@ -365,6 +365,13 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
         self.state.report_failure(error, error.kind());
     }
 
+    /// The streamed call got its first content event: its end is counted,
+    /// and a restart or resume goes on with the same call.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn stream_opened(&mut self) {
+        self.state.counted();
+    }
+
     /// The stream this call returned ended complete: the breaker hears of
     /// the attempt's success.
     #[cfg(all(feature = "tokio", feature = "stream"))]

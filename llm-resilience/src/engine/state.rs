@@ -120,6 +120,10 @@ pub(super) struct Cold {
     pub(super) span: Option<CallSpan>,
     /// The kind of the last failure.
     pub(super) last_kind: Option<ErrorKind>,
+    /// Whether the call's end was counted already: a streamed call counts
+    /// once, when its first content event comes, however often it then
+    /// restarts or resumes.
+    pub(super) counted: bool,
 }
 
 impl Cold {
@@ -130,6 +134,7 @@ impl Cold {
             cut_off: None,
             span: None,
             last_kind: None,
+            counted: false,
         }
     }
 }
@@ -334,6 +339,23 @@ impl<'p> State<'p> {
         if let Some(span) = self.cold.as_ref().and_then(|cold| cold.span.as_ref()) {
             trace::succeeded(span, self.frame.number, self.frame.key.get());
         }
-        metrics::call_finished(self.name, Outcome::SuccessAfterRetry, self.started);
+        self.call_finished(Outcome::SuccessAfterRetry);
+    }
+
+    /// Count the call's end, unless it was counted already (a streamed
+    /// call that restarted). Only after a failure: a call that succeeds at
+    /// once counts in [`count_success`](Self::count_success).
+    #[cold]
+    pub(super) fn call_finished(&self, outcome: Outcome) {
+        if !self.cold.as_ref().is_some_and(|cold| cold.counted) {
+            metrics::call_finished(self.name, outcome, self.started);
+        }
+    }
+
+    /// The call's end is counted: a streamed call got its first content
+    /// event, and what follows (restarts, resumes) is the same call.
+    #[cfg(all(feature = "tokio", feature = "stream"))]
+    pub(crate) fn counted(&mut self) {
+        self.cold().counted = true;
     }
 }

@@ -295,6 +295,10 @@ struct Driver<'p, E, W, H, O, F> {
     options: StreamOptions,
     received: Received,
     started: Instant,
+    /// Whether the call's first content event was reported (time to first
+    /// event, once per call: a restart's or a resume's first event is not
+    /// the call's).
+    first_reported: bool,
 }
 
 impl<'p, E, W, H, O, F, Fut, S, B, SE> Driver<'p, E, W, H, O, F>
@@ -318,10 +322,14 @@ where
                 core::pin::pin!(attempt(&mut self.open, &self.format, &self.received, limit));
             if let Some(ending) = self.call.attempt_async_holding(body).await {
                 let opened = ending.into_result()?;
-                let (span, name, attempt) = self.call.observed();
-                let ttfe = self.started.elapsed();
-                trace::first_event(span, ttfe, attempt);
-                metrics::stream_first_event(name, ttfe);
+                if !self.first_reported {
+                    self.first_reported = true;
+                    self.call.stream_opened();
+                    let (span, name, attempt) = self.call.observed();
+                    let ttfe = self.started.elapsed();
+                    trace::first_event(span, ttfe, attempt);
+                    metrics::stream_first_event(name, ttfe);
+                }
                 return Ok(opened);
             }
         }
@@ -501,6 +509,7 @@ where
             options,
             received: Received::default(),
             started,
+            first_reported: false,
         });
         let opened = driver.open_until_first().await?;
         let name = driver.call.observed().1;
