@@ -75,6 +75,8 @@ mod frames;
 mod openai;
 #[cfg(feature = "tokio")]
 mod retried;
+#[cfg(feature = "tokio")]
+mod watch;
 
 pub use anthropic::Anthropic;
 pub use error::{Malformed, ProviderError, StreamError, StreamFailure};

@@ -18,8 +18,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::watch::{later, Expired, Watch};
 use super::{EventFormat, Frame, Frames, StreamError, StreamFailure};
 use crate::engine::call::Hooks;
 use crate::engine::driver::Call;
@@ -109,8 +110,11 @@ impl StreamOptions {
     }
 
     /// How long the stream may go without an event once content has come
-    /// ([`StreamFailure::IdleTimeout`]). Measured from when the consumer
-    /// asks for the next item.
+    /// ([`StreamFailure::IdleTimeout`]). The timeout comes between `limit`
+    /// and `limit × 1.125` after the last event: the timer is checked every
+    /// `limit / 8` rather than moved for each event, which would cost more
+    /// than the rest of the event's handling. A consumer that stops asking
+    /// for items does not make the stream time out.
     pub const fn idle_timeout(mut self, limit: Duration) -> Self {
         self.idle = limit;
         self
@@ -227,10 +231,8 @@ pub struct RetriedStream<'a, E> {
     /// The text delivered, kept when resuming only.
     text: String,
     resumes: u32,
-    /// Whether the stream is waiting for its body since the last event.
-    waiting: bool,
-    idle: Option<Pin<Box<Sleep>>>,
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The idle timeout and the whole-stream deadline.
+    watch: Watch,
     ended: bool,
 }
 
@@ -513,9 +515,7 @@ where
         });
         let opened = driver.open_until_first().await?;
         let name = driver.call.observed().1;
-        let deadline = options
-            .deadline
-            .map(|limit| Box::pin(tokio::time::sleep_until(started + limit)));
+        let deadline = options.deadline.map(|limit| later(started, limit));
         Ok(RetriedStream {
             frames: Some(opened.frames),
             driver: Some(driver),
@@ -526,9 +526,7 @@ where
             delivered: 0,
             text: String::new(),
             resumes: 0,
-            waiting: false,
-            idle: None,
-            deadline,
+            watch: Watch::new(options.idle, deadline),
             ended: false,
         })
     }
@@ -603,7 +601,7 @@ where
     fn interrupt(&mut self, error: StreamError) -> Option<E> {
         metrics::stream_interrupted(self.name, error.kind());
         self.frames = None;
-        self.waiting = false;
+        self.watch.event();
         let delivered = self.delivered;
         let error = E::from(StreamError::new(error.into_failure(), delivered));
         match (self.options.on_interrupt, self.driver.take()) {
@@ -639,7 +637,7 @@ where
     #[inline]
     fn content(&mut self, text: String) -> Poll<Option<Result<StreamItem, E>>> {
         self.delivered += 1;
-        self.waiting = false;
+        self.watch.event();
         if self.options.on_interrupt == OnInterrupt::Resume {
             self.text.push_str(&text);
         }
@@ -647,31 +645,16 @@ where
     }
 
     /// The stream waits for its body: has a timer run out?
-    #[cold]
+    #[inline]
     fn timed_out(&mut self, cx: &mut Context<'_>) -> Option<StreamError> {
-        if let Some(deadline) = self.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                let limit = self.options.deadline.unwrap_or_default();
-                return Some(StreamError::new(
-                    StreamFailure::StreamDeadline(limit),
-                    self.delivered,
-                ));
-            }
-        }
-        let idle = self.options.idle;
-        if !self.waiting {
-            self.waiting = true;
-            let at = Instant::now() + idle;
-            match self.idle.as_mut() {
-                Some(sleep) => sleep.as_mut().reset(at),
-                None => self.idle = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-        }
-        let sleep = self.idle.as_mut()?;
-        if sleep.as_mut().poll(cx).is_ready() {
-            return Some(StreamError::idle_timeout(idle, self.delivered));
-        }
-        None
+        let expired = self.watch.check(cx)?;
+        Some(match expired {
+            Expired::Idle => StreamError::idle_timeout(self.options.idle, self.delivered),
+            Expired::Deadline => StreamError::new(
+                StreamFailure::StreamDeadline(self.options.deadline.unwrap_or_default()),
+                self.delivered,
+            ),
+        })
     }
 }
 
@@ -729,7 +712,7 @@ where
                     StreamError::new(StreamFailure::ErrorEvent(error), 0)
                 }
                 Poll::Ready(Some(Ok(_))) => {
-                    this.waiting = false;
+                    this.watch.event();
                     return Poll::Ready(Some(Ok(StreamItem::Other)));
                 }
                 Poll::Ready(Some(Err(error))) => error,
