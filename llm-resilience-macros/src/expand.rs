@@ -374,9 +374,14 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
     if let Some(expr) = &config.cost {
         let span = expr.span();
         let set = respan(quote!(#p::set_cost), span);
-        let cost = quote_spanned!(span=> { let __retry_cost: u64 = #expr; __retry_cost });
+        // Evaluated with the call's start, not when the call is made: it
+        // may borrow what the body then moves.
+        let cost = Ident::new("__retry_cost", site.located_at(span));
+        bind_guards.extend(quote_spanned!(span=> let #cost: u64 = #expr;));
         set_guards.extend(quote!(#set(&mut #call, #cost);));
     }
+    // The limiter goes into the call's start, written once with the rest.
+    let mut limiter = quote!(#p::None);
     if implicit_limiter {
         // Each function's own limiter: off (one relaxed load per call) until
         // its first `429`.
@@ -384,12 +389,19 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
         bind_guards.extend(quote! {
             static #ident: #p::AdaptiveLimiter = #p::implicit_limiter();
         });
-        set_guards.extend(quote!(#p::set_limiter(&mut #call, &#ident);));
+        limiter = quote!(#p::Some(&#ident));
+    }
+    if let Some(guard) = named_limiter {
+        let expr = &guard.expr;
+        let span = expr.span();
+        let ident = Ident::new("__retry_limiter", site.located_at(span));
+        let named = respan(quote!(#p::limiter), span);
+        bind_guards.extend(quote_spanned!(span=> let #ident = &(#expr);));
+        limiter = quote_spanned!(span=> #named(#ident));
     }
     for (guard, name, setter) in [
         (config.breaker.as_ref(), "__retry_breaker", "set_breaker"),
         (config.budget.as_ref(), "__retry_budget", "set_budget"),
-        (named_limiter, "__retry_limiter", "set_limiter"),
     ] {
         if let Some(guard) = guard {
             let expr = &guard.expr;
@@ -433,6 +445,66 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
         }
     };
 
+    let make_span = if config.stream.is_some() {
+        quote!(#krate::__call_span!(#span_name, stream))
+    } else {
+        quote!(#krate::__call_span!(#span_name))
+    };
+    let start = |when: &TokenStream, on_retry: &TokenStream| {
+        quote! {
+            #start::<#error_ty, _, _>(
+                &__RETRY_POLICY,
+                &__RETRY_METRICS,
+                #p::Refusals {
+                    open: #open_conversion,
+                    deadline: #deadline_conversion,
+                    cut_off: #cut_off_conversion,
+                },
+                #when,
+                #on_retry,
+                || #make_span,
+                #has_fallback,
+                #limiter,
+            )
+        }
+    };
+    let call_mut = if set_guards.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(mut)
+    };
+    // A streamed call is made at once. Any other starts light: its state is
+    // made by `make` only if its first attempt fails or has to be admitted
+    // (by a pacing limiter or a deadline), and `when` and `on_retry` are
+    // evaluated then.
+    let guarded = config.breaker.is_some() || config.budget.is_some();
+    // A breaker or a budget sees every attempt, the first included: such a
+    // call is made at once, as a streamed one is.
+    let light_path = config.stream.is_none() && !guarded;
+    let (start_call, make) = if !light_path {
+        let start = start(&when, &on_retry);
+        (
+            quote! {
+                let #call_mut #call = #start;
+                #set_guards
+            },
+            TokenStream::new(),
+        )
+    } else {
+        let start = start(&when, &on_retry);
+        (
+            TokenStream::new(),
+            quote! {
+                || {
+                    let #call_mut #call = #start;
+                    #set_guards
+                    #call
+                }
+            },
+        )
+    };
+    let light = quote!(#p::Light::new(&__RETRY_POLICY, &__RETRY_METRICS, #limiter, #guarded));
+
     let body_ident = Ident::new("__retry_body", site);
     let run = if let Some(stream) = &config.stream {
         let ret_span = match &sig.output {
@@ -474,14 +546,26 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
             ReturnType::Default => sig.ident.span(),
         };
         let block = typed_async_body(block, &ret, ret_span);
+        let (lazy, attempt) = if light_path {
+            (
+                quote!(let mut #call = #p::Lazy::new(#light, #make);),
+                quote!(#p::attempt_async_light::<#ret, _, _, _, _>),
+            )
+        } else {
+            (
+                TokenStream::new(),
+                quote!(#p::attempt_async::<#ret, _, _, _>),
+            )
+        };
         quote! {
+            #lazy
             let #ending = loop {
                 if let #p::Some(#ending) = {
                     #(#clones)*
                     // Pinned here, in this function's own future: the
                     // driver polls it in place, never moving it.
                     let #body_ident = ::core::pin::pin!(async #block);
-                    #p::attempt_async::<#ret, _, _, _>(&mut #call, #body_ident).await
+                    #attempt(&mut #call, #body_ident).await
                 } {
                     break #ending;
                 }
@@ -496,25 +580,21 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
         } else {
             quote!({ #(#clones)* #block })
         };
-        quote! {
-            let #ending = #p::run_sync::<#ret, _, _>(&mut #call, || #body);
+        if light_path {
+            quote! {
+                let #ending = #p::run_sync_light::<#ret, _, _>(#light, #make, || #body);
+            }
+        } else {
+            quote! {
+                let #ending = #p::run_sync::<#ret, _, _>(&mut #call, || #body);
+            }
         }
     };
 
-    let (run, end) = if config.stream.is_some() {
-        (run, TokenStream::new())
-    } else {
-        (run, end)
-    };
-    let make_span = if config.stream.is_some() {
-        quote!(#krate::__call_span!(#span_name, stream))
-    } else {
-        quote!(#krate::__call_span!(#span_name))
-    };
-    let call_mut = if config.stream.is_some() && set_guards.is_empty() {
+    let end = if config.stream.is_some() {
         TokenStream::new()
     } else {
-        quote!(mut)
+        end
     };
     quote! {
         #(#attrs)*
@@ -522,20 +602,7 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
             const __RETRY_POLICY: #p::Policy = #policy;
             static __RETRY_METRICS: #p::MetricKeys = #p::MetricKeys::new(#span_name);
             #bind_guards
-            let #call_mut #call = #start::<#error_ty, _, _>(
-                &__RETRY_POLICY,
-                &__RETRY_METRICS,
-                #p::Refusals {
-                    open: #open_conversion,
-                    deadline: #deadline_conversion,
-                    cut_off: #cut_off_conversion,
-                },
-                #when,
-                #on_retry,
-                || #make_span,
-                #has_fallback,
-            );
-            #set_guards
+            #start_call
             #run
             #end
         }

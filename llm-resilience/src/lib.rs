@@ -400,7 +400,10 @@ pub use policy::{Policy, PolicyError};
 /// `when = EXPR`: a further condition for a retry, an `Fn(&E) -> bool` (a
 /// closure or the path of a function) asked about every error whose kind is
 /// in [`on`](#on). When it returns `false` the error is returned at once.
-/// Default: every such error is retried.
+/// The expression is evaluated when the call first fails, or before its
+/// first attempt if that has to wait for a breaker, a budget, a limiter or
+/// a deadline; a call that succeeds at once never evaluates it. Default:
+/// every such error is retried.
 ///
 /// ```
 /// use std::io;
@@ -426,7 +429,8 @@ pub use policy::{Policy, PolicyError};
 /// `on_retry = EXPR`: an `Fn(&RetryEvent<'_, E>)` (a closure or the path of
 /// a function) called before each retry's wait, with the failed attempt's
 /// number, its error and kind, and the delay about to be slept and where it
-/// came from. See [`RetryEvent`]. Default: nothing is called.
+/// came from. See [`RetryEvent`]. Evaluated when [`when`](#when) is.
+/// Default: nothing is called.
 ///
 /// ```
 /// use std::cell::RefCell;

@@ -9,6 +9,9 @@ pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
 pub use crate::engine::driver::{Call, Ending, FallBack, IsResult};
+#[cfg(feature = "tokio")]
+pub use crate::engine::first::Lazy;
+pub use crate::engine::first::Light;
 use crate::engine::state::Start;
 pub use crate::engine::state::{Refusals, State};
 pub use crate::AdaptiveLimiter;
@@ -59,7 +62,8 @@ pub const fn duration(secs: u64, nanos: u32) -> Duration {
 /// The error type of a function that returns `R`.
 pub type ErrorOf<R> = <R as IsResult>::Error;
 
-/// Start a sync call of a function returning `R`, under `policy`.
+/// Start a sync call of a function returning `R`, under `policy`, paced
+/// by `limiter`.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 pub fn start_sync<'p, E, W, H>(
@@ -70,6 +74,7 @@ pub fn start_sync<'p, E, W, H>(
     on_retry: H,
     make_span: MakeSpan,
     fallback: bool,
+    limiter: Option<&'p AdaptiveLimiter>,
 ) -> Call<'p, E, W, H>
 where
     E: Classify,
@@ -77,7 +82,7 @@ where
     H: Fn(&RetryEvent<'_, E>),
 {
     Call::new(
-        Start::sync(policy, name),
+        Start::sync(policy, name).limited(limiter),
         refusals,
         when,
         on_retry,
@@ -86,7 +91,8 @@ where
     )
 }
 
-/// Start an async call of a function returning `R`, under `policy`.
+/// Start an async call of a function returning `R`, under `policy`,
+/// paced by `limiter`.
 #[cfg(feature = "tokio")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -98,6 +104,7 @@ pub fn start_async<'p, E, W, H>(
     on_retry: H,
     make_span: MakeSpan,
     fallback: bool,
+    limiter: Option<&'p AdaptiveLimiter>,
 ) -> Call<'p, E, W, H>
 where
     E: Classify,
@@ -105,7 +112,7 @@ where
     H: Fn(&RetryEvent<'_, E>),
 {
     Call::new(
-        Start::tokio(policy, name),
+        Start::tokio(policy, name).limited(limiter),
         refusals,
         when,
         on_retry,
@@ -129,13 +136,10 @@ pub fn set_budget<'p, E, W, H, B: AsBudget + ?Sized>(call: &mut Call<'p, E, W, H
     call.state().set_budget(budget.as_budget());
 }
 
-/// Pace the call with `limiter`.
-#[inline]
-pub fn set_limiter<'p, E, W, H, L: AsLimiter + ?Sized>(
-    call: &mut Call<'p, E, W, H>,
-    limiter: &'p L,
-) {
-    call.state().set_limiter(limiter.as_limiter());
+/// The limiter that `limiter` names.
+#[inline(always)]
+pub fn limiter<L: AsLimiter + ?Sized>(limiter: &L) -> Option<&AdaptiveLimiter> {
+    Some(limiter.as_limiter())
 }
 
 /// Pace the call on tokens too, at `tokens` each.
@@ -144,7 +148,19 @@ pub fn set_cost<E, W, H>(call: &mut Call<'_, E, W, H>, tokens: u64) {
     call.state().set_cost(tokens);
 }
 
-/// Run a sync call of a function returning `R` to its end.
+/// Run a sync call of a function returning `R` to its end; `make` makes
+/// the call only if its first attempt fails or has to be admitted.
+#[inline(always)]
+pub fn run_sync_light<'p, R: IsResult, W, H>(
+    light: Light<'p>,
+    make: impl FnOnce() -> Call<'p, R::Error, W, H>,
+    body: impl FnMut() -> R,
+) -> Ending<R::Ok, R::Error> {
+    crate::engine::first::run_sync(light, make, body)
+}
+
+/// Run a sync call of a function returning `R`, made at once (it has a
+/// breaker or a budget), to its end.
 #[inline]
 pub fn run_sync<R: IsResult, W, H>(
     call: &mut Call<'_, R::Error, W, H>,
@@ -153,8 +169,24 @@ pub fn run_sync<R: IsResult, W, H>(
     call.run_sync(body)
 }
 
-/// One turn of an async call of a function returning `R`: `Some` once it
-/// has ended.
+/// One turn of an async call of a function returning `R`, made only if its
+/// first attempt fails or has to be admitted: `Some` once it has ended.
+#[cfg(feature = "tokio")]
+#[inline]
+pub fn attempt_async_light<'a, 'p, R, F, W, H, M>(
+    call: &'a mut Lazy<'p, R::Error, W, H, M>,
+    body: core::pin::Pin<&'a mut F>,
+) -> impl Future<Output = Option<Ending<R::Ok, R::Error>>> + use<'a, 'p, R, F, W, H, M>
+where
+    R: IsResult,
+    F: Future<Output = R>,
+    M: FnOnce() -> Call<'p, R::Error, W, H>,
+{
+    call.attempt_async(body)
+}
+
+/// One turn of an async call of a function returning `R`, made at once (it
+/// has a breaker or a budget): `Some` once it has ended.
 #[cfg(feature = "tokio")]
 #[inline]
 pub fn attempt_async<'c, 'p, 'b, R, F, W, H>(

@@ -121,6 +121,13 @@ impl KeyCell {
         Some(IdempotencyKey((u128::from(hi) << 64) | u128::from(lo)))
     }
 
+    /// Take the key `other` holds, if it holds one.
+    #[inline]
+    pub(crate) fn take_over(&self, other: &KeyCell) {
+        self.lo.store(other.lo.load(Relaxed), Relaxed);
+        self.hi.store(other.hi.load(Relaxed), Relaxed);
+    }
+
     /// The key, made now if none was.
     fn get_or_make(&self) -> IdempotencyKey {
         if let Some(key) = self.get() {
@@ -414,6 +421,14 @@ impl Enter for &crate::engine::state::State<'_> {
 
 #[cfg(feature = "tokio")]
 impl Enter for Frame<'_> {
+    #[inline]
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        Frame::enter(self, f)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Enter for &Frame<'_> {
     #[inline]
     fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
         Frame::enter(self, f)

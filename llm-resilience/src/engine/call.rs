@@ -1,6 +1,9 @@
 #[cfg(feature = "tokio")]
 use crate::engine::attempt::Deferred;
 use crate::engine::driver::{Call, Ending};
+#[cfg(feature = "tokio")]
+use crate::engine::first::Lazy;
+use crate::engine::first::{self, Light};
 use crate::engine::state::{Refusals, Start, State};
 use crate::guards::{FailFast, Guards, NoBreaker, Refuse};
 use crate::observe::trace::policy_span;
@@ -77,9 +80,12 @@ impl Policy {
         Fut: core::future::Future<Output = Result<T, E>>,
     {
         // The driver's loop, here rather than through `Hooks::call_async`:
-        // one future less to build and poll on every call.
+        // one future less to build and poll on every call. The call is made
+        // only if its first attempt fails or has to be admitted.
         let hooks = self.hooks();
-        let mut call = hooks.driver(Start::tokio(self, &crate::metrics::POLICY_KEYS), false);
+        let mut call = Lazy::new(hooks.light(), || {
+            hooks.driver(Start::tokio(self, &crate::metrics::POLICY_KEYS), false)
+        });
         loop {
             // `op` runs when the attempt is first polled: after admission (a
             // refused call never calls it) and inside the attempt, so that
@@ -610,12 +616,13 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        self.driver(
-            Start::sync(self.policy, &crate::metrics::POLICY_KEYS),
-            false,
-        )
-        .run_sync(op)
-        .into_result()
+        let make = || {
+            self.driver(
+                Start::sync(self.policy, &crate::metrics::POLICY_KEYS),
+                false,
+            )
+        };
+        first::run_sync(self.light(), make, op).into_result()
     }
 
     /// Run the future that `op` makes as [`Policy::call_async`] does, with
@@ -664,10 +671,12 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        let mut call = self.driver(
-            Start::tokio(self.policy, &crate::metrics::POLICY_KEYS),
-            false,
-        );
+        let mut call = Lazy::new(self.light(), || {
+            self.driver(
+                Start::tokio(self.policy, &crate::metrics::POLICY_KEYS),
+                false,
+            )
+        });
         loop {
             // `op` runs when the attempt is first polled: after admission (a
             // refused call never calls it) and inside the attempt, so that
@@ -824,6 +833,19 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     }
 
     /// The driver of one call of `state` under these hooks.
+    /// What a call's first attempt needs to run before the call is made
+    /// (see [`crate::engine::first`]).
+    #[inline(always)]
+    fn light(&self) -> Light<'p> {
+        let guarded = self.guards.breaker.is_some() || self.guards.budget.is_some();
+        Light::new(
+            self.policy,
+            &crate::metrics::POLICY_KEYS,
+            self.guards.limiter,
+            guarded,
+        )
+    }
+
     fn driver<E>(&self, start: Start<'p>, fallback: bool) -> Call<'p, E, &W, &H>
     where
         E: Classify + From<crate::Elapsed>,

@@ -261,13 +261,7 @@ macro_rules! turn {
             Ok(Err(error)) => error,
             Err((elapsed, into)) => $call.cut_off(elapsed, into),
         };
-        match ($call.decide)($call, &error) {
-            Some(delay) => {
-                $call.state.sleep_async(delay).await;
-                None
-            }
-            None => Some($call.give_up(error)),
-        }
+        $call.failed_async(error).await
     }};
 }
 
@@ -291,10 +285,67 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
                 }
                 Err(error) => error,
             };
-            match (self.decide)(self, &error) {
-                Some(delay) => State::sleep_sync(delay),
-                None => return self.give_up(error),
+            if let Err(ending) = self.failed_sync(error) {
+                return ending;
             }
+        }
+    }
+
+    /// After a failed attempt of a sync call: the decision, then the sleep
+    /// before the next attempt, or the call's end.
+    #[inline]
+    fn failed_sync<T>(&mut self, error: E) -> Result<(), Ending<T, E>> {
+        match (self.decide)(self, &error) {
+            Some(delay) => {
+                State::sleep_sync(delay);
+                Ok(())
+            }
+            None => Err(self.give_up(error)),
+        }
+    }
+
+    /// The call's first attempt ran in a frame of its own, from `started`
+    /// (see [`crate::engine::first`]): the call takes over its idempotency
+    /// key and its start.
+    #[inline]
+    pub(crate) fn took_over(&mut self, first: &Frame<'p>, started: crate::metrics::Started) {
+        self.state.took_over(first, started);
+    }
+
+    /// The first attempt ran in a frame of its own (see
+    /// [`crate::engine::first`]) and failed with `error`: the call takes
+    /// it over, decides, and goes on.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn after_first_sync<R>(
+        mut self,
+        first: &Frame<'p>,
+        started: crate::metrics::Started,
+        error: E,
+        body: impl FnMut() -> R,
+    ) -> Ending<R::Ok, E>
+    where
+        R: IsResult<Error = E>,
+    {
+        self.took_over(first, started);
+        if let Err(ending) = self.failed_sync(error) {
+            return ending;
+        }
+        self.run_sync(body)
+    }
+
+    /// After a failed attempt of an async call: the decision, then the
+    /// sleep before the next attempt (`None`), or the call's end. Also the
+    /// end of the turn of a first attempt that ran before the call was made
+    /// (see [`crate::engine::first`]).
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn failed_async<T>(&mut self, error: E) -> Option<Ending<T, E>> {
+        match (self.decide)(self, &error) {
+            Some(delay) => {
+                self.state.sleep_async(delay).await;
+                None
+            }
+            None => Some(self.give_up(error)),
         }
     }
 

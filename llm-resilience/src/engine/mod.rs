@@ -9,5 +9,6 @@ mod decision;
 pub(crate) mod driver;
 pub(crate) mod elapsed;
 pub(crate) mod event;
+pub(crate) mod first;
 mod sleep;
 pub(crate) mod state;

@@ -105,6 +105,13 @@ impl<'p> Start<'p> {
         self.guards = guards;
         self
     }
+
+    /// The same call, paced by `limiter`.
+    #[inline(always)]
+    pub(crate) const fn limited(mut self, limiter: Option<&'p AdaptiveLimiter>) -> Self {
+        self.guards.limiter = limiter;
+        self
+    }
 }
 
 /// The part of a call's state that only failures use.
@@ -212,17 +219,19 @@ impl<'p> State<'p> {
         self.guards.breaker = Some(breaker);
     }
 
+    /// The call's first attempt ran in `first`, a frame of its own, from
+    /// `started` (see [`crate::engine::first`]): the call takes over its
+    /// idempotency key and its start.
+    #[cold]
+    pub(crate) fn took_over(&mut self, first: &Frame<'p>, started: metrics::Started) {
+        self.frame.key.take_over(&first.key);
+        self.started = started;
+    }
+
     /// Count the call and its retries against `budget`.
     #[inline]
     pub(crate) fn set_budget(&mut self, budget: &'p RetryBudget) {
         self.guards.budget = Some(budget);
-    }
-
-    /// Pace the call's attempts with `limiter`.
-    #[inline]
-    pub(crate) fn set_limiter(&mut self, limiter: &'p AdaptiveLimiter) {
-        self.guards.limiter = Some(limiter);
-        self.frame.limiter = Some(limiter);
     }
 
     /// Pace the call's attempts on tokens too, at `tokens` each.

@@ -1,0 +1,222 @@
+//! The first attempt of a call that nothing has to admit: only the
+//! attempt's frame is made, and the call's state, hooks and span only if
+//! it fails.
+//!
+//! Most calls succeed at once. Before their first attempt a call with no
+//! breaker, no budget, no deadline of its own, no attempt timeout (async)
+//! and a limiter that does not pace (a function's own limiter before its
+//! first `429`) has nothing to do but make the frame that
+//! [`attempt()`](crate::attempt()) shows; writing out the whole [`State`]
+//! and [`Call`] first cost more than the rest of such a call. So the call
+//! starts as a [`Light`] and a closure that makes the [`Call`]: if the first
+//! attempt succeeds, the closure is never run; if it fails, the call is made
+//! then, takes over the first attempt's frame (its idempotency key) and its
+//! start time, and goes on in the driver as any call whose first attempt
+//! failed. A call that has something to admit is made at once.
+
+#[cfg(feature = "tokio")]
+use crate::engine::attempt::InFrame;
+#[cfg(feature = "tokio")]
+use core::future::Future;
+#[cfg(feature = "tokio")]
+use core::mem;
+#[cfg(feature = "tokio")]
+use core::pin::Pin;
+
+use crate::engine::attempt::{inherited_deadline, Frame};
+use crate::engine::driver::{Call, Ending, IsResult};
+use crate::metrics::{self, MetricKeys, Outcome};
+use crate::time::Clock;
+use crate::{AdaptiveLimiter, Policy};
+
+/// What a call's first attempt needs, to run without the call's state.
+/// Generated code makes it; public only through `__private`.
+#[derive(Debug, Clone, Copy)]
+pub struct Light<'p> {
+    policy: &'p Policy,
+    name: &'static MetricKeys,
+    limiter: Option<&'p AdaptiveLimiter>,
+    /// Whether the call has a breaker or a budget: they see every attempt.
+    guarded: bool,
+}
+
+impl<'p> Light<'p> {
+    /// A call of `policy`, counted under `name`, paced by `limiter`, with
+    /// a breaker or a budget if `guarded`.
+    #[inline(always)]
+    pub const fn new(
+        policy: &'p Policy,
+        name: &'static MetricKeys,
+        limiter: Option<&'p AdaptiveLimiter>,
+        guarded: bool,
+    ) -> Self {
+        Light {
+            policy,
+            name,
+            limiter,
+            guarded,
+        }
+    }
+
+    /// The first attempt's frame, if nothing has to happen before it.
+    #[inline(always)]
+    fn frame(&self, clock: Clock, cut_off: bool) -> Option<Frame<'p>> {
+        let admit = self.guarded
+            || self.policy.deadline.is_some()
+            || (cut_off && self.policy.attempt_timeout.is_some())
+            || !self.limiter.is_none_or(AdaptiveLimiter::is_idle);
+        if admit {
+            return None;
+        }
+        let mut frame = Frame::new(1, inherited_deadline(), clock);
+        frame.limiter = self.limiter;
+        Some(frame)
+    }
+
+    /// The first attempt succeeded: what [`State::succeeded`] does for a
+    /// call that holds no permit and no limiter window.
+    ///
+    /// [`State::succeeded`]: crate::engine::state::State::succeeded
+    #[inline(always)]
+    fn succeeded(&self, started: metrics::Started) {
+        if let Some(limiter) = self.limiter {
+            limiter.on_success();
+        }
+        metrics::call_finished(self.name, Outcome::FirstTrySuccess, started);
+    }
+}
+
+/// Run a sync call to its end; `make` makes its [`Call`] only if its first
+/// attempt fails or has to be admitted.
+#[inline(always)]
+pub fn run_sync<'p, R, W, H>(
+    light: Light<'p>,
+    make: impl FnOnce() -> Call<'p, R::Error, W, H>,
+    mut body: impl FnMut() -> R,
+) -> Ending<R::Ok, R::Error>
+where
+    R: IsResult,
+{
+    let Some(frame) = light.frame(Clock::Std, false) else {
+        return made_sync(make, body);
+    };
+    let started = metrics::start();
+    match frame.enter(&mut body).into_result() {
+        Ok(value) => {
+            light.succeeded(started);
+            Ending::Return(Ok(value))
+        }
+        Err(error) => failed_first_sync(make, &frame, started, error, body),
+    }
+}
+
+/// [`run_sync`] for a call that has to be admitted: made at once. Out of
+/// line, so that the success path of the other calls stays small.
+#[inline(never)]
+fn made_sync<'p, R, W, H>(
+    make: impl FnOnce() -> Call<'p, R::Error, W, H>,
+    body: impl FnMut() -> R,
+) -> Ending<R::Ok, R::Error>
+where
+    R: IsResult,
+{
+    make().run_sync(body)
+}
+
+/// [`run_sync`] after a failed first attempt: the call is made and goes on.
+#[cold]
+#[inline(never)]
+fn failed_first_sync<'p, R, W, H>(
+    make: impl FnOnce() -> Call<'p, R::Error, W, H>,
+    first: &Frame<'p>,
+    started: metrics::Started,
+    error: R::Error,
+    body: impl FnMut() -> R,
+) -> Ending<R::Ok, R::Error>
+where
+    R: IsResult,
+{
+    make().after_first_sync(first, started, error, body)
+}
+
+/// An async call: its [`Light`] and what makes its [`Call`], until the
+/// call is made. Generated code drives it with
+/// [`attempt_async`](Self::attempt_async) in a `loop`, as it would the
+/// [`Call`]; public only through `__private`.
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub struct Lazy<'p, E, W, H, M> {
+    stage: Stage<'p, E, W, H, M>,
+}
+
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+enum Stage<'p, E, W, H, M> {
+    /// Before the first attempt.
+    First(Light<'p>, M),
+    /// The call is made.
+    Made(Call<'p, E, W, H>),
+    /// Only while the call is being made.
+    Making,
+}
+
+#[cfg(feature = "tokio")]
+impl<'p, E, W, H, M> Lazy<'p, E, W, H, M>
+where
+    M: FnOnce() -> Call<'p, E, W, H>,
+{
+    /// An async call that `make` makes only if its first attempt fails or
+    /// has to be admitted.
+    #[inline(always)]
+    pub fn new(light: Light<'p>, make: M) -> Self {
+        Lazy {
+            stage: Stage::First(light, make),
+        }
+    }
+
+    /// The call, made now if it was not.
+    #[cold]
+    fn made(&mut self) -> &mut Call<'p, E, W, H> {
+        if matches!(self.stage, Stage::First(..)) {
+            if let Stage::First(_, make) = mem::replace(&mut self.stage, Stage::Making) {
+                self.stage = Stage::Made(make());
+            }
+        }
+        match &mut self.stage {
+            Stage::Made(call) => call,
+            // `Making` lasts only for the call to `make` above, and
+            // `First` became `Made` there.
+            Stage::First(..) | Stage::Making => unreachable!("a lazy call is made once"),
+        }
+    }
+
+    /// One turn of the call, as [`Call::attempt_async`]: `Some` once it has
+    /// ended. The first runs in a frame of its own if nothing has to admit
+    /// it.
+    #[inline]
+    pub async fn attempt_async<R, F>(&mut self, body: Pin<&mut F>) -> Option<Ending<R::Ok, E>>
+    where
+        R: IsResult<Error = E>,
+        F: Future<Output = R>,
+    {
+        if let Stage::First(light, _) = &self.stage {
+            let light = *light;
+            if let Some(frame) = light.frame(Clock::Tokio, true) {
+                let started = metrics::start();
+                let outcome = InFrame::new(&frame, body).await;
+                return match outcome.into_result() {
+                    Ok(value) => {
+                        light.succeeded(started);
+                        Some(Ending::Return(Ok(value)))
+                    }
+                    Err(error) => {
+                        let call = self.made();
+                        call.took_over(&frame, started);
+                        call.failed_async(error).await
+                    }
+                };
+            }
+        }
+        self.made().attempt_async(body).await
+    }
+}
