@@ -151,6 +151,8 @@ pub struct Lazy<'p, E, W, H, M> {
 
 #[cfg(feature = "tokio")]
 #[derive(Debug)]
+// The call is made in place, never boxed: a call must not allocate.
+#[allow(clippy::large_enum_variant)]
 enum Stage<'p, E, W, H, M> {
     /// Before the first attempt.
     First(Light<'p>, M),
