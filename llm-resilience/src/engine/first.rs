@@ -100,6 +100,7 @@ where
     let Some(frame) = light.frame(Clock::Std, false) else {
         return made_sync(make, body);
     };
+    #[allow(clippy::let_unit_value)] // a unit without the `metrics` feature
     let started = metrics::start();
     match frame.enter(&mut body).into_result() {
         Ok(value) => {
@@ -204,6 +205,7 @@ where
         if let Stage::First(light, _) = &self.stage {
             let light = *light;
             if let Some(frame) = light.frame(Clock::Tokio, true) {
+                #[allow(clippy::let_unit_value)] // a unit without the `metrics` feature
                 let started = metrics::start();
                 let outcome = InFrame::new(&frame, body).await;
                 return match outcome.into_result() {
