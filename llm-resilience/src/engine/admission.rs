@@ -65,6 +65,46 @@ impl Drop for GiveBack<'_> {
     }
 }
 
+/// The wait for a limiter's slot before an attempt: naps of at most
+/// [`RECHECK_PACING`], after each of which the slot is checked again (the
+/// limiter may have learnt a lower rate, or the deadline come nearer).
+struct Pacing<'l> {
+    unused: GiveBack<'l>,
+    /// The wait left at the last check.
+    pace: Duration,
+    skip: bool,
+    /// Whether a nap was handed out.
+    started: bool,
+}
+
+impl<'l> Pacing<'l> {
+    /// The next nap, or `None` once the slot is due.
+    fn nap<E>(
+        &mut self,
+        state: &mut State<'_>,
+        refusals: &Refusals<E>,
+    ) -> Result<Option<Duration>, E> {
+        if self.skip {
+            return Ok(None);
+        }
+        if self.started {
+            match state.still_to_wait(&mut self.unused.slot, refusals)? {
+                Some(more) => self.pace = more,
+                None => return Ok(None),
+            }
+        }
+        self.started = true;
+        Ok(Some(self.pace.min(RECHECK_PACING)))
+    }
+
+    /// The slot is due: the breaker's permit, then the attempt holds it.
+    fn admitted<E>(self, state: &mut State<'_>, refusals: &Refusals<E>) -> Result<(), E> {
+        state.permit_for_attempt(refusals)?;
+        state.held = Held::from(self.unused.used());
+        Ok(())
+    }
+}
+
 impl<'p> State<'p> {
     /// Before an attempt of a call with guards, in order: the breaker's
     /// verdict (an open breaker refuses at once, before anything else is
@@ -241,38 +281,13 @@ impl<'p> State<'p> {
         limiter: &AdaptiveLimiter,
         refusals: &Refusals<E>,
     ) -> Result<(), E> {
-        let (pace, slot) = self.take_slot(limiter, refusals)?;
-        if pace.is_zero() {
-            self.held = Held::from(slot);
+        let Some(mut pacing) = self.slot(limiter, refusals)? else {
             return Ok(());
+        };
+        while let Some(nap) = pacing.nap(self, refusals)? {
+            std::thread::sleep(nap);
         }
-        self.pace_sync(pace, slot, refusals)
-    }
-
-    /// Wait for the limiter's slot before an attempt of a sync call.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn pace_sync<E>(
-        &mut self,
-        mut pace: Duration,
-        slot: Slot,
-        refusals: &Refusals<E>,
-    ) -> Result<(), E> {
-        // A slot not used in the end goes back.
-        let mut unused = GiveBack::new(self.guards.limiter, slot);
-        // Under `testing::skip_sleeps`, the whole wait is skipped at once.
-        if !crate::testing::skip_pacing(pace) {
-            loop {
-                std::thread::sleep(pace.min(RECHECK_PACING));
-                match self.still_to_wait(&mut unused.slot, refusals)? {
-                    Some(more) => pace = more,
-                    None => break,
-                }
-            }
-        }
-        self.permit_for_attempt(refusals)?;
-        self.held = Held::from(unused.used());
-        Ok(())
+        pacing.admitted(self, refusals)
     }
 
     /// [`before_attempt_sync`](Self::before_attempt_sync) for an async call.
@@ -291,45 +306,44 @@ impl<'p> State<'p> {
         }
     }
 
-    /// Take the limiter's slot and wait for it, before an attempt of an
-    /// async call.
+    /// [`slot_sync`](Self::slot_sync) for an async call.
     #[cfg(feature = "tokio")]
     pub(super) async fn slot_async<E>(
         &mut self,
         limiter: &AdaptiveLimiter,
         refusals: &Refusals<E>,
     ) -> Result<(), E> {
+        let Some(mut pacing) = self.slot(limiter, refusals)? else {
+            return Ok(());
+        };
+        while let Some(nap) = pacing.nap(self, refusals)? {
+            tokio::time::sleep(nap).await;
+        }
+        pacing.admitted(self, refusals)
+    }
+
+    /// Take the limiter's slot: `None` if it is due now (the attempt holds
+    /// it), or the wait for it, which the caller sleeps through its naps,
+    /// the sync or the async way.
+    fn slot<E>(
+        &mut self,
+        limiter: &AdaptiveLimiter,
+        refusals: &Refusals<E>,
+    ) -> Result<Option<Pacing<'p>>, E> {
         let (pace, slot) = self.take_slot(limiter, refusals)?;
         if pace.is_zero() {
             self.held = Held::from(slot);
-            return Ok(());
+            return Ok(None);
         }
-        self.pace_async(pace, slot, refusals).await
-    }
-
-    /// Wait for the limiter's slot before an attempt of an async call.
-    #[cfg(feature = "tokio")]
-    pub(super) async fn pace_async<E>(
-        &mut self,
-        mut pace: Duration,
-        slot: Slot,
-        refusals: &Refusals<E>,
-    ) -> Result<(), E> {
-        // A call dropped while it waits gives its slot back.
-        let mut unused = GiveBack::new(self.guards.limiter, slot);
-        // Under `testing::skip_sleeps`, the whole wait is skipped at once.
-        if !crate::testing::skip_pacing(pace) {
-            loop {
-                tokio::time::sleep(pace.min(RECHECK_PACING)).await;
-                match self.still_to_wait(&mut unused.slot, refusals)? {
-                    Some(more) => pace = more,
-                    None => break,
-                }
-            }
-        }
-        self.permit_for_attempt(refusals)?;
-        self.held = Held::from(unused.used());
-        Ok(())
+        Ok(Some(Pacing {
+            // A slot not used in the end (the call was dropped while it
+            // waited, or refused after) goes back.
+            unused: GiveBack::new(self.guards.limiter, slot),
+            pace,
+            // Under `testing::skip_sleeps`, the whole wait is skipped at once.
+            skip: crate::testing::skip_pacing(pace),
+            started: false,
+        }))
     }
 
     /// The breaker refused an attempt: the call fails fast (its first
