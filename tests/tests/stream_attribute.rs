@@ -4,12 +4,16 @@
 //! HTTP against the flaky provider where it does.
 #![deny(warnings, clippy::all, unused_qualifications)]
 
+#[path = "common/provider.rs"]
+mod common;
+
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use examples::flaky::{Fault, FlakyProvider, Scenario, StreamFault};
+use common::{keys, provider, reqwest_client as client};
+use examples::flaky::{Fault, Scenario, StreamFault};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 use llm_resilience::http::check;
@@ -116,17 +120,6 @@ async fn max_attempts_bounds_the_wait_for_the_first_event() {
     assert_eq!(error.kind(), ErrorKind::Server);
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
-fn provider(scenario: Scenario) -> FlakyProvider {
-    FlakyProvider::spawn(scenario).expect("the flaky provider starts")
-}
-
 fn twice(fault: StreamFault) -> Scenario {
     Scenario::FailFirst {
         failures: 2,
@@ -140,15 +133,6 @@ fn openai_body(prompt: &str) -> Value {
         "stream": true,
         "messages": [{"role": "user", "content": prompt}],
     })
-}
-
-/// The idempotency keys the provider saw, in order.
-fn keys(provider: &FlakyProvider) -> Vec<String> {
-    provider
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.idempotency_key)
-        .collect()
 }
 
 /// Borrowed arguments, an `impl Stream` success type.

@@ -6,10 +6,14 @@
 //! idempotency key.
 #![deny(warnings, clippy::all, unused_qualifications)]
 
+#[path = "common/provider.rs"]
+mod common;
+
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{provider, reqwest_client as client};
 use examples::flaky::{answer_tokens, Fault, FlakyProvider, Scenario, StreamFault};
 use futures_util::{Stream, StreamExt};
 use llm_resilience::http::{check, HttpError};
@@ -69,17 +73,6 @@ impl Api {
 
 type Bodies = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 type Reader = Frames<Bodies, Box<dyn EventFormat + Send + Sync>>;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
-fn provider(scenario: Scenario) -> FlakyProvider {
-    FlakyProvider::spawn(scenario).expect("the flaky provider starts")
-}
 
 fn stream_fault(fault: StreamFault) -> Scenario {
     Scenario::Always(Fault::Stream(fault))

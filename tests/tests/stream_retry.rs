@@ -5,10 +5,14 @@
 //! that drops the stream; a chaos run.
 #![deny(warnings, clippy::all, unused_qualifications)]
 
+#[path = "common/provider.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use common::{keys, provider, reqwest_client as client};
 use examples::flaky::{Fault, FlakyProvider, RetryAfter, Scenario, StreamFault};
 use futures_util::{Stream, StreamExt};
 use llm_resilience::http::check;
@@ -67,17 +71,6 @@ impl Api {
     }
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
-fn provider(scenario: Scenario) -> FlakyProvider {
-    FlakyProvider::spawn(scenario).expect("the flaky provider starts")
-}
-
 fn twice(fault: Fault) -> Scenario {
     Scenario::FailFirst { failures: 2, fault }
 }
@@ -112,15 +105,6 @@ async fn send(
         .send()
         .await?;
     Ok(check(response).await?.bytes_stream())
-}
-
-/// The idempotency key the call sent, read back from the provider.
-fn keys(provider: &FlakyProvider) -> Vec<String> {
-    provider
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.idempotency_key)
-        .collect()
 }
 
 /// Opens a streamed call of `api` against `provider` under `policy`.

@@ -19,6 +19,24 @@ pub fn provider(scenario: Scenario) -> FlakyProvider {
     FlakyProvider::spawn(scenario).expect("the flaky provider starts")
 }
 
+/// A reqwest client that opens a connection per request, so that a
+/// connection one test's fault cut is never reused.
+pub fn reqwest_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a reqwest client")
+}
+
+/// The idempotency keys `provider` was sent, in order.
+pub fn keys(provider: &FlakyProvider) -> Vec<String> {
+    provider
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.idempotency_key)
+        .collect()
+}
+
 /// The policy the integrations are tested under: what `#[retry]` is given in
 /// `http_provider.rs`.
 pub const POLICY: Policy = Policy::new()
