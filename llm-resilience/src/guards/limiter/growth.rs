@@ -86,7 +86,9 @@ impl AdaptiveLimiter {
         let mut grown = (rate * exponent.exp()).min(f64::MAX);
         if control.announced > 0.0 {
             // Never above what the provider says it admits.
-            grown = grown.min(control.announced * self.margin()).max(rate);
+            grown = grown
+                .min(control.announced * self.margin() * control.share)
+                .max(rate);
         }
         if grown >= self.ceiling() {
             self.go_unlimited(control, now);

@@ -108,7 +108,8 @@ impl AdaptiveLimiter {
         let control = &mut *control;
         let changed = control.announced != announced;
         control.announced = announced;
-        let target = announced * self.margin();
+        // A fleet's processes share the announced limit.
+        let target = announced * self.margin() * control.share;
         let bits = self.rate.load(Relaxed);
         if bits == UNLIMITED || f64::from_bits(bits) > target || changed {
             // Pace at the announced rate; growth after a cut stops there.

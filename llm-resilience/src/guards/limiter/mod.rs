@@ -12,12 +12,16 @@
 //! - `refusals`: what a `429` tells it: episodes, measurements, cuts,
 //!   guesses and pauses;
 //! - `growth`: setting the pacing rate, and growing it with successes;
-//! - `hints`: the limits and budgets providers announce in their headers.
+//! - `hints`: the limits and budgets providers announce in their headers;
+//! - `fleet`: what a limiter shared by several processes reads and is told
+//!   (feature `redis`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+#[cfg(feature = "redis")]
+pub(crate) mod fleet;
 mod growth;
 mod hints;
 mod initial_window;
@@ -188,6 +192,10 @@ pub struct AdaptiveLimiter {
     rate: AtomicU64,
     /// Successes reported so far.
     successes: AtomicU64,
+    /// Refusals reported so far (by [`on_rate_limited`](Self::on_rate_limited)),
+    /// for a fleet's exchange to notice one without the lock.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    refusals: AtomicU64,
     /// Twice the initial window: how many attempts may be in flight before
     /// the limiter has learnt anything; 0 once it has (or when it has none).
     window: AtomicU32,
@@ -239,6 +247,14 @@ struct Control {
     hint: Option<(i64, u64)>,
     /// The limit the provider announced, per second; 0 when none.
     announced: f64,
+    /// The share of the provider's limit this limiter may use: 1, or for a
+    /// limiter shared by a fleet of processes, 1 / the live processes. An
+    /// announced limit is taken at this share.
+    share: f64,
+    /// Until when the last pause (a `Retry-After` the fleet waits for)
+    /// holds back every slot; `LONG_AGO` when none.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    paused_until: i64,
     /// The tokens calls said they cost, against the token limit the
     /// provider announced.
     tokens: Tokens,
@@ -266,6 +282,7 @@ impl AdaptiveLimiter {
             probe_after: DEFAULT_PROBE_AFTER,
             rate: AtomicU64::new(UNLIMITED),
             successes: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
             window: AtomicU32::new(2 * DEFAULT_WINDOW),
             in_flight: AtomicU32::new(0),
             token_pacing: AtomicBool::new(false),
@@ -285,6 +302,8 @@ impl AdaptiveLimiter {
                 fast: true,
                 hint: None,
                 announced: 0.0,
+                share: 1.0,
+                paused_until: LONG_AGO,
                 tokens: Tokens::NEW,
             }),
         }

@@ -71,6 +71,7 @@ impl AdaptiveLimiter {
         let successes = self.successes.load(Relaxed);
         let mut control = self.lock();
         self.refused(&mut control, now, successes, retry_after);
+        self.refusals.fetch_add(1, Relaxed);
         // Whatever happened to the rate, the provider's bucket is empty now:
         // no burst of slots right after a refusal.
         self.drain(&mut control, now);
@@ -213,5 +214,6 @@ impl AdaptiveLimiter {
     pub(super) fn pause(&self, control: &mut Control, now: i64, wait: Duration) {
         let until = now.saturating_add(nanos_i64(wait.min(MAX_PAUSE)));
         control.schedule.not_before(until);
+        control.paused_until = control.paused_until.max(until);
     }
 }
