@@ -2,93 +2,107 @@
 //! reads from it and tells it, from its background exchange only: never on
 //! a call's path.
 //!
-//! Rates here are this process's: its share of the fleet's. The exchange
-//! turns them into the fleet's rate (times the live processes) to publish,
-//! and back.
+//! Every process's limiter runs the one algorithm on the fleet's evidence:
+//! its own successes and refusals, and those of the other processes, which
+//! the exchange feeds it as they arrive. So every rate it learns is the
+//! provider's, for the whole fleet, as one limiter in one process would
+//! learn it; each process paces at its share of that rate (`share`).
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::schedule::interval;
 use super::{AdaptiveLimiter, UNLIMITED};
 use crate::time::since_epoch_ns;
 
-/// What a limiter learnt from a refusal, for the rest of the fleet.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Learned {
-    /// The rate it paces at now (this process's), or `None` if it does not.
-    pub(crate) rate: Option<f64>,
-    /// Whether that rate grows fast (a guess) or holds and then probes (a
-    /// cut or a measurement).
-    pub(crate) fast: bool,
-    /// How long its last pause (a `Retry-After` the whole fleet waits for)
-    /// still holds every slot back, or zero.
-    pub(crate) pause: Duration,
-}
+/// A refusal reported here, for the rest of the fleet: the `Retry-After`
+/// it carried, and whether its attempt waited for a slot.
+pub(crate) type Refusal = (Option<Duration>, bool);
 
 impl AdaptiveLimiter {
-    /// The refusals reported so far: one atomic load, for the exchange to
-    /// notice a new one.
+    /// Keep the refusals reported here for [`take_refusals`](Self::take_refusals),
+    /// and call `wake` after each (under the limiter's lock: it must be
+    /// quick, and not call back into the limiter).
+    pub(crate) fn share_with_fleet(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.lock().fleet_log = Some(super::FleetLog {
+            refusals: Vec::new(),
+            wake,
+        });
+    }
+
+    /// The refusals reported here so far: one atomic load, for the exchange
+    /// to notice new ones without the lock.
     pub(crate) fn refusals(&self) -> u64 {
         self.refusals.load(Relaxed)
     }
 
-    /// What the limiter knows now: its rate, how it grows, and a pause.
-    pub(crate) fn learned(&self) -> Learned {
-        let now = since_epoch_ns();
-        let control = self.lock();
-        let bits = self.rate.load(Relaxed);
-        let rate = (bits != UNLIMITED).then(|| self.clamp(f64::from_bits(bits)));
-        let ahead = control.paused_until.saturating_sub(now);
-        let pause = Duration::from_nanos(u64::try_from(ahead).unwrap_or(0));
-        Learned {
-            rate,
-            fast: control.fast,
-            pause,
-        }
+    /// The refusals reported here since the last call.
+    pub(crate) fn take_refusals(&self) -> Vec<Refusal> {
+        let mut control = self.lock();
+        control
+            .fleet_log
+            .as_mut()
+            .map(|log| std::mem::take(&mut log.refusals))
+            .unwrap_or_default()
     }
 
-    /// Take on what another process's limiter learnt from a refusal: pace
-    /// at `learned.rate` (already this process's share), growing as it
-    /// does, with no burst credit (the provider's bucket was empty then),
-    /// and no slot before its pause is over.
-    pub(crate) fn adopt(&self, learned: Learned) {
+    /// The successes counted so far, here and elsewhere.
+    pub(crate) fn successes(&self) -> u64 {
+        self.successes.load(Relaxed)
+    }
+
+    /// Successes reported by other processes: they count towards the
+    /// admitted rate, growth and guesses, as this process's own do (but do
+    /// not grow its initial window, which holds its own attempts).
+    pub(crate) fn add_successes(&self, n: u64) {
+        self.successes.fetch_add(n, Relaxed);
+    }
+
+    /// A refusal reported by another process.
+    pub(crate) fn refused_elsewhere(&self, retry_after: Option<Duration>, paced: bool) {
+        self.refusal(retry_after, paced, false);
+    }
+
+    /// The rate learnt (the fleet's), and whether it grows fast; `None`
+    /// while it does not pace.
+    pub(crate) fn learned(&self) -> Option<(f64, bool)> {
+        let control = self.lock();
+        let bits = self.rate.load(Relaxed);
+        (bits != UNLIMITED).then(|| (self.clamp(f64::from_bits(bits)), control.fast))
+    }
+
+    /// Take on the fleet's rate, learnt before this process listened: pace
+    /// at `rate` (the fleet's) if it does not pace yet, growing `fast` or
+    /// not.
+    pub(crate) fn adopt(&self, rate: f64, fast: bool) {
         let now = since_epoch_ns();
         let successes = self.successes.load(Relaxed);
         let mut control = self.lock();
-        let control = &mut *control;
-        if let Some(rate) = learned.rate {
-            self.set_rate(control, rate, now, successes, learned.fast);
-        }
-        self.drain(control, now);
-        if !learned.pause.is_zero() {
-            self.pause(control, now, learned.pause);
+        if self.rate.load(Relaxed) == UNLIMITED {
+            self.set_rate(&mut control, rate, now, successes, fast);
+            self.drain(&mut control, now);
         }
     }
 
-    /// The share of the provider's limit this process may use: `1 / live
-    /// processes`. A change rescales the rate it paces at, an announced
-    /// limit, and, before it has learnt anything, its initial window, so
-    /// that a fleet of `n` starts no faster than one process does.
+    /// The share of the rate this process paces at: `1 / live processes`.
+    /// A change re-spaces the slots not yet due, and, before the limiter
+    /// has learnt anything, scales its initial window, so that `n`
+    /// processes starting together send no larger a herd than one.
     pub(crate) fn set_share(&self, share: f64) {
         if !(share > 0.0 && share <= 1.0) {
             return;
         }
         let now = since_epoch_ns();
         let mut control = self.lock();
-        let control = &mut *control;
-        let scale = share / control.share;
+        let scale = share / self.share();
         if scale == 1.0 {
             return;
         }
-        control.share = share;
+        self.share.store(share.to_bits(), Relaxed);
         let bits = self.rate.load(Relaxed);
         if bits != UNLIMITED {
-            let rate = self.clamp(f64::from_bits(bits) * scale).min(self.ceiling());
-            self.rate.store(rate.to_bits(), Relaxed);
-            control
-                .schedule
-                .respace(now, interval(rate), self.credit());
+            let interval = self.pacing_interval(self.clamp(f64::from_bits(bits)));
+            control.schedule.respace(now, interval, self.credit());
         }
         let window = self.window.load(Relaxed);
         if window != 0 {

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::schedule::interval;
 use super::{nanos_to_secs, AdaptiveLimiter, Control, UNLIMITED};
 use crate::time::nanos_i64;
 
@@ -86,9 +85,7 @@ impl AdaptiveLimiter {
         let mut grown = (rate * exponent.exp()).min(f64::MAX);
         if control.announced > 0.0 {
             // Never above what the provider says it admits.
-            grown = grown
-                .min(control.announced * self.margin() * control.share)
-                .max(rate);
+            grown = grown.min(control.announced * self.margin()).max(rate);
         }
         if grown >= self.ceiling() {
             self.go_unlimited(control, now);
@@ -97,7 +94,7 @@ impl AdaptiveLimiter {
         self.rate.store(grown.to_bits(), Relaxed);
         control
             .schedule
-            .respace(now, interval(grown), self.credit());
+            .respace(now, self.pacing_interval(grown), self.credit());
         Some(grown)
     }
 
@@ -124,7 +121,9 @@ impl AdaptiveLimiter {
         self.close_window();
         let rate = self.clamp(rate).min(self.ceiling());
         self.rate.store(rate.to_bits(), Relaxed);
-        control.schedule.respace(now, interval(rate), self.credit());
+        control
+            .schedule
+            .respace(now, self.pacing_interval(rate), self.credit());
         control.grown = successes;
         control.fast = fast;
         let hold = if fast { 0 } else { nanos_i64(self.probe_after) };

@@ -108,8 +108,7 @@ impl AdaptiveLimiter {
         let control = &mut *control;
         let changed = control.announced != announced;
         control.announced = announced;
-        // A fleet's processes share the announced limit.
-        let target = announced * self.margin() * control.share;
+        let target = announced * self.margin();
         let bits = self.rate.load(Relaxed);
         if bits == UNLIMITED || f64::from_bits(bits) > target || changed {
             // Pace at the announced rate; growth after a cut stops there.
@@ -143,7 +142,8 @@ impl AdaptiveLimiter {
         let now = since_epoch_ns();
         let mut control = self.lock();
         let tokens = &mut control.tokens;
-        let per_second = per_minute as f64 / 60.0 * self.margin();
+        // A fleet's processes share the provider's token bucket.
+        let per_second = per_minute as f64 / 60.0 * self.margin() * self.share();
         if tokens.per_second == 0.0 {
             // The attempts let out before the limit was known are on their
             // way, and their tokens with them.
@@ -156,7 +156,7 @@ impl AdaptiveLimiter {
         // do; until told what is left, it is full. (A `remaining` above the
         // limit is not believed.)
         let remaining = remaining.map(|left| left.min(per_minute));
-        tokens.burst = per_minute as f64;
+        tokens.burst = per_minute as f64 * self.share();
         tokens.idle_credit(now);
         if let Some(remaining) = remaining {
             tokens.observe_remaining(now, remaining);

@@ -5,7 +5,6 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use super::schedule::interval;
 use super::{AdaptiveLimiter, UNLIMITED};
 use crate::time::{nanos_i64, since_epoch_ns};
 
@@ -183,7 +182,7 @@ impl AdaptiveLimiter {
         let n = rate.map(|rate| {
             if schedule.interval == 0.0 {
                 // The first paced reservation (of an `initial_rate`).
-                schedule.interval = interval(rate);
+                schedule.interval = self.pacing_interval(rate);
             }
             // After an idle spell, up to `burst` slots are due at once.
             let earliest = now.saturating_sub((credit * schedule.interval) as i64);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult};
+use tokio::sync::Notify;
 use tokio::time::{sleep, timeout, Instant, MissedTickBehavior};
 
 use super::health::Link;
@@ -39,6 +40,13 @@ pub(super) trait Exchange: Send + 'static {
     fn message(&mut self, payload: &str);
     /// Redis is unreachable: run on local state.
     fn fall_back(&mut self);
+    /// Every `watch_every` while Redis is unreachable.
+    fn offline(&mut self) {}
+    /// What wakes it between ticks (a refusal the fleet should know at
+    /// once), if anything.
+    fn wake(&self) -> Option<Arc<Notify>> {
+        None
+    }
     /// The handle is gone: leave the fleet (best effort).
     fn leave<'a>(&'a mut self, con: &'a mut MultiplexedConnection) -> Step<'a>;
 }
@@ -103,6 +111,28 @@ async fn next_message(events: &mut Option<PubSubStream>) -> Option<redis::Msg> {
     }
 }
 
+/// Waits `wait` without Redis, the guard on local state, looking at it
+/// every `watch_every`.
+async fn offline<X: Exchange>(x: &mut X, wait: Duration, options: &FleetOptions) {
+    let until = Instant::now() + wait;
+    loop {
+        x.offline();
+        let now = Instant::now();
+        if now >= until || x.gone() {
+            return;
+        }
+        sleep(options.watch_every.min(until - now)).await;
+    }
+}
+
+/// Until `wake` is notified, or never without one.
+async fn woken(wake: &Option<Arc<Notify>>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The task of one shared guard, until its handle is dropped.
 pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOptions, mut x: X) {
     let mut backoff = options.reconnect_min;
@@ -118,7 +148,7 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
                 // Full jitter on half the backoff: processes that lost
                 // Redis together do not all come back at once.
                 let half = backoff / 2;
-                sleep(half + half.mul_f64(fastrand::f64())).await;
+                offline(&mut x, half + half.mul_f64(fastrand::f64()), &options).await;
                 backoff = (backoff * 2).min(options.reconnect_max);
                 continue;
             }
@@ -126,7 +156,7 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
         if let Err(e) = timed(options.timeout, x.resync(&mut connected.con)).await {
             x.link().down(&e);
             x.fall_back();
-            sleep(backoff).await;
+            offline(&mut x, backoff, &options).await;
             continue;
         }
         x.link().up();
@@ -134,6 +164,7 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
         let mut watch = tokio::time::interval(options.watch_every);
         watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_sync = Instant::now();
+        let wake = x.wake();
         let failure: Box<dyn std::fmt::Display + Send> = loop {
             tokio::select! {
                 _ = watch.tick() => {
@@ -146,6 +177,11 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
                         last_sync = Instant::now();
                     }
                     if let Err(e) = timed(options.timeout, x.tick(&mut connected.con, sync)).await {
+                        break Box::new(e);
+                    }
+                }
+                () = woken(&wake) => {
+                    if let Err(e) = timed(options.timeout, x.tick(&mut connected.con, false)).await {
                         break Box::new(e);
                     }
                 }

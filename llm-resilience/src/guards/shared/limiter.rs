@@ -8,44 +8,52 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use tokio::sync::Notify;
 
 use super::exchange::{member_id, Exchange, Step};
 use super::health::Link;
 use super::options::millis;
 use super::{scripts, Fleet};
-use crate::guards::limiter::fleet::Learned;
 use crate::hooks::AsLimiter;
 use crate::AdaptiveLimiter;
 
 /// An [`AdaptiveLimiter`] shared by every process that makes one with the
-/// same name: the fleet learns one rate for the provider, and each of its
-/// `n` live processes paces at `1 / n` of it.
+/// same name: the fleet learns one rate for the provider, as one limiter in
+/// one process would, and each of its `n` live processes paces at `1 / n`
+/// of it.
 ///
+/// - **One algorithm, the fleet's evidence.** Every `watch_every` (20 ms)
+///   each process publishes the successes and the `429`s its calls met
+///   since it last did (one `PUBLISH`, only when there are any), and feeds
+///   the ones the other processes publish to its local limiter as they
+///   arrive: so every local limiter guesses, measures, cuts, grows and
+///   pauses for a `Retry-After` on what the whole fleet saw, within about
+///   `watch_every` plus a round trip, and arrives at the same rate: the
+///   provider's.
 /// - **Membership.** Every `sync_every` (100 ms) each process marks itself
-///   live in a sorted set and reads how many are; its local limiter's
-///   share is `1 / n`: the rate it paces at, a limit the provider announces
-///   (`observe_limit`, which every process sees whole), and the initial
-///   window before anything is known (so that `n` processes starting
-///   together send no larger a herd than one) are all scaled to it.
-/// - **What a `429` teaches.** When the local limiter is refused (a guess,
-///   a cut, a measurement, a `Retry-After` pause), the process publishes
-///   the fleet's rate (its own times `n`), how it grows and the pause,
-///   within `watch_every` (20 ms) plus a round trip; every other process
-///   takes its share of that rate at once, with no burst credit (the
-///   provider's bucket is empty) and the same pause. A process that starts
-///   later reads the rate learnt last (kept for `key_ttl`).
+///   live in a sorted set and reads how many are; it paces at `1 / n` of
+///   the fleet's rate, and, before anything is known, keeps `1 / n` of the
+///   initial window (so that `n` processes starting together send no
+///   larger a herd than one). A token limit announced is shared the same
+///   way. A process that starts later takes the rate the fleet paces at
+///   (kept for `key_ttl`).
+///
+/// Rates are the fleet's: [`initial_rate`](AdaptiveLimiter::initial_rate),
+/// [`min_rate`](AdaptiveLimiter::min_rate),
+/// [`max_rate`](AdaptiveLimiter::max_rate) and an announced limit are the
+/// provider's, for the whole fleet; [`rate`](AdaptiveLimiter::rate) is this
+/// process's share.
 ///
 /// Calls use the local limiter alone, at the cost they have with an
 /// [`AdaptiveLimiter`]. While Redis is unreachable each process goes on
-/// pacing at the share it last knew, learning from its own `429`s, and
+/// pacing at the share it last knew, learning from its own calls alone:
+/// it counts each of its successes as `n` (its own and, unseen, the `n −
+/// 1` others'), so that its estimate stays the fleet's rate; it
 /// resynchronises when Redis is back.
 ///
 /// Made by [`Fleet::limiter`]. It derefs to the local [`AdaptiveLimiter`],
 /// and goes wherever one does (`limiter = ...`,
-/// [`Policy`](crate::Policy)'s hooks, the integrations). Give the local
-/// limiter the settings of one process; an
-/// [`initial_rate`](AdaptiveLimiter::initial_rate) is taken as the fleet's
-/// and divided once the members are known.
+/// [`Policy`](crate::Policy)'s hooks, the integrations).
 ///
 /// ```no_run
 /// use llm_resilience::shared::Fleet;
@@ -70,7 +78,10 @@ struct Shared {
 
 impl SharedLimiter {
     pub(super) fn start(fleet: &Fleet, name: &str, limiter: AdaptiveLimiter) -> Self {
-        let refusals = limiter.refusals();
+        let wake = Arc::new(Notify::new());
+        let waker = Arc::clone(&wake);
+        limiter.share_with_fleet(Arc::new(move || waker.notify_one()));
+        let successes = limiter.successes();
         let shared = Arc::new(Shared {
             limiter,
             members: AtomicUsize::new(0),
@@ -86,10 +97,12 @@ impl SharedLimiter {
             me: member_id(),
             stale_ms: millis(options.member_ttl),
             ttl_ms: millis(options.key_ttl),
-            refusals,
+            refusals: 0,
+            published: successes,
+            added: 0,
             members: 1,
+            wake,
             sync: scripts::limiter_sync(),
-            learn: scripts::limiter_learn(),
             leave: scripts::leave(),
         });
         SharedLimiter {
@@ -164,18 +177,24 @@ struct LimiterExchange {
     me: Arc<str>,
     stale_ms: u64,
     ttl_ms: u64,
-    /// The local refusals last published.
+    /// The local refusals counter when last looked at.
     refusals: u64,
+    /// The successes of this process published so far (and those it had
+    /// before it was shared).
+    published: u64,
+    /// The successes of other processes added to the local limiter.
+    added: u64,
     /// The live processes at the last sync.
     members: u64,
+    /// Notified by a refusal here.
+    wake: Arc<Notify>,
     sync: redis::Script,
-    learn: redis::Script,
     leave: redis::Script,
 }
 
 impl LimiterExchange {
-    /// Heartbeat and membership; on `resync`, also what the fleet learnt
-    /// while this process did not listen.
+    /// Heartbeat and membership; on `resync`, also the fleet's rate, for a
+    /// limiter that has not learnt one.
     async fn heartbeat(
         &mut self,
         con: &mut MultiplexedConnection,
@@ -184,13 +203,19 @@ impl LimiterExchange {
         let Some(shared) = self.shared.upgrade() else {
             return Ok(());
         };
-        let (members, rate, fast, pause): (u64, String, String, u64) = self
+        let learned = shared.limiter.learned();
+        let (rate, fast) = learned.map_or((String::new(), "0"), |(rate, fast)| {
+            (format!("{rate}"), if fast { "1" } else { "0" })
+        });
+        let (members, stored, stored_fast): (u64, String, String) = self
             .sync
             .key(&self.members_key)
             .key(&self.hash)
             .arg(&*self.me)
             .arg(self.stale_ms)
             .arg(self.ttl_ms)
+            .arg(rate)
+            .arg(fast)
             .invoke_async(con)
             .await?;
         let members = members.max(1);
@@ -201,62 +226,47 @@ impl LimiterExchange {
         shared
             .members
             .store(usize::try_from(members).unwrap_or(usize::MAX), Relaxed);
-        if resync {
-            if let Ok(fleet_rate) = rate.parse::<f64>() {
-                if shared.limiter.refusals() == self.refusals {
-                    // Nothing learnt here meanwhile: take the fleet's.
-                    shared.limiter.adopt(Learned {
-                        rate: Some(fleet_rate / members as f64),
-                        fast: fast == "1",
-                        pause: Duration::from_millis(pause),
-                    });
-                }
+        if resync && learned.is_none() {
+            if let Ok(rate) = stored.parse::<f64>() {
+                shared.limiter.adopt(rate, stored_fast == "1");
             }
         }
         Ok(())
     }
 
-    /// Publish what the local limiter learnt from its refusals since the
-    /// last time.
+    /// Publish the successes and refusals met here since the last time.
     async fn publish(&mut self, con: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         let Some(shared) = self.shared.upgrade() else {
             return Ok(());
         };
-        let refusals = shared.limiter.refusals();
-        if refusals == self.refusals {
+        let limiter = &shared.limiter;
+        let mine = limiter.successes().saturating_sub(self.added);
+        let successes = mine.saturating_sub(self.published);
+        let refusals = limiter.refusals();
+        let refused = if refusals == self.refusals {
+            Vec::new()
+        } else {
+            limiter.take_refusals()
+        };
+        if successes == 0 && refused.is_empty() {
             return Ok(());
         }
-        let learned = shared.limiter.learned();
-        let rate = learned
-            .rate
-            .map_or_else(String::new, |rate| format!("{}", rate * self.members as f64));
-        let fast = if learned.fast { "1" } else { "0" };
-        let pause = if learned.pause.is_zero() {
-            0
-        } else {
-            millis(learned.pause)
-        };
-        let payload = format!("learn {} {} {fast} {pause}", self.me, or_dash(&rate));
-        self.learn
-            .key(&self.hash)
-            .arg(&rate)
-            .arg(fast)
-            .arg(pause)
-            .arg(self.ttl_ms)
+        let mut payload = format!("ev {} {successes}", self.me);
+        for (retry_after, paced) in &refused {
+            match retry_after {
+                Some(wait) => payload.push_str(&format!(" {}", wait.as_millis())),
+                None => payload.push_str(" -"),
+            }
+            payload.push_str(if *paced { ":1" } else { ":0" });
+        }
+        redis::cmd("PUBLISH")
             .arg(&self.channel)
             .arg(payload)
-            .invoke_async::<i64>(con)
+            .query_async::<i64>(con)
             .await?;
+        self.published = mine;
         self.refusals = refusals;
         Ok(())
-    }
-}
-
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() {
-        "-"
-    } else {
-        s
     }
 }
 
@@ -273,11 +283,19 @@ impl Exchange for LimiterExchange {
         self.shared.strong_count() == 0
     }
 
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(Arc::clone(&self.wake))
+    }
+
     fn resync<'a>(&'a mut self, con: &'a mut MultiplexedConnection) -> Step<'a> {
         Box::pin(async move {
-            self.heartbeat(con, true).await?;
-            // What it learnt while it ran alone.
-            self.publish(con).await
+            // What happened while it ran alone is not the fleet's news.
+            if let Some(shared) = self.shared.upgrade() {
+                self.published = shared.limiter.successes().saturating_sub(self.added);
+                self.refusals = shared.limiter.refusals();
+                drop(shared.limiter.take_refusals());
+            }
+            self.heartbeat(con, true).await
         })
     }
 
@@ -296,22 +314,44 @@ impl Exchange for LimiterExchange {
             return;
         };
         let mut parts = payload.split(' ');
-        if parts.next() != Some("learn") || parts.next() == Some(&*self.me) {
+        if parts.next() != Some("ev") || parts.next() == Some(&*self.me) {
             return;
         }
-        let rate = parts.next().and_then(|rate| rate.parse::<f64>().ok());
-        let fast = parts.next() == Some("1");
-        let pause = parts.next().and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0);
-        let members = self.members.max(1) as f64;
-        shared.limiter.adopt(Learned {
-            rate: rate.map(|rate| rate / members),
-            fast,
-            pause: Duration::from_millis(pause),
-        });
+        let successes = parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        if successes > 0 {
+            shared.limiter.add_successes(successes);
+            self.added = self.added.saturating_add(successes);
+        }
+        for refusal in parts {
+            let (wait, paced) = refusal.split_once(':').unwrap_or((refusal, "1"));
+            let wait = wait.parse::<u64>().ok().map(Duration::from_millis);
+            shared.limiter.refused_elsewhere(wait, paced == "1");
+        }
     }
 
     fn fall_back(&mut self) {
         // The local limiter goes on at the share it last knew.
+        if let Some(shared) = self.shared.upgrade() {
+            drop(shared.limiter.take_refusals());
+        }
+    }
+
+    fn offline(&mut self) {
+        // Without news from the others, each process takes its successes
+        // as its share of the fleet's: the others', unseen, are counted
+        // as its own times the others, so that its rate estimates stay
+        // the fleet's rather than drifting down to its share.
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mine = shared.limiter.successes().saturating_sub(self.added);
+        let fresh = mine.saturating_sub(self.published);
+        self.published = mine;
+        let others = fresh.saturating_mul(self.members.saturating_sub(1));
+        if others > 0 {
+            shared.limiter.add_successes(others);
+            self.added = self.added.saturating_add(others);
+        }
     }
 
     fn leave<'a>(&'a mut self, con: &'a mut MultiplexedConnection) -> Step<'a> {

@@ -56,31 +56,22 @@ return {calls, retries, n, rank}
 ";
 
 /// A limiter's heartbeat: this process (ARGV[1]) is live; processes not
-/// heard from for ARGV[2] ms are not. Returns the live processes, and what
-/// the fleet learnt last: its rate (a string, '' if none), whether it grows
-/// fast ('1'), and how long its pause still lasts in ms.
-/// KEYS[1]: the members' sorted set; KEYS[2]: the limiter's hash.
-/// ARGV[3]: the TTL in ms.
+/// heard from for ARGV[2] ms are not. The rate it paces the fleet at, if
+/// any (ARGV[4], '' if none, and ARGV[5] '1' if it grows fast), becomes the
+/// one a process that starts later takes. Returns the live processes, and
+/// the rate ('' if none) and growth stored. KEYS[1]: the members' sorted
+/// set; KEYS[2]: the limiter's hash. ARGV[3]: the TTL in ms.
 const LIMITER_SYNC: &str = "
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local n = redis.call('ZCARD', KEYS[1])
-local h = redis.call('HMGET', KEYS[2], 'rate', 'fast', 'pause_until')
-local pause = tonumber(h[3] or '0') - now
-if pause < 0 then pause = 0 end
-return {n, h[1] or '', h[2] or '0', pause}
-";
-
-/// What a limiter learnt from a refusal: the fleet's rate ARGV[1] ('' if it
-/// does not pace), whether it grows fast ARGV[2], a pause of ARGV[3] ms;
-/// published as ARGV[6] on ARGV[5]. KEYS[1]: the limiter's hash. ARGV[4]:
-/// the TTL in ms.
-const LIMITER_LEARN: &str = "
-redis.call('HSET', KEYS[1], 'rate', ARGV[1], 'fast', ARGV[2], 'pause_until', now + tonumber(ARGV[3]))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
+local h = redis.call('HMGET', KEYS[2], 'rate', 'fast')
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], 'rate', ARGV[4], 'fast', ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return {n, h[1] or '', h[2] or '0'}
 ";
 
 /// A process leaves: its member entry (ARGV[1]) goes from KEYS[1], a sorted
@@ -114,10 +105,6 @@ pub(super) fn budget_sync() -> redis::Script {
 
 pub(super) fn limiter_sync() -> redis::Script {
     script(LIMITER_SYNC)
-}
-
-pub(super) fn limiter_learn() -> redis::Script {
-    script(LIMITER_LEARN)
 }
 
 pub(super) fn leave() -> redis::Script {
