@@ -94,7 +94,10 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.ping() {
             if Instant::now() > deadline {
-                panic!("redis-server on port {} did not answer PING within 5 s", self.port);
+                panic!(
+                    "redis-server on port {} did not answer PING within 5 s",
+                    self.port
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }

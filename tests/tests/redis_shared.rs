@@ -56,7 +56,10 @@ fn an_opening_and_a_closing_reach_every_client_within_100ms() {
         .map(|f| f.breaker("provider", template()))
         .collect();
     assert!(
-        within(Duration::from_secs(2), || breakers.iter().all(|b| b.is_connected())).is_some(),
+        within(Duration::from_secs(2), || breakers
+            .iter()
+            .all(|b| b.is_connected()))
+        .is_some(),
         "every client reaches Redis"
     );
 
@@ -71,13 +74,13 @@ fn an_opening_and_a_closing_reach_every_client_within_100ms() {
 
     // After the break, a probe that succeeds in one client closes them all.
     std::thread::sleep(Duration::from_millis(450));
-    let probe = breakers[1].try_acquire().expect("a probe once the break is over");
+    let probe = breakers[1]
+        .try_acquire()
+        .expect("a probe once the break is over");
     assert!(probe.is_probe());
     probe.success();
     let took = within(Duration::from_secs(1), || {
-        breakers
-            .iter()
-            .all(|b| b.state() == BreakerState::Closed)
+        breakers.iter().all(|b| b.state() == BreakerState::Closed)
     })
     .expect("the others close");
     assert!(took <= PROPAGATION, "closed elsewhere after {took:?}");
@@ -98,7 +101,10 @@ fn the_budget_is_the_fleets_not_each_clients() {
         budgets[0].record_call();
     }
     assert!(
-        within(Duration::from_secs(2), || budgets.iter().all(|b| b.members() == 3)).is_some(),
+        within(Duration::from_secs(2), || budgets
+            .iter()
+            .all(|b| b.members() == 3))
+        .is_some(),
         "every client sees the fleet"
     );
     // Two syncs, so that each has seen the fleet's calls.
@@ -129,7 +135,10 @@ fn what_a_429_teaches_one_client_paces_the_others() {
         .map(|f| f.limiter("provider", AdaptiveLimiter::new()))
         .collect();
     assert!(
-        within(Duration::from_secs(2), || limiters.iter().all(|l| l.members() == 2)).is_some(),
+        within(Duration::from_secs(2), || limiters
+            .iter()
+            .all(|l| l.members() == 2))
+        .is_some(),
         "every client sees the fleet"
     );
     assert_eq!(limiters[1].rate(), None);
@@ -161,14 +170,19 @@ fn a_retry_after_pause_holds_back_every_client() {
         .map(|f| f.limiter("provider", template()))
         .collect();
     assert!(
-        within(Duration::from_secs(2), || limiters.iter().all(|l| l.members() == 2)).is_some(),
+        within(Duration::from_secs(2), || limiters
+            .iter()
+            .all(|l| l.members() == 2))
+        .is_some(),
         "every client sees the fleet"
     );
     limiters[0].on_rate_limited(Some(Duration::from_secs(1)));
     assert!(limiters[0].acquire_delay() > Duration::from_millis(900));
     let mut delay = Duration::ZERO;
     let took = within(Duration::from_secs(1), || {
-        delay = limiters[1].try_acquire_within(Duration::ZERO).unwrap_err_or_zero();
+        delay = limiters[1]
+            .try_acquire_within(Duration::ZERO)
+            .unwrap_err_or_zero();
         delay > Duration::from_millis(700)
     })
     .expect("the other client pauses too");
@@ -230,7 +244,10 @@ fn redis_down_then_back_local_fallback_then_resync() {
     trip(&breakers[0]);
     assert!(breakers[0].try_acquire().is_err());
     std::thread::sleep(Duration::from_millis(150));
-    assert!(breakers[1].try_acquire().is_ok(), "nothing is shared meanwhile");
+    assert!(
+        breakers[1].try_acquire().is_ok(),
+        "nothing is shared meanwhile"
+    );
     assert!(start.elapsed() < Duration::from_millis(400));
     assert_eq!(breakers[0].fallbacks().0, 1, "still said once");
 
@@ -242,8 +259,10 @@ fn redis_down_then_back_local_fallback_then_resync() {
     })
     .expect("every client reconnects");
     assert!(breakers.iter().all(|b| b.fallbacks() == (1, 1)));
-    within(Duration::from_secs(1), || breakers[1].try_acquire().is_err())
-        .expect("the opening learnt alone reaches the other client after the resync");
+    within(Duration::from_secs(1), || {
+        breakers[1].try_acquire().is_err()
+    })
+    .expect("the opening learnt alone reaches the other client after the resync");
 }
 
 #[test]
@@ -294,7 +313,10 @@ fn keys_have_ttls_and_a_bounded_count_per_name() {
         let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
         assert!(ttl > 0 && ttl <= 1_000, "{key}: PTTL {ttl}");
     }
-    let fields: i64 = redis::cmd("HLEN").arg("t-keys:budget:p").query(&mut con).unwrap();
+    let fields: i64 = redis::cmd("HLEN")
+        .arg("t-keys:budget:p")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(fields, 4, "one field per live client");
 
     // Clients that leave are removed; those that vanish are trimmed.
@@ -366,7 +388,8 @@ static FLEET: LazyLock<Fleet> = LazyLock::new(|| {
 });
 static BREAKER: LazyLock<SharedBreaker> =
     LazyLock::new(|| FLEET.breaker("provider", CircuitBreaker::new().consecutive_failures(2)));
-static BUDGET: LazyLock<SharedBudget> = LazyLock::new(|| FLEET.budget("provider", RetryBudget::new()));
+static BUDGET: LazyLock<SharedBudget> =
+    LazyLock::new(|| FLEET.budget("provider", RetryBudget::new()));
 static LIMITER: LazyLock<SharedLimiter> =
     LazyLock::new(|| FLEET.limiter("provider", AdaptiveLimiter::new()));
 
@@ -411,5 +434,8 @@ async fn the_attribute_takes_shared_guards() {
     })
     .await;
     assert!(opened.is_ok(), "the argument's breaker opened too");
-    assert!(matches!(from_arguments(&breaker).await, Err(CallError::Open)));
+    assert!(matches!(
+        from_arguments(&breaker).await,
+        Err(CallError::Open)
+    ));
 }

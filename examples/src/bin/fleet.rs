@@ -242,9 +242,15 @@ async fn worker(job: Value) -> Value {
     let fleet = shared.then(|| {
         let options = FleetOptions::new()
             .prefix(Box::leak(
-                get("prefix").as_str().unwrap_or("fleet").to_owned().into_boxed_str(),
+                get("prefix")
+                    .as_str()
+                    .unwrap_or("fleet")
+                    .to_owned()
+                    .into_boxed_str(),
             ))
-            .watch_every(Duration::from_millis(get("watch_ms").as_u64().unwrap_or(20)));
+            .watch_every(Duration::from_millis(
+                get("watch_ms").as_u64().unwrap_or(20),
+            ));
         Fleet::with_options(get("redis").as_str().unwrap_or_default(), options)
             .expect("a Redis URL")
     });
@@ -267,8 +273,14 @@ async fn worker(job: Value) -> Value {
     });
     // Shared: wait (until the start) for the whole fleet to be seen.
     while unix_ms() < start_at {
-        let seen = guards.budget.as_ref().is_none_or(|b| b.members() >= workers)
-            && guards.limiter.as_ref().is_none_or(|l| l.members() >= workers);
+        let seen = guards
+            .budget
+            .as_ref()
+            .is_none_or(|b| b.members() >= workers)
+            && guards
+                .limiter
+                .as_ref()
+                .is_none_or(|l| l.members() >= workers);
         if seen && guards.connected() {
             break;
         }
@@ -344,7 +356,9 @@ async fn worker(job: Value) -> Value {
         }
     } else {
         let n = get("calls").as_u64().unwrap_or(0);
-        let slots = Arc::new(Semaphore::new(get("concurrency").as_u64().unwrap_or(1) as usize));
+        let slots = Arc::new(Semaphore::new(
+            get("concurrency").as_u64().unwrap_or(1) as usize
+        ));
         for i in 0..n {
             let (client, url, guards, slots) =
                 (client.clone(), url.clone(), guards.clone(), slots.clone());
@@ -526,16 +540,27 @@ fn limit_table(options: &Options, redis: &str) -> Result<(), String> {
         let report = run_fleet(options, provider, started, job, |_| {})?;
         let stats = report.provider.stats();
         if std::env::var_os("FLEET_DEBUG").is_some() {
-            eprintln!("admitted per second: {:?}", report.provider.admitted_per_second());
+            eprintln!(
+                "admitted per second: {:?}",
+                report.provider.admitted_per_second()
+            );
             let log = report.provider.requests();
             let mut refused = vec![0u32; 20];
             let mut early = vec![(0u32, 0u32); 50];
             for r in log.iter() {
                 let t = r.at.saturating_sub(report.offset).as_secs_f64();
                 let s = (t * 4.0) as usize;
-                if s < 20 && r.outcome == "429" { refused[s] += 1; }
+                if s < 20 && r.outcome == "429" {
+                    refused[s] += 1;
+                }
                 let e = (t * 100.0) as usize;
-                if e < 50 { if r.outcome == "429" { early[e].1 += 1 } else { early[e].0 += 1 } }
+                if e < 50 {
+                    if r.outcome == "429" {
+                        early[e].1 += 1
+                    } else {
+                        early[e].0 += 1
+                    }
+                }
             }
             eprintln!("refused per 250 ms: {refused:?}");
             eprintln!("first 500 ms per 10 ms (ok, 429): {early:?}");
@@ -605,9 +630,19 @@ fn outage_table(options: &Options, redis: &str) -> Result<(), String> {
             .iter()
             .filter(|r| r.began >= down_from && r.began < down_until)
             .count();
-        let attempts_down = report.provider.stats().faults.get("503").copied().unwrap_or(0);
+        let attempts_down = report
+            .provider
+            .stats()
+            .faults
+            .get("503")
+            .copied()
+            .unwrap_or(0);
         let amplification = attempts_down as f64 / calls_down.max(1) as f64;
-        let fast = report.records.iter().filter(|r| r.outcome == "fast").count();
+        let fast = report
+            .records
+            .iter()
+            .filter(|r| r.outcome == "fast")
+            .count();
         let opened: Vec<f64> = report.opened_ms.iter().flatten().copied().collect();
         let spread = (opened.len() == report.opened_ms.len() && !opened.is_empty()).then(|| {
             opened.iter().copied().fold(f64::MIN, f64::max)
@@ -705,11 +740,23 @@ fn kill_table(options: &Options, redis: &Arc<Mutex<RedisServer>>) -> Result<(), 
         let shown: Vec<String> = w
             .iter()
             .map(|(d, u)| match u {
-                Some(u) => format!("{:.2} s to {:.2} s ({:.2} s)", d / 1000.0, u / 1000.0, (u - d) / 1000.0),
+                Some(u) => format!(
+                    "{:.2} s to {:.2} s ({:.2} s)",
+                    d / 1000.0,
+                    u / 1000.0,
+                    (u - d) / 1000.0
+                ),
                 None => format!("{:.2} s, never back", d / 1000.0),
             })
             .collect();
-        println!("  worker {i}: without sharing {}", if shown.is_empty() { "never".to_owned() } else { shown.join(", ") });
+        println!(
+            "  worker {i}: without sharing {}",
+            if shown.is_empty() {
+                "never".to_owned()
+            } else {
+                shown.join(", ")
+            }
+        );
     }
     if down < up {
         let log = report.provider.requests();

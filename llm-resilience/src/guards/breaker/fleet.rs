@@ -32,7 +32,9 @@ impl CircuitBreaker {
             State::Closed => Seen::Closed,
             State::HalfOpen { .. } => Seen::HalfOpen,
             State::Isolated => Seen::Isolated,
-            State::Open { until } => Seen::Open(Duration::from_nanos(until.saturating_sub(now_ns()))),
+            State::Open { until } => {
+                Seen::Open(Duration::from_nanos(until.saturating_sub(now_ns())))
+            }
         }
     }
 

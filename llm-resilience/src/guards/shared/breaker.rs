@@ -36,15 +36,30 @@ use crate::CircuitBreaker;
 /// ```no_run
 /// use std::time::Duration;
 /// use llm_resilience::shared::Fleet;
-/// use llm_resilience::{CircuitBreaker, Policy};
+/// use llm_resilience::{CircuitBreaker, CircuitOpen, Policy};
 ///
+/// # #[derive(Debug)]
+/// # struct ChatError;
+/// # impl std::fmt::Display for ChatError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("chat") }
+/// # }
+/// # impl std::error::Error for ChatError {}
+/// # impl llm_resilience::Classify for ChatError {
+/// #     fn kind(&self) -> llm_resilience::ErrorKind { llm_resilience::ErrorKind::Server }
+/// # }
+/// # impl From<CircuitOpen> for ChatError {
+/// #     fn from(_: CircuitOpen) -> Self { ChatError }
+/// # }
+/// # impl From<llm_resilience::Elapsed> for ChatError {
+/// #     fn from(_: llm_resilience::Elapsed) -> Self { ChatError }
+/// # }
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let fleet = Fleet::new("redis://127.0.0.1:6379/")?;
 /// let breaker = fleet.breaker("openai", CircuitBreaker::new().break_for(Duration::from_secs(5)));
 /// let policy = Policy::new();
 /// let answer = policy
-///     .breaker::<std::io::Error>(&breaker)
-///     .call_async(|| async { Ok::<_, std::io::Error>("answer") })
+///     .breaker::<ChatError>(&breaker)
+///     .call_async(|| async { Ok::<_, ChatError>("answer") })
 ///     .await?;
 /// # let _ = answer;
 /// # Ok(())
@@ -153,7 +168,11 @@ impl Exchange_ {
     /// Publish the local breaker's state word `word` if the fleet should
     /// know it: an opening (for what is left of it), or a closing after
     /// one.
-    async fn publish(&mut self, con: &mut MultiplexedConnection, word: u64) -> redis::RedisResult<()> {
+    async fn publish(
+        &mut self,
+        con: &mut MultiplexedConnection,
+        word: u64,
+    ) -> redis::RedisResult<()> {
         let before = CircuitBreaker::seen(self.last);
         match CircuitBreaker::seen(word) {
             Seen::Open(left) if !left.is_zero() => {

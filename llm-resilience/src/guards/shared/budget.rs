@@ -178,7 +178,9 @@ impl BudgetExchange {
             .fleet_formula(fleet_calls)
             .saturating_sub(fleet_retries);
         let part = spare / members + u64::from(rank < spare % members);
-        shared.budget.set_fleet_cap(Some(retries.saturating_add(part)));
+        shared
+            .budget
+            .set_fleet_cap(Some(retries.saturating_add(part)));
         shared
             .members
             .store(usize::try_from(members).unwrap_or(usize::MAX), Relaxed);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 /// it.
 #[derive(Debug)]
 pub(super) struct Link {
-    /// `"breaker"`, `"budget"` or `"limiter"`.
+    /// `"breaker"`, `"budget"` or `"limiter"`: what the logs and metrics
+    /// say.
+    #[cfg_attr(not(any(feature = "tracing", feature = "metrics")), allow(dead_code))]
     pub(super) guard: &'static str,
     pub(super) name: Arc<str>,
     connected: AtomicBool,

@@ -317,7 +317,10 @@ impl Exchange for LimiterExchange {
         if parts.next() != Some("ev") || parts.next() == Some(&*self.me) {
             return;
         }
-        let successes = parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        let successes = parts
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
         if successes > 0 {
             shared.limiter.add_successes(successes);
             self.added = self.added.saturating_add(successes);

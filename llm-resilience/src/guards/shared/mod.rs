@@ -90,6 +90,9 @@
 //! # impl From<llm_resilience::CircuitOpen> for ApiError {
 //! #     fn from(_: llm_resilience::CircuitOpen) -> Self { ApiError }
 //! # }
+//! # impl From<llm_resilience::Elapsed> for ApiError {
+//! #     fn from(_: llm_resilience::Elapsed) -> Self { ApiError }
+//! # }
 //! #[retry(max_attempts = 4, breaker = BREAKER, budget = BUDGET, limiter = LIMITER)]
 //! async fn chat(prompt: &str) -> Result<String, ApiError> {
 //!     Ok(prompt.to_owned())
