@@ -39,6 +39,9 @@
 //!    classified error); it prints each worker's window without sharing (from
 //!    its fall back to its resync) and the pacing inside and outside it.
 //!
+//! With `FLEET_DEBUG=1` it also prints the provider's timelines (admitted
+//! per second, refusals per 250 ms and per second).
+//!
 //! This is a benchmark, not a test: timings depend on the machine, and a
 //! missed target is printed as `FAIL` without failing the exit status.
 
@@ -708,6 +711,25 @@ fn kill_table(options: &Options, redis: &Arc<Mutex<RedisServer>>) -> Result<(), 
         side.lock().unwrap().restart();
     })?;
     let stats = report.provider.stats();
+    if std::env::var_os("FLEET_DEBUG").is_some() {
+        eprintln!(
+            "admitted per second: {:?}",
+            report.provider.admitted_per_second()
+        );
+        let mut refused = vec![0u32; 30];
+        for r in report
+            .provider
+            .requests()
+            .iter()
+            .filter(|r| r.outcome == "429")
+        {
+            let s = r.at.saturating_sub(report.offset).as_secs() as usize;
+            if s < 30 {
+                refused[s] += 1;
+            }
+        }
+        eprintln!("refused per second: {refused:?}");
+    }
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     for r in &report.records {
         *outcomes.entry(r.outcome.as_str()).or_default() += 1;

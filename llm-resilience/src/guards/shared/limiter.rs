@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::exchange::{member_id, Exchange, Step};
 use super::health::Link;
@@ -35,8 +36,13 @@ use crate::AdaptiveLimiter;
 ///   the fleet's rate, and, before anything is known, keeps `1 / n` of the
 ///   initial window (so that `n` processes starting together send no
 ///   larger a herd than one). A token limit announced is shared the same
-///   way. A process that starts later takes the rate the fleet paces at
-///   (kept for `key_ttl`).
+///   way. A process counts from its start, and then while its calls keep
+///   coming (a success or a `429` within `member_ttl / 4`, 500 ms): an
+///   idle one leaves the set, and its share goes to the others. A smaller
+///   count is taken after three syncs (after a resynchronisation, after
+///   `member_ttl`, so that a restarted, empty Redis does not make the
+///   first process back pace for the whole fleet). A process that starts
+///   later takes the rate the fleet paces at (kept for `key_ttl`).
 ///
 /// Rates are the fleet's: [`initial_rate`](AdaptiveLimiter::initial_rate),
 /// [`min_rate`](AdaptiveLimiter::min_rate),
@@ -101,6 +107,12 @@ impl SharedLimiter {
             published: successes,
             added: 0,
             members: 1,
+            member_ttl: options.member_ttl,
+            sync_every: options.sync_every,
+            born: Instant::now(),
+            last_active: Instant::now(),
+            fewer_since: None,
+            resynced_at: Instant::now(),
             wake,
             sync: scripts::limiter_sync(),
             leave: scripts::leave(),
@@ -128,8 +140,9 @@ impl SharedLimiter {
         self.link.is_connected()
     }
 
-    /// The live processes sharing it at the last sync (this one included);
-    /// 0 before the first.
+    /// The processes it shares the rate with, as of the last sync: this
+    /// one and the other live processes that are calling (see the
+    /// membership on [`SharedLimiter`]); 0 before the first sync.
     pub fn members(&self) -> usize {
         self.shared.members.load(Relaxed)
     }
@@ -184,8 +197,20 @@ struct LimiterExchange {
     published: u64,
     /// The successes of other processes added to the local limiter.
     added: u64,
-    /// The live processes at the last sync.
+    /// The processes this one shares the rate with: the live ones that
+    /// call, and itself.
     members: u64,
+    member_ttl: Duration,
+    sync_every: Duration,
+    /// When the guard was made: a process counts as calling for its first
+    /// `member_ttl`, before its first call.
+    born: Instant,
+    /// When a call here last succeeded or was refused.
+    last_active: Instant,
+    /// Since when Redis has counted fewer processes than `members`.
+    fewer_since: Option<Instant>,
+    /// When it last resynchronised.
+    resynced_at: Instant,
     /// Notified by a refusal here.
     wake: Arc<Notify>,
     sync: redis::Script,
@@ -207,7 +232,12 @@ impl LimiterExchange {
         let (rate, fast) = learned.map_or((String::new(), "0"), |(rate, fast)| {
             (format!("{rate}"), if fast { "1" } else { "0" })
         });
-        let (members, stored, stored_fast): (u64, String, String) = self
+        // A process whose calls stopped leaves its share to the others.
+        let now = Instant::now();
+        let idle_after = self.member_ttl / 4;
+        let active = now.duration_since(self.born) < self.member_ttl
+            || now.duration_since(self.last_active) < idle_after;
+        let (calling, stored, stored_fast): (u64, String, String) = self
             .sync
             .key(&self.members_key)
             .key(&self.hash)
@@ -216,9 +246,32 @@ impl LimiterExchange {
             .arg(self.ttl_ms)
             .arg(rate)
             .arg(fast)
+            .arg(if active { "1" } else { "0" })
             .invoke_async(con)
             .await?;
-        let members = members.max(1);
+        // Counted as calling itself, for the share it would take.
+        let counted = if active { calling } else { calling + 1 }.max(1);
+        if resync {
+            self.resynced_at = now;
+        }
+        // More processes count at once; fewer only once they have been
+        // fewer for a while: three syncs, or after a resynchronisation
+        // (a restarted Redis that the others have not reached again yet)
+        // a whole `member_ttl`.
+        let hold = if now.duration_since(self.resynced_at) < self.member_ttl {
+            self.member_ttl
+        } else {
+            self.sync_every * 3
+        };
+        let members = if counted >= self.members {
+            self.fewer_since = None;
+            counted
+        } else if now.duration_since(*self.fewer_since.get_or_insert(now)) >= hold {
+            self.fewer_since = None;
+            counted
+        } else {
+            self.members
+        };
         if members != self.members || resync {
             self.members = members;
             shared.limiter.set_share(1.0 / members as f64);
@@ -251,6 +304,7 @@ impl LimiterExchange {
         if successes == 0 && refused.is_empty() {
             return Ok(());
         }
+        self.last_active = Instant::now();
         let mut payload = format!("ev {} {successes}", self.me);
         for (retry_after, paced) in &refused {
             match retry_after {
@@ -350,6 +404,9 @@ impl Exchange for LimiterExchange {
         let mine = shared.limiter.successes().saturating_sub(self.added);
         let fresh = mine.saturating_sub(self.published);
         self.published = mine;
+        if fresh > 0 {
+            self.last_active = Instant::now();
+        }
         let others = fresh.saturating_mul(self.members.saturating_sub(1));
         if others > 0 {
             shared.limiter.add_successes(others);

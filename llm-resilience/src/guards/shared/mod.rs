@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | [`SharedBreaker`] | its opening (and how long for), and its closing by a probe that succeeded | pub/sub: within `watch_every` + a round trip (about 25 ms) |
 //! | [`SharedBudget`] | the calls and retries in every process's window: each process may retry its share of what the fleet's window allows | every `sync_every` (100 ms) |
-//! | [`SharedLimiter`] | the live processes (each paces at its share of the fleet's rate), and what a `429` taught any of them: the rate, and a `Retry-After` pause | pub/sub: within `watch_every` + a round trip; membership every `sync_every` |
+//! | [`SharedLimiter`] | every process's successes and `429`s, so that each local limiter learns the provider's rate (and its `Retry-After` pauses) from the fleet's evidence; and the live processes that call, each pacing at its share of that rate | pub/sub: a `429` at once, successes every `watch_every`, plus a round trip; membership every `sync_every` |
 //!
 //! # No round trip on a call's path
 //!
@@ -51,7 +51,7 @@
 //! |---|---|---|
 //! | breaker | `{prefix}:breaker:{name}`: a hash, `open_until` (Redis time, ms) | `{prefix}:breaker:{name}:events` |
 //! | budget | `{prefix}:budget:{name}`: a hash, one field per live process (its calls, retries and last sync), stale fields removed at every sync | none |
-//! | limiter | `{prefix}:limiter:{name}`: a hash, the fleet's rate learnt last, how it grows, until when it pauses; `{prefix}:limiter:{name}:members`: a sorted set of live processes by heartbeat, trimmed past [`FleetOptions::member_ttl`] | `{prefix}:limiter:{name}:events` |
+//! | limiter | `{prefix}:limiter:{name}`: a hash, the fleet's rate paced at last and how it grows; `{prefix}:limiter:{name}:members`: a sorted set of the processes that call, by heartbeat, trimmed past [`FleetOptions::member_ttl`] | `{prefix}:limiter:{name}:events` |
 //!
 //! Times that cross processes are Redis's own (`TIME`) or durations, never
 //! one process's clock.

@@ -55,14 +55,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {calls, retries, n, rank}
 ";
 
-/// A limiter's heartbeat: this process (ARGV[1]) is live; processes not
-/// heard from for ARGV[2] ms are not. The rate it paces the fleet at, if
+/// A limiter's heartbeat: this process (ARGV[1]) is live and calling
+/// (ARGV[6] '1'), or idle ('0': it leaves the set); processes not heard
+/// from for ARGV[2] ms are not live. The rate it paces the fleet at, if
 /// any (ARGV[4], '' if none, and ARGV[5] '1' if it grows fast), becomes the
-/// one a process that starts later takes. Returns the live processes, and
-/// the rate ('' if none) and growth stored. KEYS[1]: the members' sorted
-/// set; KEYS[2]: the limiter's hash. ARGV[3]: the TTL in ms.
+/// one a process that starts later takes. Returns the live processes that
+/// call, and the rate ('' if none) and growth stored. KEYS[1]: the members'
+/// sorted set; KEYS[2]: the limiter's hash. ARGV[3]: the TTL in ms.
 const LIMITER_SYNC: &str = "
-redis.call('ZADD', KEYS[1], now, ARGV[1])
+if ARGV[6] == '1' then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local n = redis.call('ZCARD', KEYS[1])
