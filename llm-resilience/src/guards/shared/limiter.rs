@@ -263,10 +263,9 @@ impl LimiterExchange {
         } else {
             self.sync_every * 3
         };
-        let members = if counted >= self.members {
-            self.fewer_since = None;
-            counted
-        } else if now.duration_since(*self.fewer_since.get_or_insert(now)) >= hold {
+        let take = counted >= self.members
+            || now.duration_since(*self.fewer_since.get_or_insert(now)) >= hold;
+        let members = if take {
             self.fewer_since = None;
             counted
         } else {
