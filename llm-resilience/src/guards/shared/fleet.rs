@@ -19,6 +19,8 @@ use crate::{AdaptiveLimiter, CircuitBreaker, RetryBudget};
 ///
 /// Nothing connects to Redis before a guard is made, and nothing waits for
 /// it: a guard made while Redis is down runs on local state until it is up.
+/// Each guard holds its own connections: one for commands (multiplexed),
+/// and, for a breaker and a limiter, one subscribed to its channel.
 ///
 /// ```no_run
 /// use llm_resilience::shared::{Fleet, FleetOptions};
