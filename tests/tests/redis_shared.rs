@@ -440,3 +440,54 @@ async fn the_attribute_takes_shared_guards() {
         Err(CallError::Open)
     ));
 }
+
+/// The shared-guard series of the guard named `guard_name` in one snapshot:
+/// the `retry_shared_connected` gauge, and the increments of
+/// `retry_shared_fallbacks_total` since the last snapshot (the debugging
+/// recorder's snapshots drain counters).
+fn read(snapshotter: &metrics_util::debugging::Snapshotter, guard_name: &str) -> (f64, u64) {
+    use metrics_util::debugging::DebugValue;
+    let (mut connected, mut fallbacks) = (f64::NAN, 0);
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        if !key
+            .labels()
+            .any(|l| l.key() == "name" && l.value() == guard_name)
+        {
+            continue;
+        }
+        match (key.name(), value) {
+            ("retry_shared_connected", DebugValue::Gauge(g)) => connected = g.into_inner(),
+            ("retry_shared_fallbacks_total", DebugValue::Counter(n)) => fallbacks += n,
+            _ => {}
+        }
+    }
+    (connected, fallbacks)
+}
+
+#[test]
+fn losing_redis_is_said_once_in_metrics() {
+    // The background threads record to the global recorder; this test is
+    // the only one of this file that installs it.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+    let mut redis = RedisServer::start();
+    let options = FleetOptions::new()
+        .prefix("t-metrics")
+        .reconnect(Duration::from_millis(50), Duration::from_millis(100));
+    let fleet = Fleet::with_options(&redis.url(), options).unwrap();
+    let breaker = fleet.breaker("metered", CircuitBreaker::new());
+    within(Duration::from_secs(2), || breaker.is_connected()).expect("connects");
+    assert_eq!(read(&snapshotter, "metered"), (1.0, 0));
+
+    redis.kill();
+    within(Duration::from_secs(2), || !breaker.is_connected()).expect("notices");
+    // Several reconnection attempts fail meanwhile; the loss counts once.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(read(&snapshotter, "metered"), (0.0, 1));
+
+    redis.restart();
+    within(Duration::from_secs(3), || breaker.is_connected()).expect("reconnects");
+    assert_eq!(read(&snapshotter, "metered"), (1.0, 0));
+}
