@@ -5,3 +5,4 @@
 
 pub mod flaky;
 pub mod outage;
+pub mod redis_server;

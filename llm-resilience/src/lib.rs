@@ -129,6 +129,8 @@
 //!   `Classify for reqwest_middleware::Error`.
 //! - `async-openai`: `Classify for async_openai::error::OpenAIError`, with
 //!   `From<Elapsed>` and `From<CircuitOpen>` for it.
+//! - `redis`: `llm_resilience::shared`: a circuit breaker, a retry budget and
+//!   an adaptive limiter shared by every process of a fleet through Redis.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -157,6 +159,9 @@ pub mod hooks {
 
 #[cfg(feature = "http")]
 pub mod http;
+
+#[cfg(feature = "redis")]
+pub use guards::shared;
 
 #[cfg(feature = "stream")]
 pub mod stream;

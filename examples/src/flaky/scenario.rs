@@ -174,6 +174,16 @@ pub enum Scenario {
     },
     /// Every attempt fails with this fault.
     Always(Fault),
+    /// An outage: every attempt that arrives from `from` (since the server
+    /// started) for `down_for` fails with `fault`; every other succeeds.
+    Outage {
+        /// When the outage begins, since the server started.
+        from: Duration,
+        /// How long it lasts.
+        down_for: Duration,
+        /// How attempts fail meanwhile (a `503`, say).
+        fault: Fault,
+    },
     /// A token bucket: `rate` tokens per second, holding at most `burst`
     /// (full at start). A request that finds no token gets `429` with
     /// `retry-after: N`, N the whole seconds until the next token (at least

@@ -287,6 +287,17 @@ impl Shared {
             Scenario::FailFirst { failures, fault } if attempt <= failures => Verdict::Fault(fault),
             Scenario::FailFirst { .. } => Verdict::Pass,
             Scenario::Always(fault) => Verdict::Fault(fault),
+            Scenario::Outage {
+                from,
+                down_for,
+                fault,
+            } => {
+                if meta.at >= from && meta.at < from.saturating_add(down_for) {
+                    Verdict::Fault(fault)
+                } else {
+                    Verdict::Pass
+                }
+            }
             Scenario::Chaos { fault_rate, .. } => {
                 if state.rng.f64() < fault_rate {
                     Verdict::Fault(chaos_fault(&mut state.rng))

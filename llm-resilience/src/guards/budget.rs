@@ -6,7 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use crate::guards::window::{ppm, Span, Window, HI, LO};
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 use crate::time::now_ns;
 
 /// A cap on retries shared by many calls: retries are allowed while those
@@ -71,8 +71,15 @@ use crate::time::now_ns;
 pub struct RetryBudget {
     /// Calls (high) and retries (low).
     window: Window,
+    /// The most retries the window may hold, as a fleet of processes that
+    /// share this budget through Redis set it (`shared::SharedBudget`), in
+    /// place of the formula; [`NO_FLEET`] when none.
+    fleet_cap: AtomicU64,
     config: Config,
 }
+
+/// The `fleet_cap` of a budget that is not shared.
+const NO_FLEET: u64 = u64::MAX;
 
 #[derive(Clone, Copy)]
 struct Config {
@@ -109,6 +116,7 @@ impl RetryBudget {
         pub const fn new() -> Self {
             RetryBudget {
                 window: Window::new(),
+                fleet_cap: AtomicU64::new(NO_FLEET),
                 config: Config {
                     ratio_ppm: 100_000,
                     min_per_second: 10,
@@ -246,8 +254,19 @@ impl RetryBudget {
     }
 
     /// The retries left given the counts in the window: how many more fit
-    /// within the limit.
+    /// within the limit (the fleet's cap, when one is set).
     fn allowance(&self, calls: u64, retries: u64) -> u64 {
+        let fleet = self.fleet_cap.load(Ordering::Relaxed);
+        let cap = if fleet == NO_FLEET {
+            self.cap(calls)
+        } else {
+            u128::from(fleet)
+        };
+        u64::try_from(cap.saturating_sub(u128::from(retries))).unwrap_or(u64::MAX)
+    }
+
+    /// The most retries the formula lets a window with `calls` calls hold.
+    fn cap(&self, calls: u64) -> u128 {
         const MILLION: u128 = 1_000_000;
         // The limit in millionths of a retry, so that a ratio of 0.1 is
         // exact: ratio × calls + min_retries_per_second × window seconds.
@@ -258,8 +277,30 @@ impl RetryBudget {
         // so that the extra load never exceeds the limit, even by one.
         let cap = limit / MILLION;
         // Retries are counted in 32 bits per window.
-        let cap = cap.min(u128::from(u32::MAX));
-        u64::try_from(cap.saturating_sub(u128::from(retries))).unwrap_or(u64::MAX)
+        cap.min(u128::from(u32::MAX))
+    }
+
+    /// The calls and retries in the window now, for a fleet's exchange.
+    #[cfg(feature = "redis")]
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let bucket = self.window.advance(now_ns(), self.config.span.bucket_ns);
+        let bounds = self.window.bounds(bucket);
+        bounds.counts_wide_low(self.window.totals().load(Ordering::Acquire))
+    }
+
+    /// The most retries the formula lets the fleet's window hold, given the
+    /// fleet's calls in it: the same formula, its floor counted once.
+    #[cfg(feature = "redis")]
+    pub(crate) fn fleet_formula(&self, calls: u64) -> u64 {
+        u64::try_from(self.cap(calls)).unwrap_or(u64::MAX)
+    }
+
+    /// Hold at most `cap` retries in the window (`None`: the formula again),
+    /// as the fleet's exchange decides.
+    #[cfg(feature = "redis")]
+    pub(crate) fn set_fleet_cap(&self, cap: Option<u64>) {
+        let cap = cap.map_or(NO_FLEET, |cap| cap.min(NO_FLEET - 1));
+        self.fleet_cap.store(cap, Ordering::Relaxed);
     }
 }
 

@@ -6,10 +6,12 @@
 pub(crate) mod breaker;
 pub(crate) mod budget;
 pub(crate) mod limiter;
+#[cfg(feature = "redis")]
+pub mod shared;
 pub(crate) mod window;
 
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::{AdaptiveLimiter, CircuitBreaker, CircuitOpen, RetryBudget};
 
@@ -144,6 +146,14 @@ macro_rules! holders {
             }
         }
         impl<T: $trait + ?Sized> $trait for Arc<T> {
+            #[inline]
+            fn $method(&self) -> &$ty {
+                (**self).$method()
+            }
+        }
+        /// A `static` built on first use: a guard that needs a value known
+        /// only at run time, such as a shared guard's connection.
+        impl<T: $trait, F: FnOnce() -> T> $trait for LazyLock<T, F> {
             #[inline]
             fn $method(&self) -> &$ty {
                 (**self).$method()

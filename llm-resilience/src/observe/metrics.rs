@@ -18,6 +18,8 @@
 //! | `retry_stream_first_event_seconds` | histogram | `function` | streamed calls: time from the call's start to its first content event, retries included |
 //! | `retry_stream_interruptions_total` | counter | `function`, `kind` | streams interrupted after content, by kind |
 //! | `retry_stream_restarts_total` | counter | `function` | interrupted streams restarted or resumed |
+//! | `retry_shared_fallbacks_total` | counter | `guard`, `name` | times a shared guard (feature `redis`: `guard` is `breaker`, `budget` or `limiter`, `name` its name) lost Redis and ran on local state, once per loss |
+//! | `retry_shared_connected` | gauge | `guard`, `name` | 1 while a shared guard reaches Redis, 0 while it runs on local state |
 //!
 //! The success-after-retry rate is `retry_calls_total{outcome="success_after_retry"}`
 //! over all successes. With this feature on, each call reads the clock

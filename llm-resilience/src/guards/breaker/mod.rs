@@ -10,7 +10,9 @@
 //! - `permit`: [`BreakerPermit`], on which a call's outcome is reported;
 //! - `refusal`: [`BreakerState`], [`CircuitOpen`] and [`HumanWait`], what
 //!   callers see of a breaker that is not closed;
-//! - `log`: its events, through `tracing`.
+//! - `log`: its events, through `tracing`;
+//! - `fleet`: what a breaker shared by several processes reads and is told
+//!   (feature `redis`).
 
 use core::fmt;
 use std::time::Duration;
@@ -21,6 +23,8 @@ use crate::time::nanos;
 #[cfg(doc)]
 use crate::ErrorKind;
 
+#[cfg(feature = "redis")]
+pub(crate) mod fleet;
 #[cfg(feature = "tracing")]
 mod log;
 mod permit;

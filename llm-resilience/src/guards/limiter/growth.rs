@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::schedule::interval;
 use super::{nanos_to_secs, AdaptiveLimiter, Control, UNLIMITED};
 use crate::time::nanos_i64;
 
@@ -95,7 +94,7 @@ impl AdaptiveLimiter {
         self.rate.store(grown.to_bits(), Relaxed);
         control
             .schedule
-            .respace(now, interval(grown), self.credit());
+            .respace(now, self.pacing_interval(grown), self.credit());
         Some(grown)
     }
 
@@ -122,7 +121,9 @@ impl AdaptiveLimiter {
         self.close_window();
         let rate = self.clamp(rate).min(self.ceiling());
         self.rate.store(rate.to_bits(), Relaxed);
-        control.schedule.respace(now, interval(rate), self.credit());
+        control
+            .schedule
+            .respace(now, self.pacing_interval(rate), self.credit());
         control.grown = successes;
         control.fast = fast;
         let hold = if fast { 0 } else { nanos_i64(self.probe_after) };

@@ -142,7 +142,8 @@ impl AdaptiveLimiter {
         let now = since_epoch_ns();
         let mut control = self.lock();
         let tokens = &mut control.tokens;
-        let per_second = per_minute as f64 / 60.0 * self.margin();
+        // A fleet's processes share the provider's token bucket.
+        let per_second = per_minute as f64 / 60.0 * self.margin() * self.share();
         if tokens.per_second == 0.0 {
             // The attempts let out before the limit was known are on their
             // way, and their tokens with them.
@@ -155,7 +156,7 @@ impl AdaptiveLimiter {
         // do; until told what is left, it is full. (A `remaining` above the
         // limit is not believed.)
         let remaining = remaining.map(|left| left.min(per_minute));
-        tokens.burst = per_minute as f64;
+        tokens.burst = per_minute as f64 * self.share();
         tokens.idle_credit(now);
         if let Some(remaining) = remaining {
             tokens.observe_remaining(now, remaining);

@@ -12,12 +12,16 @@
 //! - `refusals`: what a `429` tells it: episodes, measurements, cuts,
 //!   guesses and pauses;
 //! - `growth`: setting the pacing rate, and growing it with successes;
-//! - `hints`: the limits and budgets providers announce in their headers.
+//! - `hints`: the limits and budgets providers announce in their headers;
+//! - `fleet`: what a limiter shared by several processes reads and is told
+//!   (feature `redis`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+#[cfg(feature = "redis")]
+pub(crate) mod fleet;
 mod growth;
 mod hints;
 mod initial_window;
@@ -35,6 +39,8 @@ use tokens::Tokens;
 
 /// The `rate` word of a limiter that does not pace.
 const UNLIMITED: u64 = 0;
+/// 1.0's bits: the share of a limiter that is not shared.
+const ONE: u64 = 0x3FF0_0000_0000_0000;
 /// A `next` slot long ago, far enough from `i64::MIN` to subtract from.
 const LONG_AGO: i64 = i64::MIN / 4;
 
@@ -188,6 +194,15 @@ pub struct AdaptiveLimiter {
     rate: AtomicU64,
     /// Successes reported so far.
     successes: AtomicU64,
+    /// Refusals reported here so far, for a fleet's exchange to notice one
+    /// without the lock.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    refusals: AtomicU64,
+    /// The share of the rate this process paces at, as `f64` bits: 1, or
+    /// for a limiter shared by a fleet of processes, 1 / the live
+    /// processes. Every rate the limiter learns is the provider's, for the
+    /// whole fleet; only the pacing interval takes the share.
+    share: AtomicU64,
     /// Twice the initial window: how many attempts may be in flight before
     /// the limiter has learnt anything; 0 once it has (or when it has none).
     window: AtomicU32,
@@ -210,6 +225,21 @@ pub struct AdaptiveLimiter {
     unlimited_successes: AtomicU64,
     /// The bookkeeping of refusals, touched only on the rare paths.
     control: Mutex<Control>,
+}
+
+/// What a shared limiter keeps for its fleet's exchange (see
+/// `Control::fleet_log`).
+struct FleetLog {
+    refusals: Vec<(Option<Duration>, bool)>,
+    wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+}
+
+impl core::fmt::Debug for FleetLog {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FleetLog")
+            .field("refusals", &self.refusals)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The paced path's state: the schedule of send slots, growth, and what the
@@ -239,6 +269,12 @@ struct Control {
     hint: Option<(i64, u64)>,
     /// The limit the provider announced, per second; 0 when none.
     announced: f64,
+    /// The refusals reported here, kept for a fleet's exchange while the
+    /// limiter is shared (`None` otherwise): the `Retry-After` each
+    /// carried, and whether its attempt waited for a slot; and how to wake
+    /// the exchange, so that a refusal reaches the fleet at once.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fleet_log: Option<FleetLog>,
     /// The tokens calls said they cost, against the token limit the
     /// provider announced.
     tokens: Tokens,
@@ -266,6 +302,8 @@ impl AdaptiveLimiter {
             probe_after: DEFAULT_PROBE_AFTER,
             rate: AtomicU64::new(UNLIMITED),
             successes: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
+            share: AtomicU64::new(ONE),
             window: AtomicU32::new(2 * DEFAULT_WINDOW),
             in_flight: AtomicU32::new(0),
             token_pacing: AtomicBool::new(false),
@@ -285,6 +323,7 @@ impl AdaptiveLimiter {
                 fast: true,
                 hint: None,
                 announced: 0.0,
+                fleet_log: None,
                 tokens: Tokens::NEW,
             }),
         }
@@ -516,7 +555,18 @@ impl AdaptiveLimiter {
         let bits = self.rate.load(Relaxed);
         let rate = self.clamp(f64::from_bits(bits));
         // An initial rate above the ceiling does not pace either.
-        (bits != UNLIMITED && rate < self.ceiling()).then_some(rate)
+        (bits != UNLIMITED && rate < self.ceiling()).then(|| rate * self.share())
+    }
+
+    /// The share of the rate this process paces at (see `share`).
+    fn share(&self) -> f64 {
+        f64::from_bits(self.share.load(Relaxed))
+    }
+
+    /// The interval between send slots at the (fleet's) rate `rate`: this
+    /// process paces at its share of it.
+    fn pacing_interval(&self, rate: f64) -> f64 {
+        schedule::interval(rate * self.share())
     }
 
     /// How many slots of an idle spell may be due at once beyond the first:

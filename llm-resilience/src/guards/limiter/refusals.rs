@@ -30,6 +30,8 @@ const GAP_COUNT: f64 = 20.0;
 /// long (seconds), and at least `MIN_GUESS_COUNT` of them.
 const GUESS_SPAN: f64 = 0.1;
 const MIN_GUESS_COUNT: f64 = 5.0;
+/// The most refusals kept for a fleet's exchange between two of its looks.
+const FLEET_LOG_MAX: usize = 1024;
 /// The longest the whole fleet is held back by one hint.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
 
@@ -67,13 +69,7 @@ impl AdaptiveLimiter {
     /// assert!(limiter.rate().is_some());
     /// ```
     pub fn on_rate_limited(&self, retry_after: Option<Duration>) {
-        let now = since_epoch_ns();
-        let successes = self.successes.load(Relaxed);
-        let mut control = self.lock();
-        self.refused(&mut control, now, successes, retry_after);
-        // Whatever happened to the rate, the provider's bucket is empty now:
-        // no burst of slots right after a refusal.
-        self.drain(&mut control, now);
+        self.refusal(retry_after, true, true);
     }
 
     /// [`on_rate_limited`](Self::on_rate_limited) for the retry engine, which
@@ -82,11 +78,31 @@ impl AdaptiveLimiter {
     /// known) says nothing about the rate it paces at now, so it does not
     /// cut it.
     pub(crate) fn rate_limited(&self, retry_after: Option<Duration>, paced: bool) {
-        if paced || self.rate.load(Relaxed) == UNLIMITED {
-            return self.on_rate_limited(retry_after);
-        }
+        self.refusal(retry_after, paced, true);
+    }
+
+    /// A refusal: reported `here`, or by another process of a fleet that
+    /// shares the limiter. One of an attempt that did not wait for a slot
+    /// (not `paced`) only drains the burst credit once the limiter paces.
+    pub(super) fn refusal(&self, retry_after: Option<Duration>, paced: bool, here: bool) {
         let now = since_epoch_ns();
-        self.drain(&mut self.lock(), now);
+        let successes = self.successes.load(Relaxed);
+        let mut control = self.lock();
+        if paced || self.rate.load(Relaxed) == UNLIMITED {
+            self.refused(&mut control, now, successes, retry_after);
+        }
+        if here {
+            if let Some(log) = &mut control.fleet_log {
+                if log.refusals.len() < FLEET_LOG_MAX {
+                    log.refusals.push((retry_after, paced));
+                }
+                self.refusals.fetch_add(1, Relaxed);
+                (log.wake)();
+            }
+        }
+        // Whatever happened to the rate, the provider's bucket is empty now:
+        // no burst of slots right after a refusal.
+        self.drain(&mut control, now);
     }
 
     /// The bookkeeping of [`on_rate_limited`](Self::on_rate_limited).

@@ -5,7 +5,6 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use super::schedule::interval;
 use super::{AdaptiveLimiter, UNLIMITED};
 use crate::time::{nanos_i64, since_epoch_ns};
 
@@ -129,7 +128,22 @@ impl AdaptiveLimiter {
                 let mut due = now;
                 if let Some(n) = n {
                     if self.rate.load(Relaxed) != UNLIMITED {
-                        due = due.max(control.schedule.due(n));
+                        let schedule = &mut control.schedule;
+                        // A caller that finds its slot long past (the rate
+                        // rose while it slept between two looks, and moved
+                        // its slot earlier) is put back on the schedule
+                        // from now, and the slots after it move on with it:
+                        // the callers that slept through their slots do not
+                        // all go at once when they look again.
+                        let late = now.saturating_sub(schedule.due(n)) as f64;
+                        if schedule.interval > 0.0
+                            && late > (self.credit() + 2.0) * schedule.interval
+                            && n as f64 >= schedule.anchor_n
+                        {
+                            schedule.anchor_n = n as f64;
+                            schedule.anchor_t = now;
+                        }
+                        due = due.max(schedule.due(n));
                     }
                 }
                 if let Some((start, cost)) = tokens {
@@ -183,7 +197,7 @@ impl AdaptiveLimiter {
         let n = rate.map(|rate| {
             if schedule.interval == 0.0 {
                 // The first paced reservation (of an `initial_rate`).
-                schedule.interval = interval(rate);
+                schedule.interval = self.pacing_interval(rate);
             }
             // After an idle spell, up to `burst` slots are due at once.
             let earliest = now.saturating_sub((credit * schedule.interval) as i64);

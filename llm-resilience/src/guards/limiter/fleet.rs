@@ -1,0 +1,113 @@
+//! What a limiter shared by a fleet of processes (`shared::SharedLimiter`)
+//! reads from it and tells it, from its background exchange only: never on
+//! a call's path.
+//!
+//! Every process's limiter runs the one algorithm on the fleet's evidence:
+//! its own successes and refusals, and those of the other processes, which
+//! the exchange feeds it as they arrive. So every rate it learns is the
+//! provider's, for the whole fleet, as one limiter in one process would
+//! learn it; each process paces at its share of that rate (`share`).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{AdaptiveLimiter, UNLIMITED};
+use crate::time::since_epoch_ns;
+
+/// A refusal reported here, for the rest of the fleet: the `Retry-After`
+/// it carried, and whether its attempt waited for a slot.
+pub(crate) type Refusal = (Option<Duration>, bool);
+
+impl AdaptiveLimiter {
+    /// Keep the refusals reported here for [`take_refusals`](Self::take_refusals),
+    /// and call `wake` after each (under the limiter's lock: it must be
+    /// quick, and not call back into the limiter).
+    pub(crate) fn share_with_fleet(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.lock().fleet_log = Some(super::FleetLog {
+            refusals: Vec::new(),
+            wake,
+        });
+    }
+
+    /// The refusals reported here so far: one atomic load, for the exchange
+    /// to notice new ones without the lock.
+    pub(crate) fn refusals(&self) -> u64 {
+        self.refusals.load(Relaxed)
+    }
+
+    /// The refusals reported here since the last call.
+    pub(crate) fn take_refusals(&self) -> Vec<Refusal> {
+        let mut control = self.lock();
+        control
+            .fleet_log
+            .as_mut()
+            .map(|log| std::mem::take(&mut log.refusals))
+            .unwrap_or_default()
+    }
+
+    /// The successes counted so far, here and elsewhere.
+    pub(crate) fn successes(&self) -> u64 {
+        self.successes.load(Relaxed)
+    }
+
+    /// Successes reported by other processes: they count towards the
+    /// admitted rate, growth and guesses, as this process's own do (but do
+    /// not grow its initial window, which holds its own attempts).
+    pub(crate) fn add_successes(&self, n: u64) {
+        self.successes.fetch_add(n, Relaxed);
+    }
+
+    /// A refusal reported by another process.
+    pub(crate) fn refused_elsewhere(&self, retry_after: Option<Duration>, paced: bool) {
+        self.refusal(retry_after, paced, false);
+    }
+
+    /// The rate learnt (the fleet's), and whether it grows fast; `None`
+    /// while it does not pace.
+    pub(crate) fn learned(&self) -> Option<(f64, bool)> {
+        let control = self.lock();
+        let bits = self.rate.load(Relaxed);
+        (bits != UNLIMITED).then(|| (self.clamp(f64::from_bits(bits)), control.fast))
+    }
+
+    /// Take on the fleet's rate, learnt before this process listened: pace
+    /// at `rate` (the fleet's) if it does not pace yet, growing `fast` or
+    /// not.
+    pub(crate) fn adopt(&self, rate: f64, fast: bool) {
+        let now = since_epoch_ns();
+        let successes = self.successes.load(Relaxed);
+        let mut control = self.lock();
+        if self.rate.load(Relaxed) == UNLIMITED {
+            self.set_rate(&mut control, rate, now, successes, fast);
+            self.drain(&mut control, now);
+        }
+    }
+
+    /// The share of the rate this process paces at: `1 / live processes`.
+    /// A change re-spaces the slots not yet due, and, before the limiter
+    /// has learnt anything, scales its initial window, so that `n`
+    /// processes starting together send no larger a herd than one.
+    pub(crate) fn set_share(&self, share: f64) {
+        if !(share > 0.0 && share <= 1.0) {
+            return;
+        }
+        let now = since_epoch_ns();
+        let mut control = self.lock();
+        let scale = share / self.share();
+        if scale == 1.0 {
+            return;
+        }
+        self.share.store(share.to_bits(), Relaxed);
+        let bits = self.rate.load(Relaxed);
+        if bits != UNLIMITED {
+            let interval = self.pacing_interval(self.clamp(f64::from_bits(bits)));
+            control.schedule.respace(now, interval, self.credit());
+        }
+        let window = self.window.load(Relaxed);
+        if window != 0 {
+            let scaled = (f64::from(window) * scale).round() as u32;
+            self.window.store(scaled.max(2), Relaxed);
+        }
+    }
+}

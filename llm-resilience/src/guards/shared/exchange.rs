@@ -1,0 +1,207 @@
+//! The background task of one shared guard: connect, resynchronise, then
+//! watch the local guard, sync with the fleet and apply what other
+//! processes publish, until the guard is dropped; on any failure, run on
+//! local state and reconnect with a backoff.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::{AsyncConnectionConfig, RedisError, RedisResult};
+use tokio::sync::Notify;
+use tokio::time::{sleep, timeout, Instant, MissedTickBehavior};
+
+use super::health::Link;
+use super::options::FleetOptions;
+
+/// A future of the exchange: boxed, so that the trait stays object-safe
+/// and the driver generic (an allocation per round trip, off the calls'
+/// path).
+pub(super) type Step<'a> = Pin<Box<dyn Future<Output = RedisResult<()>> + Send + 'a>>;
+
+/// What each kind of shared guard does in the exchange.
+pub(super) trait Exchange: Send + 'static {
+    /// The channel it listens on, if any.
+    fn channel(&self) -> Option<&str>;
+    /// The link its handle reads.
+    fn link(&self) -> &Link;
+    /// Whether its handle was dropped: the task ends.
+    fn gone(&self) -> bool;
+    /// Just (re)connected: read what the fleet knows into the local guard,
+    /// and publish what the local guard learnt meanwhile.
+    fn resync<'a>(&'a mut self, con: &'a mut MultiplexedConnection) -> Step<'a>;
+    /// Every `watch_every`, with `sync` true every `sync_every`: publish
+    /// what changed locally, and sync counts or membership.
+    fn tick<'a>(&'a mut self, con: &'a mut MultiplexedConnection, sync: bool) -> Step<'a>;
+    /// A message another process (or this one) published.
+    fn message(&mut self, payload: &str);
+    /// Redis is unreachable: run on local state.
+    fn fall_back(&mut self);
+    /// Every `watch_every` while Redis is unreachable.
+    fn offline(&mut self) {}
+    /// What wakes it between ticks (a refusal the fleet should know at
+    /// once), if anything.
+    fn wake(&self) -> Option<Arc<Notify>> {
+        None
+    }
+    /// The handle is gone: leave the fleet (best effort).
+    fn leave<'a>(&'a mut self, con: &'a mut MultiplexedConnection) -> Step<'a>;
+}
+
+/// Runs `op`, failing once `limit` has passed.
+pub(super) async fn timed<T>(
+    limit: Duration,
+    op: impl Future<Output = RedisResult<T>>,
+) -> RedisResult<T> {
+    match timeout(limit, op).await {
+        Ok(result) => result,
+        Err(_) => Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from Redis within {limit:?}"),
+        ))),
+    }
+}
+
+/// A command connection, and the subscription to the guard's channel.
+struct Connected {
+    con: MultiplexedConnection,
+    /// Held so that the subscription stays open.
+    _sink: Option<PubSubSink>,
+    events: Option<PubSubStream>,
+}
+
+async fn connect(
+    client: &redis::Client,
+    options: &FleetOptions,
+    channel: Option<&str>,
+) -> RedisResult<Connected> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(options.timeout)
+        .set_response_timeout(options.timeout);
+    let con = timed(
+        options.timeout,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await?;
+    let (sink, events) = match channel {
+        Some(channel) => {
+            let mut pubsub = timed(options.timeout, client.get_async_pubsub()).await?;
+            timed(options.timeout, pubsub.subscribe(channel)).await?;
+            let (sink, events) = pubsub.split();
+            (Some(sink), Some(events))
+        }
+        None => (None, None),
+    };
+    Ok(Connected {
+        con,
+        _sink: sink,
+        events,
+    })
+}
+
+/// The next message on `events`, or never without a channel. `None`: the
+/// subscription ended (the connection was lost).
+async fn next_message(events: &mut Option<PubSubStream>) -> Option<redis::Msg> {
+    match events {
+        Some(events) => events.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits `wait` without Redis, the guard on local state, looking at it
+/// every `watch_every`.
+async fn offline<X: Exchange>(x: &mut X, wait: Duration, options: &FleetOptions) {
+    let until = Instant::now() + wait;
+    loop {
+        x.offline();
+        let now = Instant::now();
+        if now >= until || x.gone() {
+            return;
+        }
+        sleep(options.watch_every.min(until - now)).await;
+    }
+}
+
+/// Until `wake` is notified, or never without one.
+async fn woken(wake: &Option<Arc<Notify>>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The task of one shared guard, until its handle is dropped.
+pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOptions, mut x: X) {
+    let mut backoff = options.reconnect_min;
+    loop {
+        if x.gone() {
+            return;
+        }
+        let mut connected = match connect(&client, &options, x.channel()).await {
+            Ok(connected) => connected,
+            Err(e) => {
+                x.link().down(&e);
+                x.fall_back();
+                // Full jitter on half the backoff: processes that lost
+                // Redis together do not all come back at once.
+                let half = backoff / 2;
+                offline(&mut x, half + half.mul_f64(fastrand::f64()), &options).await;
+                backoff = (backoff * 2).min(options.reconnect_max);
+                continue;
+            }
+        };
+        if let Err(e) = timed(options.timeout, x.resync(&mut connected.con)).await {
+            x.link().down(&e);
+            x.fall_back();
+            offline(&mut x, backoff, &options).await;
+            continue;
+        }
+        x.link().up();
+        backoff = options.reconnect_min;
+        let mut watch = tokio::time::interval(options.watch_every);
+        watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_sync = Instant::now();
+        let wake = x.wake();
+        let failure: Box<dyn std::fmt::Display + Send> = loop {
+            tokio::select! {
+                _ = watch.tick() => {
+                    if x.gone() {
+                        let _ = timed(options.timeout, x.leave(&mut connected.con)).await;
+                        return;
+                    }
+                    let sync = last_sync.elapsed() >= options.sync_every;
+                    if sync {
+                        last_sync = Instant::now();
+                    }
+                    if let Err(e) = timed(options.timeout, x.tick(&mut connected.con, sync)).await {
+                        break Box::new(e);
+                    }
+                }
+                () = woken(&wake) => {
+                    if let Err(e) = timed(options.timeout, x.tick(&mut connected.con, false)).await {
+                        break Box::new(e);
+                    }
+                }
+                message = next_message(&mut connected.events) => match message {
+                    Some(message) => {
+                        if let Ok(payload) = message.get_payload::<String>() {
+                            x.message(&payload);
+                        }
+                    }
+                    None => break Box::new("the subscription to Redis was closed"),
+                },
+            }
+        };
+        x.link().down(&*failure);
+        x.fall_back();
+    }
+}
+
+/// A process's name in the fleet: its id and a random part, unique among
+/// the guards of every process.
+pub(super) fn member_id() -> Arc<str> {
+    format!("{}-{:016x}", std::process::id(), fastrand::u64(..)).into()
+}

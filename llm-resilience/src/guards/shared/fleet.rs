@@ -1,0 +1,138 @@
+//! [`Fleet`]: a Redis server and the thread that runs the shared guards'
+//! exchanges with it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::exchange::{drive, Exchange};
+use super::options::FleetOptions;
+use super::{SharedBreaker, SharedBudget, SharedLimiter};
+use crate::{AdaptiveLimiter, CircuitBreaker, RetryBudget};
+
+/// A Redis server shared by a fleet of processes, and the background
+/// thread that runs the exchanges of this process's shared guards with it
+/// (one tokio task per guard, on a current-thread runtime of the thread's
+/// own). Cheap to clone; the thread stops once the `Fleet` and every guard
+/// made from it are dropped.
+///
+/// Nothing connects to Redis before a guard is made, and nothing waits for
+/// it: a guard made while Redis is down runs on local state until it is up.
+/// Each guard holds its own connections: one for commands (multiplexed),
+/// and, for a breaker and a limiter, one subscribed to its channel.
+///
+/// ```no_run
+/// use llm_resilience::shared::{Fleet, FleetOptions};
+/// use llm_resilience::CircuitBreaker;
+///
+/// let fleet = Fleet::with_options("redis://10.0.0.5:6379/", FleetOptions::new().prefix("chat"))?;
+/// let breaker = fleet.breaker("openai", CircuitBreaker::new());
+/// assert!(breaker.try_acquire().is_ok());
+/// # Ok::<(), redis::RedisError>(())
+/// ```
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    options: FleetOptions,
+    runtime: tokio::runtime::Handle,
+    /// Dropped with the last `Fleet` or guard: the thread's runtime stops.
+    _stop: oneshot::Sender<()>,
+}
+
+impl Fleet {
+    /// A fleet on the Redis server at `url` (`redis://host:port/db`, or
+    /// `redis+unix:///path`), with the default [`FleetOptions`].
+    ///
+    /// # Errors
+    ///
+    /// When `url` is not a Redis URL, or the background thread cannot be
+    /// started. Redis itself being down is not an error.
+    pub fn new(url: &str) -> redis::RedisResult<Fleet> {
+        Self::with_options(url, FleetOptions::new())
+    }
+
+    /// [`Fleet::new`], with `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Fleet::new`].
+    pub fn with_options(url: &str, options: FleetOptions) -> redis::RedisResult<Fleet> {
+        let client = redis::Client::open(url)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("llm-resilience-fleet".into())
+            .spawn(move || {
+                // Runs the exchanges until the last handle is dropped.
+                let _ = runtime.block_on(stopped);
+            })?;
+        Ok(Fleet {
+            inner: Arc::new(Inner {
+                client,
+                options,
+                runtime: handle,
+                _stop: stop,
+            }),
+        })
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &FleetOptions {
+        &self.inner.options
+    }
+
+    /// A circuit breaker shared by every process that makes one with this
+    /// `name` on this Redis (and prefix): `breaker`'s settings and local
+    /// state, plus the fleet's openings. See [`SharedBreaker`].
+    pub fn breaker(&self, name: &str, breaker: CircuitBreaker) -> SharedBreaker {
+        SharedBreaker::start(self, name, breaker)
+    }
+
+    /// A retry budget shared by every process that makes one with this
+    /// `name`: `budget`'s ratio, floor and window, over the fleet's calls.
+    /// See [`SharedBudget`].
+    pub fn budget(&self, name: &str, budget: RetryBudget) -> SharedBudget {
+        SharedBudget::start(self, name, budget)
+    }
+
+    /// An adaptive limiter shared by every process that makes one with
+    /// this `name`: `limiter`'s settings, each process pacing at its share
+    /// of the fleet's rate. See [`SharedLimiter`].
+    pub fn limiter(&self, name: &str, limiter: AdaptiveLimiter) -> SharedLimiter {
+        SharedLimiter::start(self, name, limiter)
+    }
+
+    /// A key or channel of this fleet: `{prefix}:{kind}:{name}{suffix}`.
+    pub(super) fn key(&self, kind: &str, name: &str, suffix: &str) -> String {
+        format!("{}:{kind}:{name}{suffix}", self.inner.options.prefix)
+    }
+
+    /// Starts the exchange of a guard.
+    pub(super) fn spawn(&self, exchange: impl Exchange) {
+        let client = self.inner.client.clone();
+        let options = self.inner.options;
+        self.inner.runtime.spawn(drive(client, options, exchange));
+    }
+
+    /// Keeps the thread running while a guard lives.
+    pub(super) fn keep(&self) -> Fleet {
+        self.clone()
+    }
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("redis", self.inner.client.get_connection_info())
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}

@@ -1,0 +1,426 @@
+//! [`SharedLimiter`]: an adaptive limiter that paces each process at its
+//! share of the fleet's rate.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::exchange::{member_id, Exchange, Step};
+use super::health::Link;
+use super::options::millis;
+use super::{scripts, Fleet};
+use crate::hooks::AsLimiter;
+use crate::AdaptiveLimiter;
+
+/// An [`AdaptiveLimiter`] shared by every process that makes one with the
+/// same name: the fleet learns one rate for the provider, as one limiter in
+/// one process would, and each of its `n` live processes paces at `1 / n`
+/// of it.
+///
+/// - **One algorithm, the fleet's evidence.** Every `watch_every` (20 ms)
+///   each process publishes the successes and the `429`s its calls met
+///   since it last did (one `PUBLISH`, only when there are any), and feeds
+///   the ones the other processes publish to its local limiter as they
+///   arrive: so every local limiter guesses, measures, cuts, grows and
+///   pauses for a `Retry-After` on what the whole fleet saw, within about
+///   `watch_every` plus a round trip, and arrives at the same rate: the
+///   provider's.
+/// - **Membership.** Every `sync_every` (100 ms) each process marks itself
+///   live in a sorted set and reads how many are; it paces at `1 / n` of
+///   the fleet's rate, and, before anything is known, keeps `1 / n` of the
+///   initial window (so that `n` processes starting together send no
+///   larger a herd than one). A token limit announced is shared the same
+///   way. A process counts from its start, and then while its calls keep
+///   coming (a success or a `429` within `member_ttl / 4`, 500 ms): an
+///   idle one leaves the set, and its share goes to the others. A smaller
+///   count is taken after three syncs (after a resynchronisation, after
+///   `member_ttl`, so that a restarted, empty Redis does not make the
+///   first process back pace for the whole fleet). A process that starts
+///   later takes the rate the fleet paces at (kept for `key_ttl`).
+///
+/// Rates are the fleet's: [`initial_rate`](AdaptiveLimiter::initial_rate),
+/// [`min_rate`](AdaptiveLimiter::min_rate),
+/// [`max_rate`](AdaptiveLimiter::max_rate) and an announced limit are the
+/// provider's, for the whole fleet; [`rate`](AdaptiveLimiter::rate) is this
+/// process's share.
+///
+/// Calls use the local limiter alone, at the cost they have with an
+/// [`AdaptiveLimiter`]. While Redis is unreachable each process goes on
+/// pacing at the share it last knew, learning from its own calls alone:
+/// it counts each of its successes as `n` (its own and, unseen, the `n −
+/// 1` others'), so that its estimate stays the fleet's rate; it
+/// resynchronises when Redis is back.
+///
+/// Made by [`Fleet::limiter`]. It derefs to the local [`AdaptiveLimiter`],
+/// and goes wherever one does (`limiter = ...`,
+/// [`Policy`](crate::Policy)'s hooks, the integrations).
+///
+/// ```no_run
+/// use llm_resilience::shared::Fleet;
+/// use llm_resilience::AdaptiveLimiter;
+///
+/// let fleet = Fleet::new("redis://127.0.0.1:6379/")?;
+/// let limiter = fleet.limiter("openai-gpt-4o", AdaptiveLimiter::new());
+/// std::thread::sleep(limiter.acquire_delay());
+/// # Ok::<(), redis::RedisError>(())
+/// ```
+pub struct SharedLimiter {
+    shared: Arc<Shared>,
+    link: Arc<Link>,
+    _fleet: Fleet,
+}
+
+struct Shared {
+    limiter: AdaptiveLimiter,
+    /// The live processes at the last sync.
+    members: AtomicUsize,
+}
+
+impl SharedLimiter {
+    pub(super) fn start(fleet: &Fleet, name: &str, limiter: AdaptiveLimiter) -> Self {
+        let wake = Arc::new(Notify::new());
+        let waker = Arc::clone(&wake);
+        limiter.share_with_fleet(Arc::new(move || waker.notify_one()));
+        let successes = limiter.successes();
+        let shared = Arc::new(Shared {
+            limiter,
+            members: AtomicUsize::new(0),
+        });
+        let link = Arc::new(Link::new("limiter", name.into()));
+        let options = fleet.options();
+        fleet.spawn(LimiterExchange {
+            shared: Arc::downgrade(&shared),
+            link: Arc::clone(&link),
+            members_key: fleet.key("limiter", name, ":members"),
+            hash: fleet.key("limiter", name, ""),
+            channel: fleet.key("limiter", name, ":events"),
+            me: member_id(),
+            stale_ms: millis(options.member_ttl),
+            ttl_ms: millis(options.key_ttl),
+            refusals: 0,
+            published: successes,
+            added: 0,
+            members: 1,
+            member_ttl: options.member_ttl,
+            sync_every: options.sync_every,
+            born: Instant::now(),
+            last_active: Instant::now(),
+            fewer_since: None,
+            resynced_at: Instant::now(),
+            wake,
+            sync: scripts::limiter_sync(),
+            leave: scripts::leave(),
+        });
+        SharedLimiter {
+            shared,
+            link,
+            _fleet: fleet.keep(),
+        }
+    }
+
+    /// The local limiter.
+    pub fn local(&self) -> &AdaptiveLimiter {
+        &self.shared.limiter
+    }
+
+    /// The name it is shared under.
+    pub fn name(&self) -> &str {
+        &self.link.name
+    }
+
+    /// Whether its exchange reaches Redis now; `false` before it first
+    /// does, and while it runs on local state.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_connected()
+    }
+
+    /// The processes it shares the rate with, as of the last sync: this
+    /// one and the other live processes that are calling (see the
+    /// membership on [`SharedLimiter`]); 0 before the first sync.
+    pub fn members(&self) -> usize {
+        self.shared.members.load(Relaxed)
+    }
+
+    /// How many times it fell back to local state, and how many times it
+    /// resynchronised after.
+    pub fn fallbacks(&self) -> (u64, u64) {
+        (self.link.fallbacks(), self.link.resyncs())
+    }
+}
+
+impl Deref for SharedLimiter {
+    type Target = AdaptiveLimiter;
+
+    fn deref(&self) -> &AdaptiveLimiter {
+        &self.shared.limiter
+    }
+}
+
+impl AsLimiter for SharedLimiter {
+    #[inline]
+    fn as_limiter(&self) -> &AdaptiveLimiter {
+        &self.shared.limiter
+    }
+}
+
+impl fmt::Debug for SharedLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLimiter")
+            .field("name", &self.name())
+            .field("connected", &self.is_connected())
+            .field("members", &self.members())
+            .field("limiter", &self.shared.limiter)
+            .finish()
+    }
+}
+
+/// The limiter's side of the exchange.
+struct LimiterExchange {
+    shared: Weak<Shared>,
+    link: Arc<Link>,
+    members_key: String,
+    hash: String,
+    channel: String,
+    me: Arc<str>,
+    stale_ms: u64,
+    ttl_ms: u64,
+    /// The local refusals counter when last looked at.
+    refusals: u64,
+    /// The successes of this process published so far (and those it had
+    /// before it was shared).
+    published: u64,
+    /// The successes of other processes added to the local limiter.
+    added: u64,
+    /// The processes this one shares the rate with: the live ones that
+    /// call, and itself.
+    members: u64,
+    member_ttl: Duration,
+    sync_every: Duration,
+    /// When the guard was made: a process counts as calling for its first
+    /// `member_ttl`, before its first call.
+    born: Instant,
+    /// When a call here last succeeded or was refused.
+    last_active: Instant,
+    /// Since when Redis has counted fewer processes than `members`.
+    fewer_since: Option<Instant>,
+    /// When it last resynchronised.
+    resynced_at: Instant,
+    /// Notified by a refusal here.
+    wake: Arc<Notify>,
+    sync: redis::Script,
+    leave: redis::Script,
+}
+
+impl LimiterExchange {
+    /// Heartbeat and membership; on `resync`, also the fleet's rate, for a
+    /// limiter that has not learnt one.
+    async fn heartbeat(
+        &mut self,
+        con: &mut MultiplexedConnection,
+        resync: bool,
+    ) -> redis::RedisResult<()> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        let learned = shared.limiter.learned();
+        let (rate, fast) = learned.map_or((String::new(), "0"), |(rate, fast)| {
+            (format!("{rate}"), if fast { "1" } else { "0" })
+        });
+        // A process whose calls stopped leaves its share to the others.
+        let now = Instant::now();
+        let idle_after = self.member_ttl / 4;
+        let active = now.duration_since(self.born) < self.member_ttl
+            || now.duration_since(self.last_active) < idle_after;
+        let (calling, stored, stored_fast): (u64, String, String) = self
+            .sync
+            .key(&self.members_key)
+            .key(&self.hash)
+            .arg(&*self.me)
+            .arg(self.stale_ms)
+            .arg(self.ttl_ms)
+            .arg(rate)
+            .arg(fast)
+            .arg(if active { "1" } else { "0" })
+            .invoke_async(con)
+            .await?;
+        // Counted as calling itself, for the share it would take.
+        let counted = if active { calling } else { calling + 1 }.max(1);
+        if resync {
+            self.resynced_at = now;
+        }
+        // More processes count at once; fewer only once they have been
+        // fewer for a while: three syncs, or after a resynchronisation
+        // (a restarted Redis that the others have not reached again yet)
+        // a whole `member_ttl`.
+        let hold = if now.duration_since(self.resynced_at) < self.member_ttl {
+            self.member_ttl
+        } else {
+            self.sync_every * 3
+        };
+        let take = counted >= self.members
+            || now.duration_since(*self.fewer_since.get_or_insert(now)) >= hold;
+        let members = if take {
+            self.fewer_since = None;
+            counted
+        } else {
+            self.members
+        };
+        if members != self.members || resync {
+            self.members = members;
+            shared.limiter.set_share(1.0 / members as f64);
+        }
+        shared
+            .members
+            .store(usize::try_from(members).unwrap_or(usize::MAX), Relaxed);
+        if resync && learned.is_none() {
+            if let Ok(rate) = stored.parse::<f64>() {
+                shared.limiter.adopt(rate, stored_fast == "1");
+            }
+        }
+        Ok(())
+    }
+
+    /// Publish the successes and refusals met here since the last time.
+    async fn publish(&mut self, con: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        let limiter = &shared.limiter;
+        let mine = limiter.successes().saturating_sub(self.added);
+        let successes = mine.saturating_sub(self.published);
+        let refusals = limiter.refusals();
+        let refused = if refusals == self.refusals {
+            Vec::new()
+        } else {
+            limiter.take_refusals()
+        };
+        if successes == 0 && refused.is_empty() {
+            return Ok(());
+        }
+        self.last_active = Instant::now();
+        let mut payload = format!("ev {} {successes}", self.me);
+        for (retry_after, paced) in &refused {
+            match retry_after {
+                Some(wait) => payload.push_str(&format!(" {}", wait.as_millis())),
+                None => payload.push_str(" -"),
+            }
+            payload.push_str(if *paced { ":1" } else { ":0" });
+        }
+        redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(payload)
+            .query_async::<i64>(con)
+            .await?;
+        self.published = mine;
+        self.refusals = refusals;
+        Ok(())
+    }
+}
+
+impl Exchange for LimiterExchange {
+    fn channel(&self) -> Option<&str> {
+        Some(&self.channel)
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+
+    fn gone(&self) -> bool {
+        self.shared.strong_count() == 0
+    }
+
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(Arc::clone(&self.wake))
+    }
+
+    fn resync<'a>(&'a mut self, con: &'a mut MultiplexedConnection) -> Step<'a> {
+        Box::pin(async move {
+            // What happened while it ran alone is not the fleet's news.
+            if let Some(shared) = self.shared.upgrade() {
+                self.published = shared.limiter.successes().saturating_sub(self.added);
+                self.refusals = shared.limiter.refusals();
+                drop(shared.limiter.take_refusals());
+            }
+            self.heartbeat(con, true).await
+        })
+    }
+
+    fn tick<'a>(&'a mut self, con: &'a mut MultiplexedConnection, sync: bool) -> Step<'a> {
+        Box::pin(async move {
+            self.publish(con).await?;
+            if sync {
+                self.heartbeat(con, false).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn message(&mut self, payload: &str) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut parts = payload.split(' ');
+        if parts.next() != Some("ev") || parts.next() == Some(&*self.me) {
+            return;
+        }
+        let successes = parts
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if successes > 0 {
+            shared.limiter.add_successes(successes);
+            self.added = self.added.saturating_add(successes);
+        }
+        for refusal in parts {
+            let (wait, paced) = refusal.split_once(':').unwrap_or((refusal, "1"));
+            let wait = wait.parse::<u64>().ok().map(Duration::from_millis);
+            shared.limiter.refused_elsewhere(wait, paced == "1");
+        }
+    }
+
+    fn fall_back(&mut self) {
+        // The local limiter goes on at the share it last knew.
+        if let Some(shared) = self.shared.upgrade() {
+            drop(shared.limiter.take_refusals());
+        }
+    }
+
+    fn offline(&mut self) {
+        // Without news from the others, each process takes its successes
+        // as its share of the fleet's: the others', unseen, are counted
+        // as its own times the others, so that its rate estimates stay
+        // the fleet's rather than drifting down to its share.
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mine = shared.limiter.successes().saturating_sub(self.added);
+        let fresh = mine.saturating_sub(self.published);
+        self.published = mine;
+        if fresh > 0 {
+            self.last_active = Instant::now();
+        }
+        let others = fresh.saturating_mul(self.members.saturating_sub(1));
+        if others > 0 {
+            shared.limiter.add_successes(others);
+            self.added = self.added.saturating_add(others);
+        }
+    }
+
+    fn leave<'a>(&'a mut self, con: &'a mut MultiplexedConnection) -> Step<'a> {
+        Box::pin(async move {
+            self.leave
+                .key(&self.members_key)
+                .arg(&*self.me)
+                .invoke_async::<i64>(con)
+                .await?;
+            Ok(())
+        })
+    }
+}
