@@ -797,17 +797,21 @@ pub use policy::{Policy, PolicyError};
 /// (`Pin<Box<dyn Stream<Item = Result<StreamItem, E>> + Send + 'a>>`,
 /// futures' `BoxStream`). `E` needs `From<StreamError>`.
 ///
-/// An attempt is the request and the wait for the first content event:
-/// everything that fails before it (a connection error, a non-2xx status,
-/// an error event first on a `200`, a stream that ends before any content,
-/// no first event within [`first_event_timeout`](#first_event_timeout-idle_timeout-stream_deadline))
+/// An attempt is the request and the wait for the first content event
+/// (text, or output that is not text: reasoning, a tool call, delivered as
+/// [`StreamItem::Output`](stream::StreamItem::Output)): everything that
+/// fails before it (a connection error, a non-2xx status, an error event
+/// first on a `200`, a body that ends without its terminal marker before
+/// any content, no first event within [`first_event_timeout`](#first_event_timeout-idle_timeout-stream_deadline))
 /// is retried under the function's policy, breaker, budget and limiter, as
 /// for any call, and [`deadline`](#deadline) covers the time to the first
 /// event. After it, an interruption (an error event, a dropped connection,
 /// no event within `idle_timeout`, the end of the body without its terminal
 /// marker) is an error item of the stream, classified, saying how many
 /// content events came before it; a truncated answer never ends like a
-/// complete one. See [`Policy::stream`] for the same without the attribute.
+/// complete one. An answer that ends with its terminal marker before any
+/// content is complete and empty: the stream ends cleanly at once. See
+/// [`Policy::stream`] for the same without the attribute.
 ///
 /// The stream may send the request again after the function has returned
 /// (with [`on_interrupt = restart`](#on_interrupt)), so each attempt runs

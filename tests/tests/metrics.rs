@@ -329,12 +329,21 @@ fn streamed_calls_report_first_events_interruptions_and_restarts() {
         1,
         "{c:?}"
     );
-    // Four calls, each counted once when its first content event came: the
-    // restarted one is not counted again.
+    // Four calls, each counted once, when its stream ended: the first
+    // whole at once; the second and the restarted fourth whole after a
+    // failure; the third interrupted, which gave up.
     let calls: u64 = c
         .iter()
         .filter(|(k, _)| k.starts_with("retry_calls_total"))
         .map(|(_, n)| n)
         .sum();
     assert_eq!(calls, 4, "{c:?}");
+    for (outcome, n) in [
+        ("first_try_success", 1),
+        ("success_after_retry", 2),
+        ("gave_up", 1),
+    ] {
+        let key = format!("retry_calls_total{{function=policy,outcome={outcome}}}");
+        assert_eq!(get(&key), n, "{key}: {c:?}");
+    }
 }

@@ -414,13 +414,7 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
     {
         metrics::attempt_failed(self.state.name, error.kind());
         self.state.report_failure(error, error.kind());
-    }
-
-    /// The streamed call got its first content event: its end is counted,
-    /// and a restart or resume goes on with the same call.
-    #[cfg(all(feature = "tokio", feature = "stream"))]
-    pub(crate) fn stream_opened(&mut self) {
-        self.state.counted();
+        self.state.call_finished(crate::metrics::Outcome::GaveUp);
     }
 
     /// The stream this call returned ended complete: the breaker hears of

@@ -127,10 +127,6 @@ pub(super) struct Cold {
     pub(super) span: Option<CallSpan>,
     /// The kind of the last failure.
     pub(super) last_kind: Option<ErrorKind>,
-    /// Whether the call's end was counted already: a streamed call counts
-    /// once, when its first content event comes, however often it then
-    /// restarts or resumes.
-    pub(super) counted: bool,
 }
 
 impl Cold {
@@ -141,7 +137,6 @@ impl Cold {
             cut_off: None,
             span: None,
             last_kind: None,
-            counted: false,
         }
     }
 }
@@ -282,11 +277,11 @@ impl<'p> State<'p> {
             }
             limiter.on_success();
         }
-        self.count_success();
     }
 
     /// The stream of a call that [held](Self::succeeded_holding) its permit
-    /// ended complete: the breaker hears of the success.
+    /// ended complete: the breaker hears of the success, and the call is
+    /// counted, with its duration to the stream's end.
     #[cfg(all(feature = "tokio", feature = "stream"))]
     pub(crate) fn stream_completed(&mut self) {
         if let Some(permit) = self.permit.take() {
@@ -296,6 +291,7 @@ impl<'p> State<'p> {
                 permit.success();
             }
         }
+        self.count_success();
     }
 
     #[cold]
@@ -351,20 +347,10 @@ impl<'p> State<'p> {
         self.call_finished(Outcome::SuccessAfterRetry);
     }
 
-    /// Count the call's end, unless it was counted already (a streamed
-    /// call that restarted). Only after a failure: a call that succeeds at
+    /// Count the call's end. Only after a failure: a call that succeeds at
     /// once counts in [`count_success`](Self::count_success).
     #[cold]
-    pub(super) fn call_finished(&self, outcome: Outcome) {
-        if !self.cold.as_ref().is_some_and(|cold| cold.counted) {
-            metrics::call_finished(self.name, outcome, self.started);
-        }
-    }
-
-    /// The call's end is counted: a streamed call got its first content
-    /// event, and what follows (restarts, resumes) is the same call.
-    #[cfg(all(feature = "tokio", feature = "stream"))]
-    pub(crate) fn counted(&mut self) {
-        self.cold().counted = true;
+    pub(crate) fn call_finished(&self, outcome: Outcome) {
+        metrics::call_finished(self.name, outcome, self.started);
     }
 }

@@ -14,12 +14,17 @@
 //! | `retry_breaker_transitions_total` | counter | `function`, `to` | circuit breaker state changes seen by calls: `open`, `half_open`, `closed` |
 //! | `retry_breaker_state` | gauge | `function` | 0 closed, 1 half-open, 2 open, 3 isolated |
 //! | `retry_limiter_rate` | gauge | `function` | the adaptive limiter's admitted rate estimate, requests per second |
-//! | `retry_call_duration_seconds` | histogram | `function` | total time of each logical call, sleeps included |
-//! | `retry_stream_first_event_seconds` | histogram | `function` | streamed calls: time from the call's start to its first content event, retries included |
+//! | `retry_call_duration_seconds` | histogram | `function` | total time of each logical call, sleeps included (a streamed call's, to the end of its stream) |
+//! | `retry_stream_first_event_seconds` | histogram | `function` | streamed calls: time from the call's start to its first content or output event, retries included |
 //! | `retry_stream_interruptions_total` | counter | `function`, `kind` | streams interrupted after content, by kind |
 //! | `retry_stream_restarts_total` | counter | `function` | interrupted streams restarted or resumed |
 //! | `retry_shared_fallbacks_total` | counter | `guard`, `name` | times a shared guard (feature `redis`: `guard` is `breaker`, `budget` or `limiter`, `name` its name) lost Redis and ran on local state, once per loss |
 //! | `retry_shared_connected` | gauge | `guard`, `name` | 1 while a shared guard reaches Redis, 0 while it runs on local state |
+//!
+//! A streamed call is counted in `retry_calls_total` when its stream ends:
+//! complete (a success, `success_after_retry` if it failed or restarted on
+//! the way), or with an error item (`gave_up`); a stream dropped before
+//! its end is not counted.
 //!
 //! The success-after-retry rate is `retry_calls_total{outcome="success_after_retry"}`
 //! over all successes. With this feature on, each call reads the clock

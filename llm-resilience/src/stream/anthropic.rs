@@ -43,7 +43,8 @@ use super::{EventFormat, Frame, Malformed, ProviderError, SseEvent};
 /// | `message_stop` | [`Frame::Done`] |
 /// | `content_block_delta` with a `text_delta` | [`Frame::Content`] (when the text is not empty) |
 /// | `error` | [`Frame::Error`], classified by [`ProviderError::from_data`] |
-/// | `content_block_delta` with another delta (`input_json_delta`, `thinking_delta`, ...), `message_start`, `content_block_start`, `content_block_stop`, `message_delta`, `ping`, and event types Anthropic may add | [`Frame::Other`] |
+/// | `content_block_delta` with another delta (`thinking_delta`, `input_json_delta` of a tool call, `signature_delta`, `citations_delta`, ...) | [`Frame::Output`], with the event's data |
+/// | `message_start`, `content_block_start`, `content_block_stop`, `message_delta`, `ping`, and event types Anthropic may add | [`Frame::Other`] |
 /// | a `content_block_delta` whose data is not JSON, or a `text_delta` without text | [`Malformed`] |
 ///
 /// An event without a name (type `message`, as a proxy may leave it) is
@@ -90,7 +91,8 @@ impl EventFormat for Anthropic {
                 })?;
                 let delta = data.get("delta");
                 if delta.and_then(|d| d.get("type")).and_then(Value::as_str) != Some("text_delta") {
-                    return Ok(Frame::Other);
+                    // Thinking, a tool call's input, a signature, citations.
+                    return Ok(Frame::Output(event.data.to_owned()));
                 }
                 match delta.and_then(|d| d.get("text")).and_then(Value::as_str) {
                     Some("") => Ok(Frame::Other),

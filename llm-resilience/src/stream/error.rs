@@ -242,7 +242,6 @@ impl Error for Malformed {}
 /// | [`Malformed`](Self::Malformed) | [`Other`](ErrorKind::Other): the same request most likely gets the same answer, so it is retried only when `Other` is named in `on` |
 /// | [`Incomplete`](Self::Incomplete) | [`Network`](ErrorKind::Network): the body was cut short |
 /// | [`IdleTimeout`](Self::IdleTimeout), [`FirstEventTimeout`](Self::FirstEventTimeout), [`StreamDeadline`](Self::StreamDeadline) | [`Timeout`](ErrorKind::Timeout) |
-/// | [`NoContent`](Self::NoContent) | [`Server`](ErrorKind::Server): the answer came back empty |
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StreamFailure {
@@ -270,9 +269,6 @@ pub enum StreamFailure {
     /// The stream did not end within this long of the call's start (the
     /// whole-stream deadline of a retried stream).
     StreamDeadline(Duration),
-    /// The stream ended, with its terminal marker, before any content: an
-    /// empty answer.
-    NoContent,
 }
 
 impl StreamFailure {
@@ -295,7 +291,6 @@ impl StreamFailure {
             StreamFailure::IdleTimeout(_)
             | StreamFailure::FirstEventTimeout(_)
             | StreamFailure::StreamDeadline(_) => ErrorKind::Timeout,
-            StreamFailure::NoContent => ErrorKind::Server,
         }
     }
 }
@@ -438,7 +433,6 @@ impl fmt::Display for StreamError {
             StreamFailure::StreamDeadline(after) => {
                 write!(f, "the stream did not end within {after:?} ({when})")
             }
-            StreamFailure::NoContent => f.write_str("the stream ended before any content"),
             StreamFailure::FirstEventTimeout(after) => {
                 write!(f, "no first event within {after:?}")?;
                 if self.delivered > 0 {

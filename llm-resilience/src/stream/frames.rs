@@ -142,7 +142,7 @@ where
                 Ok(Frame::Error(error)) => StreamFailure::ErrorEvent(error),
                 Ok(frame) => {
                     match frame {
-                        Frame::Content(_) => *this.delivered += 1,
+                        Frame::Content(_) | Frame::Output(_) => *this.delivered += 1,
                         Frame::Done => *this.state = State::Done,
                         _ => {}
                     }

@@ -153,6 +153,13 @@ impl<'a> SseEvent<'a> {
 pub enum Frame {
     /// A piece of the answer's text (never empty).
     Content(String),
+    /// Output of the model that is not the answer's text: a piece of its
+    /// reasoning ("thinking"), of a tool call's arguments, of a refusal. It
+    /// holds the event's data as the provider sent it (JSON, for
+    /// [`OpenAi`] and [`Anthropic`]). Like [`Frame::Content`], it ends the
+    /// wait for the first event: a reasoning model or a call that answers
+    /// with a tool call is producing its answer.
+    Output(String),
     /// The provider reported an error in the stream.
     Error(ProviderError),
     /// The format's terminal marker: the answer is complete.

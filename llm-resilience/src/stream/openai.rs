@@ -29,7 +29,8 @@ use super::{EventFormat, Frame, Malformed, ProviderError, SseEvent};
 /// | `data: [DONE]` | [`Frame::Done`] |
 /// | a chunk whose choice `0` has a non-empty `delta.content` | [`Frame::Content`] |
 /// | a chunk with an `error` member, `{"error": {"message", "type", "code"}}`, as OpenAI-compatible servers report errors mid-stream; or an event named `error` | [`Frame::Error`], classified by [`ProviderError::from_data`] |
-/// | any other chunk: the role, `finish_reason`, usage, tool calls, refusals, other choices | [`Frame::Other`] |
+/// | a chunk whose choice `0` has a non-empty `delta.tool_calls`, `function_call`, `refusal`, `reasoning_content` or `reasoning` | [`Frame::Output`], with the chunk |
+/// | any other chunk: the role, `finish_reason`, usage, other choices | [`Frame::Other`] |
 /// | data that is not a JSON object | [`Malformed`] |
 ///
 /// Only the text of choice `0` is content: a request with `n` above 1 gets
@@ -52,6 +53,18 @@ use super::{EventFormat, Frame, Malformed, ProviderError, SseEvent};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct OpenAi;
 
+/// The members of a chunk's `delta` that carry output other than text:
+/// tool calls (and the older function call), a refusal, and the reasoning
+/// that reasoning models stream before their answer (`reasoning_content`
+/// from DeepSeek, vLLM and others, `reasoning` from OpenRouter and Ollama).
+const OUTPUT: [&str; 5] = [
+    "tool_calls",
+    "function_call",
+    "refusal",
+    "reasoning_content",
+    "reasoning",
+];
+
 impl EventFormat for OpenAi {
     fn frame(&self, event: &SseEvent<'_>) -> Result<Frame, Malformed> {
         if event.data.trim() == "[DONE]" {
@@ -68,15 +81,33 @@ impl EventFormat for OpenAi {
         if chunk.get("error").is_some_and(|e| !e.is_null()) {
             return Ok(Frame::Error(ProviderError::from_data(event.data)));
         }
-        let content = chunk
+        let Some(delta) = chunk
             .get("choices")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .find(|choice| choice.get("index").is_none_or(|i| i.as_u64() == Some(0)))
-            .and_then(|choice| choice.pointer("/delta/content"))
+            .and_then(|choice| choice.get("delta"))
+        else {
+            return Ok(Frame::Other);
+        };
+        if let Some(text) = delta
+            .get("content")
             .and_then(Value::as_str)
-            .filter(|text| !text.is_empty());
-        Ok(content.map_or(Frame::Other, |text| Frame::Content(text.to_owned())))
+            .filter(|text| !text.is_empty())
+        {
+            return Ok(Frame::Content(text.to_owned()));
+        }
+        let output = OUTPUT.iter().any(|field| match delta.get(*field) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(text)) => !text.is_empty(),
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(_) => true,
+        });
+        Ok(if output {
+            Frame::Output(event.data.to_owned())
+        } else {
+            Frame::Other
+        })
     }
 }

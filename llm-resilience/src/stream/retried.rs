@@ -1,7 +1,10 @@
 //! Streamed calls retried until their first content event (features
 //! `stream` and `tokio`): [`Hooks::stream`] and [`Policy::stream`].
 //!
-//! An attempt is the request and the wait for the first content event. It
+//! An attempt is the request and the wait for the first content event
+//! (text, or output that is not text: [`Frame::Output`]). An answer that
+//! ends with its terminal marker before any is complete and empty, not a
+//! failure. It
 //! runs as one attempt of the engine's driver, so everything before the
 //! first content event is classified and retried under the call's policy
 //! (backoff, `Retry-After`, deadline, breaker, budget, limiter, idempotency
@@ -198,6 +201,10 @@ impl Received {
 pub enum StreamItem {
     /// A piece of the answer's text.
     Content(String),
+    /// Output of the model that is not text: a piece of its reasoning, of
+    /// a tool call, of a refusal, as the provider sent it
+    /// ([`Frame::Output`]).
+    Output(String),
     /// An event without text (a ping, metadata): keeps the stream alive.
     Other,
     /// The stream was interrupted and the call restarted
@@ -220,9 +227,9 @@ pub struct RetriedStream<'a, E> {
     frames: Option<BoxFrames<'a>>,
     driver: Option<Box<dyn Reopen<'a, E> + 'a>>,
     reopening: Option<Pin<Box<dyn Future<Output = Reopened<'a, E>> + Send + 'a>>>,
-    /// The first content event of a restarted stream, given after
-    /// [`StreamItem::Restarted`].
-    pending: Option<String>,
+    /// The first content or output event of a restarted stream, given
+    /// after [`StreamItem::Restarted`].
+    pending: Option<StreamItem>,
     options: StreamOptions,
     /// The call's metric keys.
     name: &'static crate::metrics::MetricKeys,
@@ -283,10 +290,13 @@ struct Reopened<'a, E> {
     outcome: Result<Opened<'a>, E>,
 }
 
-/// An attempt that got its first content event.
+/// An attempt that got its first content event, or the whole answer
+/// (complete and empty).
 struct Opened<'a> {
     frames: BoxFrames<'a>,
-    first: String,
+    /// The first content or output event; `None` for an answer that ended,
+    /// with its terminal marker, before any.
+    first: Option<StreamItem>,
 }
 
 /// The driver of a streamed call, with what opens its attempts.
@@ -326,7 +336,6 @@ where
                 let opened = ending.into_result()?;
                 if !self.first_reported {
                     self.first_reported = true;
-                    self.call.stream_opened();
                     let (span, name, attempt) = self.call.observed();
                     let ttfe = self.started.elapsed();
                     trace::first_event(span, ttfe, attempt);
@@ -359,15 +368,17 @@ where
         let bytes = open(received).await?;
         let mut frames: BoxFrames<'a> = Box::pin(Frames::new(bytes, format.clone()));
         loop {
-            match poll_fn(|cx| frames.as_mut().poll_next(cx)).await {
-                Some(Ok(Frame::Content(first))) => return Ok(Opened { frames, first }),
-                Some(Ok(Frame::Done)) => {
-                    return Err(E::from(StreamError::new(StreamFailure::NoContent, 0)))
-                }
-                Some(Ok(_)) => {}
+            let first = match poll_fn(|cx| frames.as_mut().poll_next(cx)).await {
+                Some(Ok(Frame::Content(text))) => Some(StreamItem::Content(text)),
+                Some(Ok(Frame::Output(data))) => Some(StreamItem::Output(data)),
+                // A complete answer with nothing in it (a content filter's,
+                // say): not a failure, and not worth paying for again.
+                Some(Ok(Frame::Done)) => None,
+                Some(Ok(_)) => continue,
                 Some(Err(error)) => return Err(E::from(error)),
                 None => return Err(E::from(StreamError::new(StreamFailure::Incomplete, 0))),
-            }
+            };
+            return Ok(Opened { frames, first });
         }
     };
     match tokio::time::timeout(limit, read).await {
@@ -436,10 +447,13 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
     /// request and the wait for its first content event (within
     /// [`StreamOptions::first_event_timeout`]); everything that fails before
     /// it (a connection error, a non-2xx status turned into `E` by `open`,
-    /// an error event first, a body that ends before content, no first
-    /// event in time) is retried under the policy, as
-    /// [`call_async`](Self::call_async) retries. Returns the stream once its
-    /// first content event came: see [`RetriedStream`].
+    /// an error event first, a body that ends without its terminal marker
+    /// before content, no first event in time) is retried under the policy,
+    /// as [`call_async`](Self::call_async) retries. Returns the stream once
+    /// its first content event came (text, or [`StreamItem::Output`]), or
+    /// the answer ended complete and empty: see [`RetriedStream`]. The
+    /// policy's deadline and attempt timeout cover the wait for the first
+    /// event only.
     ///
     /// `open` is given what was [`Received`] before this request (nothing,
     /// unless resuming); [`attempt()`](crate::attempt()) inside it gives the
@@ -516,11 +530,16 @@ where
         let opened = driver.open_until_first().await?;
         let name = driver.call.observed().1;
         let deadline = options.deadline.map(|limit| later(started, limit));
+        let (frames, pending) = match opened.first {
+            Some(first) => (Some(opened.frames), Some(first)),
+            // Complete and empty: the stream ends at once, cleanly.
+            None => (None, None),
+        };
         Ok(RetriedStream {
-            frames: Some(opened.frames),
+            frames,
             driver: Some(driver),
             reopening: None,
-            pending: Some(opened.first),
+            pending,
             options,
             name,
             delivered: 0,
@@ -592,7 +611,7 @@ impl Policy {
     }
 }
 
-impl<E> RetriedStream<'_, E>
+impl<'a, E> RetriedStream<'a, E>
 where
     E: Classify + From<StreamError>,
 {
@@ -633,15 +652,32 @@ where
         }
     }
 
-    /// A content event goes to the consumer.
+    /// A content or output event goes to the consumer.
     #[inline]
-    fn content(&mut self, text: String) -> Poll<Option<Result<StreamItem, E>>> {
+    fn deliver(&mut self, item: StreamItem) -> Poll<Option<Result<StreamItem, E>>> {
         self.delivered += 1;
         self.watch.event();
-        if self.options.on_interrupt == OnInterrupt::Resume {
-            self.text.push_str(&text);
+        if let StreamItem::Content(text) = &item {
+            if self.options.on_interrupt == OnInterrupt::Resume {
+                self.text.push_str(text);
+            }
         }
-        Poll::Ready(Some(Ok(StreamItem::Content(text))))
+        Poll::Ready(Some(Ok(item)))
+    }
+
+    /// The stream's next item after `opened` came: its first event, or the
+    /// clean end of an answer that was complete and empty.
+    fn opened(&mut self, opened: Opened<'a>) -> Option<StreamItem> {
+        match opened.first {
+            Some(first) => {
+                self.frames = Some(opened.frames);
+                Some(first)
+            }
+            None => {
+                self.frames = None;
+                None
+            }
+        }
     }
 
     /// The stream waits for its body: has a timer run out?
@@ -676,12 +712,16 @@ where
                 this.driver = Some(driver);
                 match outcome {
                     Ok(opened) => {
-                        this.frames = Some(opened.frames);
+                        let first = this.opened(opened);
                         if this.options.on_interrupt == OnInterrupt::Resume {
-                            return this.content(opened.first);
+                            match first {
+                                Some(first) => return this.deliver(first),
+                                // The continuation had nothing to add.
+                                None => continue,
+                            }
                         }
                         this.delivered = 0;
-                        this.pending = Some(opened.first);
+                        this.pending = first;
                         return Poll::Ready(Some(Ok(StreamItem::Restarted)));
                     }
                     Err(error) => {
@@ -692,14 +732,23 @@ where
                 }
             }
             if let Some(first) = this.pending.take() {
-                return this.content(first);
+                return this.deliver(first);
             }
             let Some(frames) = this.frames.as_mut() else {
+                // An answer that was complete and empty.
                 this.ended = true;
+                if let Some(mut driver) = this.driver.take() {
+                    driver.completed();
+                }
                 return Poll::Ready(None);
             };
             let failure = match frames.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(Frame::Content(text)))) => return this.content(text),
+                Poll::Ready(Some(Ok(Frame::Content(text)))) => {
+                    return this.deliver(StreamItem::Content(text))
+                }
+                Poll::Ready(Some(Ok(Frame::Output(data)))) => {
+                    return this.deliver(StreamItem::Output(data))
+                }
                 Poll::Ready(Some(Ok(Frame::Done))) => {
                     this.ended = true;
                     this.frames = None;

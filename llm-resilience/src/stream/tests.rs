@@ -210,7 +210,8 @@ async fn unknown_events_are_other_and_do_not_end_the_stream() {
     assert_eq!(content(&frames), "a");
     assert_eq!(frames.last(), Some(&Frame::Done));
 
-    // OpenAI: a usage-only chunk, another choice, a tool call, a named event.
+    // OpenAI: a usage-only chunk, another choice, a tool call (output, not
+    // text), a named event.
     let body = concat!(
         "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"second choice\"}}]}\n\n",
         "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\"}}]}}]}\n\n",
@@ -225,7 +226,10 @@ async fn unknown_events_are_other_and_do_not_end_the_stream() {
         frames,
         [
             Frame::Other,
-            Frame::Other,
+            Frame::Output(
+                "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\"}}]}}]}"
+                    .into()
+            ),
             Frame::Other,
             Frame::Content("first".into()),
             Frame::Other,
