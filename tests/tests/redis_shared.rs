@@ -491,3 +491,44 @@ fn losing_redis_is_said_once_in_metrics() {
     within(Duration::from_secs(3), || breaker.is_connected()).expect("reconnects");
     assert_eq!(read(&snapshotter, "metered"), (1.0, 0));
 }
+
+#[test]
+fn names_with_colons_keep_keys_of_their_own_and_huge_options_work() {
+    let redis = RedisServer::start();
+    // Every duration far too long: counted as a year, which Redis takes.
+    let options = FleetOptions::new()
+        .prefix("t-names")
+        .key_ttl(Duration::MAX)
+        .member_ttl(Duration::MAX)
+        .reconnect(Duration::MAX, Duration::MAX);
+    let fleet = Fleet::with_options(&redis.url(), options).unwrap();
+    // `x:members` would otherwise be the key of `x`'s members.
+    let plain = fleet.limiter("x", AdaptiveLimiter::new());
+    let colon = fleet.limiter("x:members", AdaptiveLimiter::new());
+    within(Duration::from_secs(2), || {
+        plain.is_connected() && colon.is_connected() && plain.members() == 1 && colon.members() == 1
+    })
+    .expect("both limiters reach Redis, each on keys of its own");
+    // A 429 each, which the fleet's hash of each name records.
+    plain.on_rate_limited(None);
+    colon.on_rate_limited(None);
+    std::thread::sleep(Duration::from_millis(150));
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("t-names:*").query(&mut con).unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "t-names:limiter:x",
+            "t-names:limiter:x:members",
+            "t-names:limiter:x\\:members",
+            "t-names:limiter:x\\:members:members",
+        ]
+    );
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
+        assert!(ttl > 0, "{key}: PTTL {ttl}, every key expires");
+    }
+}

@@ -114,7 +114,9 @@ async fn next_message(events: &mut Option<PubSubStream>) -> Option<redis::Msg> {
 /// Waits `wait` without Redis, the guard on local state, looking at it
 /// every `watch_every`.
 async fn offline<X: Exchange>(x: &mut X, wait: Duration, options: &FleetOptions) {
-    let until = Instant::now() + wait;
+    let until = Instant::now()
+        .checked_add(wait)
+        .unwrap_or_else(Instant::now);
     loop {
         x.offline();
         let now = Instant::now();
@@ -149,7 +151,7 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
                 // Redis together do not all come back at once.
                 let half = backoff / 2;
                 offline(&mut x, half + half.mul_f64(fastrand::f64()), &options).await;
-                backoff = (backoff * 2).min(options.reconnect_max);
+                backoff = backoff.saturating_mul(2).min(options.reconnect_max);
                 continue;
             }
         };

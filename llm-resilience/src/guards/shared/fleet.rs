@@ -112,7 +112,7 @@ impl Fleet {
 
     /// A key or channel of this fleet: `{prefix}:{kind}:{name}{suffix}`.
     pub(super) fn key(&self, kind: &str, name: &str, suffix: &str) -> String {
-        format!("{}:{kind}:{name}{suffix}", self.inner.options.prefix)
+        key_of(self.inner.options.prefix, kind, name, suffix)
     }
 
     /// Starts the exchange of a guard.
@@ -134,5 +134,41 @@ impl fmt::Debug for Fleet {
             .field("redis", self.inner.client.get_connection_info())
             .field("options", &self.inner.options)
             .finish()
+    }
+}
+
+/// `{prefix}:{kind}:{name}{suffix}`, with every `\\` and `:` in `name`
+/// escaped by a `\\`: a name holds no bare `:`, so no name's key is
+/// another's with a suffix (the limiter `x`'s members are
+/// `...:limiter:x:members`, the limiter `x:members`'s hash
+/// `...:limiter:x\\:members`).
+pub(super) fn key_of(prefix: &str, kind: &str, name: &str, suffix: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + kind.len() + name.len() + suffix.len() + 2);
+    key.push_str(prefix);
+    key.push(':');
+    key.push_str(kind);
+    key.push(':');
+    for c in name.chars() {
+        if matches!(c, ':' | '\\') {
+            key.push('\\');
+        }
+        key.push(c);
+    }
+    key.push_str(suffix);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_of;
+
+    #[test]
+    fn no_name_makes_another_names_key() {
+        assert_eq!(key_of("p", "limiter", "openai", ""), "p:limiter:openai");
+        let members = key_of("p", "limiter", "x", ":members");
+        let named = key_of("p", "limiter", "x:members", "");
+        assert_eq!(members, "p:limiter:x:members");
+        assert_eq!(named, "p:limiter:x\\:members");
+        assert_ne!(key_of("p", "b", "a\\", ":c"), key_of("p", "b", "a\\:c", ""));
     }
 }

@@ -38,7 +38,9 @@ pub struct FleetOptions {
 }
 
 impl FleetOptions {
-    /// The defaults (see the table in the [type docs](Self)).
+    /// The defaults (see the table in the [type docs](Self)). Every
+    /// duration given to a builder counts as at least 1 ms and at most a
+    /// year.
     pub const fn new() -> Self {
         FleetOptions {
             prefix: "llm-resilience",
@@ -110,6 +112,7 @@ impl FleetOptions {
     /// doubling up to `max`, with jitter. Default 100 ms to 2 s.
     pub const fn reconnect(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = at_least_a_millisecond(min);
+        let max = at_least_a_millisecond(max);
         self.reconnect_max = if max.as_nanos() < self.reconnect_min.as_nanos() {
             self.reconnect_min
         } else {
@@ -126,9 +129,17 @@ impl Default for FleetOptions {
     }
 }
 
+/// The longest any duration of the options may be: a year. Longer ones
+/// (up to `Duration::MAX`) count as a year, which is what they mean in
+/// practice, and keeps every deadline and every Redis expiry representable.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `d`, at least 1 ms and at most [`LONGEST`].
 const fn at_least_a_millisecond(d: Duration) -> Duration {
     if d.as_nanos() < 1_000_000 {
         Duration::from_millis(1)
+    } else if d.as_nanos() > LONGEST.as_nanos() {
+        LONGEST
     } else {
         d
     }
@@ -137,4 +148,39 @@ const fn at_least_a_millisecond(d: Duration) -> Duration {
 /// Milliseconds, for Redis (at least 1).
 pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_clamped_to_what_works() {
+        let huge = FleetOptions::new()
+            .timeout(Duration::MAX)
+            .watch_every(Duration::MAX)
+            .sync_every(Duration::MAX)
+            .member_ttl(Duration::MAX)
+            .key_ttl(Duration::MAX)
+            .reconnect(Duration::MAX, Duration::MAX);
+        for d in [
+            huge.timeout,
+            huge.watch_every,
+            huge.sync_every,
+            huge.member_ttl,
+            huge.key_ttl,
+            huge.reconnect_min,
+            huge.reconnect_max,
+        ] {
+            assert_eq!(d, LONGEST);
+        }
+        // A year in milliseconds is well inside what Redis takes.
+        assert!(millis(huge.key_ttl) < (i64::MAX as u64) / 1_000);
+        let zero = FleetOptions::new().reconnect(Duration::ZERO, Duration::ZERO);
+        assert_eq!(zero.reconnect_min, Duration::from_millis(1));
+        assert_eq!(zero.reconnect_max, Duration::from_millis(1));
+        let upside_down =
+            FleetOptions::new().reconnect(Duration::from_secs(5), Duration::from_secs(1));
+        assert_eq!(upside_down.reconnect_max, Duration::from_secs(5));
+    }
 }
