@@ -1,8 +1,6 @@
 //! [`SharedBreaker`]: a circuit breaker whose openings reach every process
 //! of the fleet.
 
-use std::fmt;
-use std::ops::Deref;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -100,54 +98,15 @@ impl SharedBreaker {
             _fleet: fleet.keep(),
         }
     }
-
-    /// The local breaker.
-    pub fn local(&self) -> &CircuitBreaker {
-        &self.shared.breaker
-    }
-
-    /// The name it is shared under.
-    pub fn name(&self) -> &str {
-        &self.link.name
-    }
-
-    /// Whether its exchange reaches Redis now; `false` before it first
-    /// does, and while it runs on local state.
-    pub fn is_connected(&self) -> bool {
-        self.link.is_connected()
-    }
-
-    /// How many times it fell back to local state (Redis unreachable, slow,
-    /// or restarted), and how many times it resynchronised after.
-    pub fn fallbacks(&self) -> (u64, u64) {
-        (self.link.fallbacks(), self.link.resyncs())
-    }
 }
 
-impl Deref for SharedBreaker {
-    type Target = CircuitBreaker;
-
-    fn deref(&self) -> &CircuitBreaker {
-        &self.shared.breaker
-    }
-}
-
-impl AsBreaker for SharedBreaker {
-    #[inline]
-    fn as_breaker(&self) -> &CircuitBreaker {
-        &self.shared.breaker
-    }
-}
-
-impl fmt::Debug for SharedBreaker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedBreaker")
-            .field("name", &self.name())
-            .field("connected", &self.is_connected())
-            .field("breaker", &self.shared.breaker)
-            .finish()
-    }
-}
+shared_guard!(
+    SharedBreaker,
+    CircuitBreaker,
+    breaker,
+    AsBreaker,
+    as_breaker
+);
 
 /// The breaker's side of the exchange.
 struct Exchange_ {

@@ -1,7 +1,5 @@
 //! [`SharedBudget`]: a retry budget over the calls of the whole fleet.
 
-use std::fmt;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
@@ -88,61 +86,16 @@ impl SharedBudget {
             _fleet: fleet.keep(),
         }
     }
-
-    /// The local budget.
-    pub fn local(&self) -> &RetryBudget {
-        &self.shared.budget
-    }
-
-    /// The name it is shared under.
-    pub fn name(&self) -> &str {
-        &self.link.name
-    }
-
-    /// Whether its exchange reaches Redis now; `false` before it first
-    /// does, and while it runs on local state.
-    pub fn is_connected(&self) -> bool {
-        self.link.is_connected()
-    }
-
-    /// The live processes sharing it at the last sync (this one included);
-    /// 0 before the first.
-    pub fn members(&self) -> usize {
-        self.shared.members.load(Relaxed)
-    }
-
-    /// How many times it fell back to local state, and how many times it
-    /// resynchronised after.
-    pub fn fallbacks(&self) -> (u64, u64) {
-        (self.link.fallbacks(), self.link.resyncs())
-    }
 }
 
-impl Deref for SharedBudget {
-    type Target = RetryBudget;
-
-    fn deref(&self) -> &RetryBudget {
-        &self.shared.budget
-    }
-}
-
-impl AsBudget for SharedBudget {
-    #[inline]
-    fn as_budget(&self) -> &RetryBudget {
-        &self.shared.budget
-    }
-}
-
-impl fmt::Debug for SharedBudget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedBudget")
-            .field("name", &self.name())
-            .field("connected", &self.is_connected())
-            .field("members", &self.members())
-            .field("budget", &self.shared.budget)
-            .finish()
-    }
-}
+shared_guard!(
+    SharedBudget,
+    RetryBudget,
+    budget,
+    AsBudget,
+    as_budget,
+    members
+);
 
 /// The budget's side of the exchange.
 struct BudgetExchange {

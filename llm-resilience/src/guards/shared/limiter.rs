@@ -1,8 +1,6 @@
 //! [`SharedLimiter`]: an adaptive limiter that paces each process at its
 //! share of the fleet's rate.
 
-use std::fmt;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -123,62 +121,16 @@ impl SharedLimiter {
             _fleet: fleet.keep(),
         }
     }
-
-    /// The local limiter.
-    pub fn local(&self) -> &AdaptiveLimiter {
-        &self.shared.limiter
-    }
-
-    /// The name it is shared under.
-    pub fn name(&self) -> &str {
-        &self.link.name
-    }
-
-    /// Whether its exchange reaches Redis now; `false` before it first
-    /// does, and while it runs on local state.
-    pub fn is_connected(&self) -> bool {
-        self.link.is_connected()
-    }
-
-    /// The processes it shares the rate with, as of the last sync: this
-    /// one and the other live processes that are calling (see the
-    /// membership on [`SharedLimiter`]); 0 before the first sync.
-    pub fn members(&self) -> usize {
-        self.shared.members.load(Relaxed)
-    }
-
-    /// How many times it fell back to local state, and how many times it
-    /// resynchronised after.
-    pub fn fallbacks(&self) -> (u64, u64) {
-        (self.link.fallbacks(), self.link.resyncs())
-    }
 }
 
-impl Deref for SharedLimiter {
-    type Target = AdaptiveLimiter;
-
-    fn deref(&self) -> &AdaptiveLimiter {
-        &self.shared.limiter
-    }
-}
-
-impl AsLimiter for SharedLimiter {
-    #[inline]
-    fn as_limiter(&self) -> &AdaptiveLimiter {
-        &self.shared.limiter
-    }
-}
-
-impl fmt::Debug for SharedLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedLimiter")
-            .field("name", &self.name())
-            .field("connected", &self.is_connected())
-            .field("members", &self.members())
-            .field("limiter", &self.shared.limiter)
-            .finish()
-    }
-}
+shared_guard!(
+    SharedLimiter,
+    AdaptiveLimiter,
+    limiter,
+    AsLimiter,
+    as_limiter,
+    members
+);
 
 /// The limiter's side of the exchange.
 struct LimiterExchange {

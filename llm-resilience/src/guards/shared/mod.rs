@@ -103,6 +103,73 @@
 //! [`RetryBudget`]: crate::RetryBudget
 //! [`AdaptiveLimiter`]: crate::AdaptiveLimiter
 
+/// What every shared guard has besides its exchange: its local guard
+/// (`local`, `Deref` and the `As*` trait, so that it goes wherever the local
+/// one goes), its name, how its link to Redis stands, and `Debug`; with
+/// `members`, the count of processes it is shared with.
+macro_rules! shared_guard {
+    ($shared:ident, $local:ty, $field:ident, $as:ident, $as_fn:ident $(, $members:ident)?) => {
+        impl $shared {
+            /// The local guard, which calls use.
+            pub fn local(&self) -> &$local {
+                &self.shared.$field
+            }
+
+            /// The name it is shared under.
+            pub fn name(&self) -> &str {
+                &self.link.name
+            }
+
+            /// Whether its exchange reaches Redis now; `false` before it
+            /// first does, and while it runs on local state.
+            pub fn is_connected(&self) -> bool {
+                self.link.is_connected()
+            }
+
+            /// How many times it fell back to local state (Redis
+            /// unreachable, slow, or restarted), and how many times it
+            /// resynchronised after.
+            pub fn fallbacks(&self) -> (u64, u64) {
+                (self.link.fallbacks(), self.link.resyncs())
+            }
+
+            $(
+                /// The live processes sharing it at the last sync, this one
+                /// included (for a limiter, those that are calling); 0 before
+                /// the first.
+                pub fn $members(&self) -> usize {
+                    self.shared.members.load(std::sync::atomic::Ordering::Relaxed)
+                }
+            )?
+        }
+
+        impl std::ops::Deref for $shared {
+            type Target = $local;
+
+            fn deref(&self) -> &$local {
+                &self.shared.$field
+            }
+        }
+
+        impl $as for $shared {
+            #[inline]
+            fn $as_fn(&self) -> &$local {
+                &self.shared.$field
+            }
+        }
+
+        impl std::fmt::Debug for $shared {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut out = f.debug_struct(stringify!($shared));
+                out.field("name", &self.name())
+                    .field("connected", &self.is_connected());
+                $(out.field(stringify!($members), &self.$members());)?
+                out.field(stringify!($field), &self.shared.$field).finish()
+            }
+        }
+    };
+}
+
 mod breaker;
 mod budget;
 mod exchange;
