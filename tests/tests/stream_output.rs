@@ -205,3 +205,21 @@ async fn an_empty_complete_answer_is_a_success_for_the_breaker() {
     drop(answer);
     assert_eq!(BREAKER.state(), BreakerState::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_json_error_body_sent_with_a_200_is_classified_not_retried_as_cut_short() {
+    let error_body = r#"{"error":{"message":"Invalid API key","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+    let read = run(
+        OpenAi,
+        OPTIONS,
+        vec![vec![error_body.to_owned()]],
+        Duration::from_millis(10),
+    )
+    .await;
+    let error = read.error.expect("the call fails");
+    assert_eq!(read.attempts, 1, "an auth error is not sent again: {error}");
+    assert_eq!(
+        llm_resilience::Classify::kind(&error),
+        llm_resilience::ErrorKind::Auth
+    );
+}

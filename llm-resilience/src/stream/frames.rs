@@ -3,13 +3,15 @@
 use std::error::Error;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use eventsource_stream::{Event, EventStream, EventStreamError};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::{EventFormat, Frame, Malformed, SseEvent, StreamError, StreamFailure};
+use super::{EventFormat, Frame, Malformed, ProviderError, SseEvent, StreamError, StreamFailure};
 
 /// The frames of the SSE body `bytes` in `format`: the same as
 /// [`Frames::new`].
@@ -55,6 +57,15 @@ pin_project! {
     ///   the body ends before the format's terminal marker (a partial event
     ///   at the very end is dropped, as the SSE standard says).
     ///
+    /// A body that ends without a single event and is not server-sent
+    /// events at all (a server that ignored `"stream": true` and sent its
+    /// JSON answer, a JSON error body, a proxy's HTML page) is not an
+    /// incomplete stream: a JSON error body is read as the error event it
+    /// stands for ([`StreamFailure::ErrorEvent`], classified by
+    /// [`ProviderError::from_data`]), anything else is
+    /// [`StreamFailure::Malformed`], quoting how the body starts. Its first
+    /// 4 KiB are kept for that, until the first event.
+    ///
     /// Each error carries the number of [`Frame::Content`]s yielded before
     /// it, which [`Frames::delivered`] also tells at any time.
     ///
@@ -64,10 +75,109 @@ pin_project! {
     /// with [`Frames::delivered`].
     pub struct Frames<S, F> {
         #[pin]
-        events: EventStream<S>,
+        events: EventStream<Head<S>>,
         format: F,
         delivered: u64,
         state: State,
+        // How the body starts, until its first event.
+        head: Arc<Kept>,
+    }
+}
+
+/// How much of a body is kept until its first event.
+const KEPT: usize = 4096;
+
+/// The start of a body, kept until its first event, to tell a body that is
+/// not server-sent events from one cut short.
+#[derive(Debug, Default)]
+struct Kept {
+    /// Whether bytes are still kept: until the first event, or [`KEPT`].
+    keeping: AtomicBool,
+    bytes: Mutex<Vec<u8>>,
+}
+
+pin_project! {
+    /// The body's chunks, passed on as they are, the first [`KEPT`] bytes
+    /// copied into a [`Kept`] until the first event.
+    struct Head<S> {
+        #[pin]
+        inner: S,
+        kept: Arc<Kept>,
+    }
+}
+
+impl<S, B, E> Stream for Head<S>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
+    type Item = Result<B, E>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let item = ready!(this.inner.poll_next(cx));
+        if let Some(Ok(chunk)) = &item {
+            if this.kept.keeping.load(Relaxed) {
+                this.kept.keep(chunk.as_ref());
+            }
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Kept {
+    #[cold]
+    fn keep(&self, chunk: &[u8]) {
+        let Ok(mut bytes) = self.bytes.lock() else {
+            return;
+        };
+        let room = KEPT.saturating_sub(bytes.len());
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if bytes.len() >= KEPT {
+            self.keeping.store(false, Relaxed);
+        }
+    }
+
+    /// An event came: nothing more is kept.
+    #[inline]
+    fn stop(&self) {
+        if self.keeping.load(Relaxed) {
+            self.keeping.store(false, Relaxed);
+            if let Ok(mut bytes) = self.bytes.lock() {
+                *bytes = Vec::new();
+            }
+        }
+    }
+
+    /// Why a body that ended without any event ended so: it was cut short
+    /// ([`StreamFailure::Incomplete`]), or it was never server-sent events.
+    #[cold]
+    fn ended_without_events(&self) -> StreamFailure {
+        let bytes = self.bytes.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let body = text.trim_start();
+        // An SSE body starts with a field (`data:`, `event:`, `id:`,
+        // `retry:`) or a comment (`:`); one cut short before its first
+        // whole event is incomplete.
+        let sse = body.is_empty()
+            || body.starts_with(':')
+            || ["data", "event", "id", "retry"].iter().any(|field| {
+                body.strip_prefix(field)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '\n', '\r']))
+            });
+        if sse {
+            return StreamFailure::Incomplete;
+        }
+        if let Ok(serde_json::Value::Object(json)) = serde_json::from_str(body) {
+            if json.get("error").is_some_and(|e| !e.is_null()) {
+                return StreamFailure::ErrorEvent(ProviderError::from_data(body));
+            }
+        }
+        let start: String = body.chars().take(120).collect();
+        StreamFailure::Malformed(Malformed::new(format!(
+            "the body is not server-sent events (did the server ignore `\"stream\": true`?); it starts: {start:?}"
+        )))
     }
 }
 
@@ -84,11 +194,19 @@ enum State {
 impl<S, F> Frames<S, F> {
     /// The frames of the SSE body `bytes` in `format`.
     pub fn new(bytes: S, format: F) -> Self {
+        let head = Arc::new(Kept {
+            keeping: AtomicBool::new(true),
+            bytes: Mutex::new(Vec::new()),
+        });
         Frames {
-            events: EventStream::new(bytes),
+            events: EventStream::new(Head {
+                inner: bytes,
+                kept: Arc::clone(&head),
+            }),
             format,
             delivered: 0,
             state: State::Reading,
+            head,
         }
     }
 
@@ -138,7 +256,10 @@ where
             return Poll::Ready(None);
         }
         let failure = match ready!(this.events.as_mut().poll_next(cx)) {
-            Some(Ok(event)) => match this.format.frame(&view(&event)) {
+            Some(Ok(event)) => match {
+                this.head.stop();
+                this.format.frame(&view(&event))
+            } {
                 Ok(Frame::Error(error)) => StreamFailure::ErrorEvent(error),
                 Ok(frame) => {
                     match frame {
@@ -161,6 +282,7 @@ where
             Some(Err(EventStreamError::Parser(error))) => StreamFailure::Malformed(Malformed::new(
                 format!("body is not server-sent events: {error}"),
             )),
+            None if *this.delivered == 0 => this.head.ended_without_events(),
             None => StreamFailure::Incomplete,
         };
         *this.state = State::Failed;

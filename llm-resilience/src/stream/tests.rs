@@ -379,6 +379,53 @@ async fn a_body_without_its_terminal_marker_is_incomplete() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_sse_is_not_an_incomplete_stream() {
+    // A server that ignored `"stream": true`: its whole JSON answer.
+    let completion = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}"#;
+    // A JSON error body sent with a 200, and a proxy's page.
+    let error_body =
+        r#"{"error":{"message":"bad model","type":"invalid_request_error","code":null}}"#;
+    let html = "<html><body>502 Bad Gateway</body></html>";
+    for (body, kind) in [
+        (completion, ErrorKind::Other),
+        (error_body, ErrorKind::Client),
+        (html, ErrorKind::Other),
+    ] {
+        // Whole, and split in two anywhere.
+        for chunks in [whole(body), split(body.as_bytes(), body.len() / 2)] {
+            let (frames, error) = run(chunks, OpenAi).await;
+            assert!(frames.is_empty());
+            let error = error.expect("an error, not a clean end");
+            assert_eq!(error.kind(), kind, "{body}: {error}");
+            assert!(
+                !matches!(error.failure(), StreamFailure::Incomplete),
+                "{error}"
+            );
+        }
+    }
+    let (_, error) = run(whole(completion), OpenAi).await;
+    assert!(error
+        .unwrap()
+        .to_string()
+        .contains("not server-sent events"));
+    // Server-sent events cut before their first whole event are still cut
+    // short, whatever field they start with.
+    for cut in [
+        "data: {\"choi",
+        "event: content_block_delta\nda",
+        ": ping",
+        "\n\nid: 1",
+    ] {
+        let (_, error) = run(whole(cut), OpenAi).await;
+        let error = error.unwrap();
+        assert!(
+            matches!(error.failure(), StreamFailure::Incomplete),
+            "{cut:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn nothing_after_the_terminal_marker_is_read() {
     let mut chunks = whole(&openai_stream(&["a"]));
     chunks.push(Ok(b"data: {not json}\n\n".to_vec()));
