@@ -255,11 +255,12 @@ where
         if *this.state != State::Reading {
             return Poll::Ready(None);
         }
-        let failure = match ready!(this.events.as_mut().poll_next(cx)) {
-            Some(Ok(event)) => match {
-                this.head.stop();
-                this.format.frame(&view(&event))
-            } {
+        let next = ready!(this.events.as_mut().poll_next(cx));
+        if let Some(Ok(_)) = &next {
+            this.head.stop();
+        }
+        let failure = match next {
+            Some(Ok(event)) => match this.format.frame(&view(&event)) {
                 Ok(Frame::Error(error)) => StreamFailure::ErrorEvent(error),
                 Ok(frame) => {
                     match frame {
