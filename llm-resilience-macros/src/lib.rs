@@ -33,6 +33,11 @@ fn retry2(
     item: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
     let raw = parse::parse(args);
+    let raw_keys: Vec<String> = raw
+        .items
+        .iter()
+        .filter_map(|item| item.as_ref().ok().map(|arg| arg.key.to_string()))
+        .collect();
     let func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(_) => {
@@ -45,10 +50,42 @@ fn retry2(
     match validate::validate(raw, &func) {
         Ok(config) => expand::expand(&config, &func),
         Err(errors) => {
-            // Emit the function untouched beside the errors, so that the rest
-            // of the crate still sees it.
+            // Emit the function beside the errors, so that the rest of the
+            // crate still sees it: untouched, but for a streamed one, whose
+            // body returns a byte stream where the signature says the
+            // retried stream (a body of its own would only add a type error
+            // to those reported). An `impl Trait` success type needs a body
+            // to define it, so that one keeps its own.
             let errors = errors.iter().map(syn::Error::to_compile_error);
+            let streamed = raw_streams(&raw_keys);
+            let func = if streamed && !returns_impl_trait(&func) {
+                let syn::ItemFn {
+                    attrs, vis, sig, ..
+                } = &func;
+                quote! {
+                    #(#attrs)*
+                    #[allow(unused_variables)]
+                    #vis #sig {
+                        ::core::unimplemented!("#[retry] could not expand this function")
+                    }
+                }
+            } else {
+                quote!(#func)
+            };
             quote! { #func #(#errors)* }
         }
+    }
+}
+
+/// Whether the arguments, as written, make the function a streamed one.
+fn raw_streams(keys: &[String]) -> bool {
+    keys.iter().any(|key| key == "stream")
+}
+
+/// Whether `func` returns a type with an `impl Trait` in it.
+fn returns_impl_trait(func: &syn::ItemFn) -> bool {
+    match &func.sig.output {
+        syn::ReturnType::Default => false,
+        syn::ReturnType::Type(_, ty) => quote!(#ty).to_string().contains("impl "),
     }
 }
