@@ -299,6 +299,18 @@ struct Opened<'a> {
     first: Option<StreamItem>,
 }
 
+impl<'a> Opened<'a> {
+    /// The frames still to read and the first item: none of either for an
+    /// answer that was complete and empty, whose stream ends at once,
+    /// cleanly.
+    fn split(self) -> (Option<BoxFrames<'a>>, Option<StreamItem>) {
+        match self.first {
+            Some(first) => (Some(self.frames), Some(first)),
+            None => (None, None),
+        }
+    }
+}
+
 /// The driver of a streamed call, with what opens its attempts.
 struct Driver<'p, E, W, H, O, F> {
     call: Call<'p, E, W, H>,
@@ -530,11 +542,7 @@ where
         let opened = driver.open_until_first().await?;
         let name = driver.call.observed().1;
         let deadline = options.deadline.map(|limit| later(started, limit));
-        let (frames, pending) = match opened.first {
-            Some(first) => (Some(opened.frames), Some(first)),
-            // Complete and empty: the stream ends at once, cleanly.
-            None => (None, None),
-        };
+        let (frames, pending) = opened.split();
         Ok(RetriedStream {
             frames,
             driver: Some(driver),
@@ -611,7 +619,7 @@ impl Policy {
     }
 }
 
-impl<'a, E> RetriedStream<'a, E>
+impl<E> RetriedStream<'_, E>
 where
     E: Classify + From<StreamError>,
 {
@@ -665,21 +673,6 @@ where
         Poll::Ready(Some(Ok(item)))
     }
 
-    /// The stream's next item after `opened` came: its first event, or the
-    /// clean end of an answer that was complete and empty.
-    fn opened(&mut self, opened: Opened<'a>) -> Option<StreamItem> {
-        match opened.first {
-            Some(first) => {
-                self.frames = Some(opened.frames);
-                Some(first)
-            }
-            None => {
-                self.frames = None;
-                None
-            }
-        }
-    }
-
     /// The stream waits for its body: has a timer run out?
     #[inline]
     fn timed_out(&mut self, cx: &mut Context<'_>) -> Option<StreamError> {
@@ -712,7 +705,8 @@ where
                 this.driver = Some(driver);
                 match outcome {
                     Ok(opened) => {
-                        let first = this.opened(opened);
+                        let (frames, first) = opened.split();
+                        this.frames = frames;
                         if this.options.on_interrupt == OnInterrupt::Resume {
                             match first {
                                 Some(first) => return this.deliver(first),
