@@ -503,7 +503,22 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
             },
         )
     };
-    let light = quote!(#p::Light::new(&__RETRY_POLICY, &__RETRY_METRICS, #limiter, #guarded));
+    // What the first attempt needs before the call is made: a static when
+    // every part of it is one (no limiter named), so that its checks read
+    // constants; else a local.
+    let light_new = quote!(#p::Light::new(&__RETRY_POLICY, &__RETRY_METRICS, #limiter, #guarded));
+    let (bind_light, light) = if !light_path {
+        (TokenStream::new(), TokenStream::new())
+    } else if named_limiter.is_none() {
+        let ident = Ident::new("__RETRY_LIGHT", site);
+        (
+            quote!(static #ident: #p::Light<'static> = #light_new;),
+            quote!(&#ident),
+        )
+    } else {
+        let ident = Ident::new("__retry_light", site);
+        (quote!(let #ident = #light_new;), quote!(&#ident))
+    };
 
     let body_ident = Ident::new("__retry_body", site);
     let run = if let Some(stream) = &config.stream {
@@ -602,6 +617,7 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
             const __RETRY_POLICY: #p::Policy = #policy;
             static __RETRY_METRICS: #p::MetricKeys = #p::MetricKeys::new(#span_name);
             #bind_guards
+            #bind_light
             #start_call
             #run
             #end

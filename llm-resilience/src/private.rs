@@ -152,7 +152,7 @@ pub fn set_cost<E, W, H>(call: &mut Call<'_, E, W, H>, tokens: u64) {
 /// the call only if its first attempt fails or has to be admitted.
 #[inline(always)]
 pub fn run_sync_light<'p, R: IsResult, W, H>(
-    light: Light<'p>,
+    light: &'p Light<'p>,
     make: impl FnOnce() -> Call<'p, R::Error, W, H>,
     body: impl FnMut() -> R,
 ) -> Ending<R::Ok, R::Error> {

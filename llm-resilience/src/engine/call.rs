@@ -83,7 +83,8 @@ impl Policy {
         // one future less to build and poll on every call. The call is made
         // only if its first attempt fails or has to be admitted.
         let hooks = self.hooks();
-        let mut call = Lazy::new(hooks.light(), || {
+        let light = hooks.light();
+        let mut call = Lazy::new(&light, || {
             hooks.driver(Start::tokio(self, &crate::metrics::POLICY_KEYS), false)
         });
         loop {
@@ -622,7 +623,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
                 false,
             )
         };
-        first::run_sync(self.light(), make, op).into_result()
+        first::run_sync(&self.light(), make, op).into_result()
     }
 
     /// Run the future that `op` makes as [`Policy::call_async`] does, with
@@ -671,7 +672,8 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         H: Fn(&RetryEvent<'_, E>),
         R: Refuse<E>,
     {
-        let mut call = Lazy::new(self.light(), || {
+        let light = self.light();
+        let mut call = Lazy::new(&light, || {
             self.driver(
                 Start::tokio(self.policy, &crate::metrics::POLICY_KEYS),
                 false,

@@ -90,7 +90,7 @@ impl<'p> Light<'p> {
 /// attempt fails or has to be admitted.
 #[inline(always)]
 pub fn run_sync<'p, R, W, H>(
-    light: Light<'p>,
+    light: &'p Light<'p>,
     make: impl FnOnce() -> Call<'p, R::Error, W, H>,
     mut body: impl FnMut() -> R,
 ) -> Ending<R::Ok, R::Error>
@@ -156,7 +156,7 @@ pub struct Lazy<'p, E, W, H, M> {
 #[allow(clippy::large_enum_variant)]
 enum Stage<'p, E, W, H, M> {
     /// Before the first attempt.
-    First(Light<'p>, M),
+    First(&'p Light<'p>, M),
     /// The call is made.
     Made(Call<'p, E, W, H>),
     /// Only while the call is being made.
@@ -171,7 +171,7 @@ where
     /// An async call that `make` makes only if its first attempt fails or
     /// has to be admitted.
     #[inline(always)]
-    pub fn new(light: Light<'p>, make: M) -> Self {
+    pub fn new(light: &'p Light<'p>, make: M) -> Self {
         Lazy {
             stage: Stage::First(light, make),
         }
@@ -203,7 +203,7 @@ where
         F: Future<Output = R>,
     {
         if let Stage::First(light, _) = &self.stage {
-            let light = *light;
+            let light: &Light<'p> = light;
             if let Some(frame) = light.frame(Clock::Tokio, true) {
                 #[allow(clippy::let_unit_value)] // a unit without the `metrics` feature
                 let started = metrics::start();

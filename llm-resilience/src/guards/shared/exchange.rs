@@ -145,8 +145,7 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
         let mut connected = match connect(&client, &options, x.channel()).await {
             Ok(connected) => connected,
             Err(e) => {
-                x.link().down(&e);
-                x.fall_back();
+                go_local(&mut x, &e);
                 // Full jitter on half the backoff: processes that lost
                 // Redis together do not all come back at once.
                 let half = backoff / 2;
@@ -156,8 +155,7 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
             }
         };
         if let Err(e) = timed(options.timeout, x.resync(&mut connected.con)).await {
-            x.link().down(&e);
-            x.fall_back();
+            go_local(&mut x, &e);
             offline(&mut x, backoff, &options).await;
             continue;
         }
@@ -197,9 +195,16 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
                 },
             }
         };
-        x.link().down(&*failure);
-        x.fall_back();
+        go_local(&mut x, &*failure);
     }
+}
+
+/// Redis failed: the guard goes back to its local state, and only then
+/// reports itself disconnected, so that whoever sees it disconnected sees
+/// the local state in force.
+fn go_local<X: Exchange>(x: &mut X, why: &dyn std::fmt::Display) {
+    x.fall_back();
+    x.link().down(why);
 }
 
 /// A process's name in the fleet: its id and a random part, unique among
