@@ -561,15 +561,15 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
             ReturnType::Default => sig.ident.span(),
         };
         let block = typed_async_body(block, &ret, ret_span);
-        let (lazy, attempt) = if light_path {
+        let (lazy, turn) = if light_path {
             (
                 quote!(let mut #call = #p::Lazy::new(#light, #make);),
-                quote!(#p::attempt_async_light::<#ret, _, _, _, _>),
+                quote!(#krate::__lazy_turn!(#call, #body_ident)),
             )
         } else {
             (
                 TokenStream::new(),
-                quote!(#p::attempt_async::<#ret, _, _, _>),
+                quote!(#p::attempt_async::<#ret, _, _, _>(&mut #call, #body_ident).await),
             )
         };
         quote! {
@@ -580,7 +580,7 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
                     // Pinned here, in this function's own future: the
                     // driver polls it in place, never moving it.
                     let #body_ident = ::core::pin::pin!(async #block);
-                    #attempt(&mut #call, #body_ident).await
+                    #turn
                 } {
                     break #ending;
                 }

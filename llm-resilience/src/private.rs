@@ -9,9 +9,9 @@ pub use core::option::Option::{None, Some};
 pub use core::result::Result::{Err, Ok};
 
 pub use crate::engine::driver::{Call, Ending, FallBack, IsResult};
-#[cfg(feature = "tokio")]
-pub use crate::engine::first::Lazy;
 pub use crate::engine::first::Light;
+#[cfg(feature = "tokio")]
+pub use crate::engine::first::{First, Lazy};
 use crate::engine::state::Start;
 pub use crate::engine::state::{Refusals, State};
 pub use crate::AdaptiveLimiter;
@@ -167,22 +167,6 @@ pub fn run_sync<R: IsResult, W, H>(
     body: impl FnMut() -> R,
 ) -> Ending<R::Ok, R::Error> {
     call.run_sync(body)
-}
-
-/// One turn of an async call of a function returning `R`, made only if its
-/// first attempt fails or has to be admitted: `Some` once it has ended.
-#[cfg(feature = "tokio")]
-#[inline]
-pub fn attempt_async_light<'a, 'p, R, F, W, H, M>(
-    call: &'a mut Lazy<'p, R::Error, W, H, M>,
-    body: core::pin::Pin<&'a mut F>,
-) -> impl Future<Output = Option<Ending<R::Ok, R::Error>>> + use<'a, 'p, R, F, W, H, M>
-where
-    R: IsResult,
-    F: Future<Output = R>,
-    M: FnOnce() -> Call<'p, R::Error, W, H>,
-{
-    call.attempt_async(body)
 }
 
 /// One turn of an async call of a function returning `R`, made at once (it

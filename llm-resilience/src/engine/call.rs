@@ -92,7 +92,7 @@ impl Policy {
             // refused call never calls it) and inside the attempt, so that
             // `attempt()` in `op` sees it and the call's idempotency key.
             let body = core::pin::pin!(Deferred::new(&mut op));
-            if let Some(ending) = call.attempt_async(body).await {
+            if let Some(ending) = crate::__lazy_turn!(call, body) {
                 return ending.into_result();
             }
         }
@@ -684,7 +684,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
             // refused call never calls it) and inside the attempt, so that
             // `attempt()` in `op` sees it and the call's idempotency key.
             let body = core::pin::pin!(Deferred::new(&mut op));
-            if let Some(ending) = call.attempt_async(body).await {
+            if let Some(ending) = crate::__lazy_turn!(call, body) {
                 return ending.into_result();
             }
         }

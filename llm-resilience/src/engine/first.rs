@@ -141,9 +141,9 @@ where
 }
 
 /// An async call: its [`Light`] and what makes its [`Call`], until the
-/// call is made. Generated code drives it with
-/// [`attempt_async`](Self::attempt_async) in a `loop`, as it would the
-/// [`Call`]; public only through `__private`.
+/// call is made. Generated code and [`Policy::call_async`] drive it with
+/// `__lazy_turn!` in a `loop`, a turn per attempt; public only through
+/// `__private`.
 #[cfg(feature = "tokio")]
 #[derive(Debug)]
 pub struct Lazy<'p, E, W, H, M> {
@@ -193,34 +193,101 @@ where
         }
     }
 
-    /// One turn of the call, as [`Call::attempt_async`]: `Some` once it has
-    /// ended. The first runs in a frame of its own if nothing has to admit
-    /// it.
+    /// The first attempt, to run in a frame of its own, if the call is not
+    /// made yet and nothing has to admit that attempt; `None` otherwise
+    /// (then [`attempt_async`](Self::attempt_async) makes the call and runs
+    /// the turn).
+    #[inline(always)]
+    pub fn first(&self) -> Option<First<'p>> {
+        match &self.stage {
+            Stage::First(light, _) => light.frame(Clock::Tokio, true).map(|frame| First {
+                frame,
+                started: metrics::start(),
+            }),
+            Stage::Made(_) | Stage::Making => None,
+        }
+    }
+
+    /// The first attempt ended with `outcome`: the call's end if it
+    /// succeeded, else its error, for [`first_failed`](Self::first_failed).
+    #[inline(always)]
+    #[allow(clippy::unit_arg)] // the start is a unit without the `metrics` feature
+    pub fn first_ended<R>(&self, first: &First<'p>, outcome: R) -> Result<Ending<R::Ok, E>, E>
+    where
+        R: IsResult<Error = E>,
+    {
+        match outcome.into_result() {
+            Ok(value) => {
+                if let Stage::First(light, _) = &self.stage {
+                    light.succeeded(first.started);
+                }
+                Ok(Ending::Return(Ok(value)))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The first attempt failed with `error`: the call is made, takes it
+    /// over (its idempotency key and its start), and decides, as after any
+    /// failed attempt: `None` to go round again after the wait.
+    #[allow(clippy::unit_arg)] // the start is a unit without the `metrics` feature
+    pub async fn first_failed<T>(&mut self, first: &First<'p>, error: E) -> Option<Ending<T, E>> {
+        let call = self.made();
+        call.took_over(&first.frame, first.started);
+        call.failed_async(error).await
+    }
+
+    /// One turn of the call, as [`Call::attempt_async`], once it is past
+    /// its first attempt or that attempt has to be admitted: the call is
+    /// made now if it was not. `Some` once it has ended.
     #[inline]
     pub async fn attempt_async<R, F>(&mut self, body: Pin<&mut F>) -> Option<Ending<R::Ok, E>>
     where
         R: IsResult<Error = E>,
         F: Future<Output = R>,
     {
-        if let Stage::First(light, _) = &self.stage {
-            let light: &Light<'p> = light;
-            if let Some(frame) = light.frame(Clock::Tokio, true) {
-                #[allow(clippy::let_unit_value)] // a unit without the `metrics` feature
-                let started = metrics::start();
-                let outcome = InFrame::new(&frame, body).await;
-                return match outcome.into_result() {
-                    Ok(value) => {
-                        light.succeeded(started);
-                        Some(Ending::Return(Ok(value)))
-                    }
-                    Err(error) => {
-                        let call = self.made();
-                        call.took_over(&frame, started);
-                        call.failed_async(error).await
-                    }
-                };
-            }
-        }
         self.made().attempt_async(body).await
     }
+}
+
+/// The first attempt of a [`Lazy`] call, run before the call is made: its
+/// frame and its start. Public only through `__private`.
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub struct First<'p> {
+    frame: Frame<'p>,
+    started: metrics::Started,
+}
+
+#[cfg(feature = "tokio")]
+impl<'p> First<'p> {
+    /// Run `body` as this attempt: [`attempt()`](crate::attempt()) sees it.
+    #[inline(always)]
+    pub fn attempt<'a, F: Future>(
+        &'a self,
+        body: Pin<&'a mut F>,
+    ) -> impl Future<Output = F::Output> + use<'a, 'p, F> {
+        InFrame::new(&self.frame, body)
+    }
+}
+
+/// One turn of a [`Lazy`] async call with the attempt `$body` (pinned):
+/// its first attempt in a frame of its own when nothing has to admit it,
+/// else a turn of the made call. `Some` once the call has ended. Written
+/// once, for `#[retry]`'s expansion and [`Policy::call_async`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lazy_turn {
+    ($call:ident, $body:ident) => {
+        match $call.first() {
+            $crate::__private::Some(first) => {
+                let outcome = first.attempt($body).await;
+                match $call.first_ended(&first, outcome) {
+                    $crate::__private::Ok(ending) => $crate::__private::Some(ending),
+                    $crate::__private::Err(error) => $call.first_failed(&first, error).await,
+                }
+            }
+            $crate::__private::None => $call.attempt_async($body).await,
+        }
+    };
 }
