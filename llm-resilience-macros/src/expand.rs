@@ -506,7 +506,11 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
     // What the first attempt needs before the call is made: a static when
     // every part of it is one (no limiter named), so that its checks read
     // constants; else a local.
-    let light_new = quote!(#p::Light::new(&__RETRY_POLICY, &__RETRY_METRICS, #limiter, #guarded));
+    let mut light_new =
+        quote!(#p::Light::new(&__RETRY_POLICY, &__RETRY_METRICS, #limiter, #guarded));
+    if implicit_limiter {
+        light_new.extend(quote!(.own_limiter()));
+    }
     let (bind_light, light) = if !light_path {
         (TokenStream::new(), TokenStream::new())
     } else if named_limiter.is_none() {

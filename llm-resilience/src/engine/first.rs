@@ -38,6 +38,8 @@ pub struct Light<'p> {
     limiter: Option<&'p AdaptiveLimiter>,
     /// Whether the call has a breaker or a budget: they see every attempt.
     guarded: bool,
+    /// Whether `limiter` is the function's own (see [`own_limiter`](Self::own_limiter)).
+    own_limiter: bool,
 }
 
 impl<'p> Light<'p> {
@@ -55,7 +57,19 @@ impl<'p> Light<'p> {
             name,
             limiter,
             guarded,
+            own_limiter: false,
         }
+    }
+
+    /// The limiter is the one `#[retry]` gives a function that names none:
+    /// it counts successes only while it paces, and a first attempt runs
+    /// light only while it does not, so such an attempt's success is not
+    /// reported to it (if pacing began during the attempt, the limiter
+    /// misses that one success).
+    #[inline(always)]
+    pub const fn own_limiter(mut self) -> Self {
+        self.own_limiter = true;
+        self
     }
 
     /// The first attempt's frame, if nothing has to happen before it.
@@ -80,7 +94,9 @@ impl<'p> Light<'p> {
     #[inline(always)]
     fn succeeded(&self, started: metrics::Started) {
         if let Some(limiter) = self.limiter {
-            limiter.on_success();
+            if !self.own_limiter {
+                limiter.on_success();
+            }
         }
         metrics::call_finished(self.name, Outcome::FirstTrySuccess, started);
     }

@@ -1,7 +1,10 @@
 //! Whether a shared guard reaches Redis: said once per change, in tracing
 //! and metrics, and readable by its owner.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 
 /// The link of one shared guard, as its task sees it and its handle reads
@@ -36,7 +39,7 @@ impl Link {
     }
 
     pub(super) fn is_connected(&self) -> bool {
-        self.connected.load(Relaxed)
+        self.connected.load(Acquire)
     }
 
     pub(super) fn fallbacks(&self) -> u64 {
@@ -48,12 +51,16 @@ impl Link {
     }
 
     /// Redis could not be reached, or an operation failed or timed out:
-    /// the guard runs on local state. Said once until it is back.
+    /// the guard runs on local state. Said once until it is back; the
+    /// guard reads as disconnected once it has been said.
     pub(super) fn down(&self, why: &dyn std::fmt::Display) {
-        self.connected.store(false, Relaxed);
-        if self.fallen_back.swap(true, Relaxed) {
-            return;
+        if !self.fallen_back.swap(true, Relaxed) {
+            self.say_down(why);
         }
+        self.connected.store(false, Release);
+    }
+
+    fn say_down(&self, why: &dyn std::fmt::Display) {
         self.fallbacks.fetch_add(1, Relaxed);
         #[cfg(feature = "tracing")]
         tracing::warn!(
@@ -75,9 +82,9 @@ impl Link {
         }
     }
 
-    /// Redis answered, and the guard resynchronised with the fleet.
+    /// Redis answered, and the guard resynchronised with the fleet; it
+    /// reads as connected once that has been said.
     pub(super) fn up(&self) {
-        self.connected.store(true, Relaxed);
         let was_down = self.fallen_back.swap(false, Relaxed);
         if was_down {
             self.resyncs.fetch_add(1, Relaxed);
@@ -95,5 +102,6 @@ impl Link {
             let (guard, name) = (self.guard, self.name.to_string());
             metrics::gauge!("retry_shared_connected", "guard" => guard, "name" => name).set(1.0);
         }
+        self.connected.store(true, Release);
     }
 }
