@@ -23,7 +23,8 @@ use crate::AdaptiveLimiter;
 ///
 /// - **One algorithm, the fleet's evidence.** Every `watch_every` (20 ms)
 ///   each process publishes the successes and the `429`s its calls met
-///   since it last did (one `PUBLISH`, only when there are any), and feeds
+///   since it last did (one `PUBLISH`, only when there are any; at once
+///   after a `429`, its own or one another process published), and feeds
 ///   the ones the other processes publish to its local limiter as they
 ///   arrive: so every local limiter guesses, measures, cuts, grows and
 ///   pauses for a `Retry-After` on what the whole fleet saw, within about
@@ -330,10 +331,18 @@ impl Exchange for LimiterExchange {
             shared.limiter.add_successes(successes);
             self.added = self.added.saturating_add(successes);
         }
+        let mut refused = false;
         for refusal in parts {
             let (wait, paced) = refusal.split_once(':').unwrap_or((refusal, "1"));
             let wait = wait.parse::<u64>().ok().map(Duration::from_millis);
             shared.limiter.refused_elsewhere(wait, paced == "1");
+            refused = true;
+        }
+        // A refusal elsewhere: this process's successes since its last
+        // publication go out now rather than at the next `watch_every`, so
+        // that every limiter judges the refusal on the whole fleet's count.
+        if refused {
+            self.wake.notify_one();
         }
     }
 
