@@ -428,3 +428,50 @@ async fn window_full_deadline_odd() {
     }
     hung.abort();
 }
+
+/// Callers asleep until their next look at the schedule (every 250 ms)
+/// while the rate rises: their slots move earlier, several into the past,
+/// and the callers must still leave one slot apart when they wake, not
+/// together.
+#[tokio::test(start_paused = true)]
+async fn callers_whose_slots_moved_earlier_while_they_slept_leave_spaced() {
+    let limiter = Arc::new(AdaptiveLimiter::new().initial_rate(4.0)); // a slot every 250 ms
+    let sends = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (limiter, sends) = (Arc::clone(&limiter), Arc::clone(&sends));
+        tasks.spawn(async move {
+            let _: Result<(), E> = Policy::new()
+                .max_attempts(1)
+                .limiter(&limiter)
+                .call_async(|| async {
+                    sends.lock().unwrap().push(start.elapsed());
+                    Ok(())
+                })
+                .await;
+        });
+    }
+    // Every caller holds its slot: the first due now, the others up to
+    // 2.25 s away.
+    sleep(100 * MS).await;
+    // Announced: 6000 a minute, paced at 95 a second (a slot every 10.5 ms).
+    limiter.observe_limit(6_000);
+    assert_eq!(limiter.rate(), Some(95.0));
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let mut sends = sends.lock().unwrap().clone();
+    sends.sort();
+    assert_eq!(sends.len(), 10);
+    let interval = Duration::from_secs_f64(1.0 / 95.0);
+    for pair in sends[1..].windows(2) {
+        assert!(
+            pair[1] - pair[0] >= interval / 2,
+            "two callers left {:?} apart (the pace is {interval:?}): {sends:?}",
+            pair[1] - pair[0]
+        );
+    }
+    // And none of them waited for its old slot.
+    assert!(sends[9] < Duration::from_millis(600), "{sends:?}");
+}

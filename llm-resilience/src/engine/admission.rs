@@ -88,7 +88,10 @@ impl<'l> Pacing<'l> {
             return Ok(None);
         }
         if self.started {
-            match state.still_to_wait(&mut self.unused.slot, refusals)? {
+            // Whether the nap just taken ended before the slot did: the
+            // caller looks again, and may find its slot moved past.
+            let looked_again = self.pace > RECHECK_PACING;
+            match state.still_to_wait(&mut self.unused.slot, looked_again, refusals)? {
                 Some(more) => self.pace = more,
                 None => return Ok(None),
             }
@@ -218,12 +221,13 @@ impl<'p> State<'p> {
     pub(super) fn still_to_wait<E>(
         &mut self,
         slot: &mut Slot,
+        looked_again: bool,
         refusals: &Refusals<E>,
     ) -> Result<Option<Duration>, E> {
         let Some(limiter) = self.guards.limiter else {
             return Ok(None);
         };
-        let more = limiter.wait_for(slot);
+        let more = limiter.wait_for(slot, looked_again);
         if more.is_zero() {
             return Ok(None);
         }

@@ -18,6 +18,9 @@ pub(super) struct Schedule {
     /// Nanoseconds between slots; 0 until the first paced reservation sets
     /// it from the rate.
     pub(super) interval: f64,
+    /// When the last caller that woke after its slot was let go: the next
+    /// such caller leaves at least an interval later.
+    pub(super) late_sent: i64,
 }
 
 impl Schedule {
@@ -26,6 +29,7 @@ impl Schedule {
         anchor_n: 0.0,
         anchor_t: LONG_AGO,
         interval: 0.0,
+        late_sent: LONG_AGO,
     };
 
     /// When slot `n` is due.

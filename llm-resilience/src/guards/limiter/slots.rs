@@ -8,6 +8,10 @@ use std::time::Duration;
 use super::{AdaptiveLimiter, UNLIMITED};
 use crate::time::{nanos_i64, since_epoch_ns};
 
+/// How far past its slot a waiting caller may wake and still count as on
+/// time: a timer's lateness, not a sleep through the slot (nanoseconds).
+const OVERSLEPT_NS: f64 = 2_000_000.0;
+
 impl AdaptiveLimiter {
     /// Reserve the caller's send slot and return how long to wait for it:
     /// call it right before every attempt, sleep that long, then send.
@@ -98,8 +102,9 @@ impl AdaptiveLimiter {
 
     /// How long until `slot` is due, as the schedule stands now (it moves
     /// when the rate changes): zero once it is, or when the limiter no
-    /// longer paces.
-    pub(crate) fn wait_for(&self, slot: &mut Slot) -> Duration {
+    /// longer paces. `looked_again`: the caller slept less than its last
+    /// wait, to look at the schedule again, rather than until its slot.
+    pub(crate) fn wait_for(&self, slot: &mut Slot, looked_again: bool) -> Duration {
         match *slot {
             Slot::Free | Slot::Window(_) => Duration::ZERO,
             Slot::WindowFull(cost) => {
@@ -119,31 +124,44 @@ impl AdaptiveLimiter {
                 *slot = place;
                 wait
             }
-            Slot::Queued(n, tokens) => {
+            Slot::Queued(number, tokens) => {
                 let now = since_epoch_ns();
                 let mut control = self.lock();
                 // The rate moves for the callers already waiting too: a hint
                 // past its reset ends, and growth re-spaces their slots.
                 self.grow(&mut control, now);
                 let mut due = now;
-                if let Some(n) = n {
+                if let Some(n) = &number {
                     if self.rate.load(Relaxed) != UNLIMITED {
                         let schedule = &mut control.schedule;
-                        // A caller that finds its slot long past (the rate
-                        // rose while it slept between two looks, and moved
-                        // its slot earlier) is put back on the schedule
-                        // from now, and the slots after it move on with it:
-                        // the callers that slept through their slots do not
-                        // all go at once when they look again.
-                        let late = now.saturating_sub(schedule.due(n)) as f64;
-                        if schedule.interval > 0.0
-                            && late > (self.credit() + 2.0) * schedule.interval
-                            && n as f64 >= schedule.anchor_n
-                        {
-                            schedule.anchor_n = n as f64;
-                            schedule.anchor_t = now;
+                        // Callers that slept through their slots (the rate
+                        // rose while they slept between two looks, and
+                        // moved their slots earlier, into the past) leave
+                        // one slot apart, not together: each at least an
+                        // interval after the last that did. One that has to
+                        // wait for that, or finds its slot long past, puts
+                        // the schedule back on from when it leaves, at its
+                        // slot, and the slots after it move on with it. A
+                        // caller that slept until its slot and woke a little
+                        // late (a timer's lateness) just goes.
+                        let late = now.saturating_sub(schedule.due(*n)) as f64;
+                        if schedule.interval > 0.0 && late > OVERSLEPT_NS {
+                            let long_past = late > (self.credit() + 2.0) * schedule.interval;
+                            let at = if looked_again {
+                                let at = now.max(
+                                    schedule.late_sent.saturating_add(schedule.interval as i64),
+                                );
+                                schedule.late_sent = at;
+                                at
+                            } else {
+                                now
+                            };
+                            if at > now || (long_past && *n as f64 >= schedule.anchor_n) {
+                                schedule.anchor_n = *n as f64;
+                                schedule.anchor_t = at;
+                            }
                         }
-                        due = due.max(schedule.due(n));
+                        due = due.max(schedule.due(*n));
                     }
                 }
                 if let Some((start, cost)) = tokens {
