@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod chat;
 pub mod flaky;
 pub mod outage;
 pub mod redis_server;

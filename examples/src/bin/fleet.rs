@@ -51,9 +51,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
+use examples::chat::send;
 use examples::flaky::{Fault, FlakyProvider, Limits, Scenario};
 use examples::redis_server::RedisServer;
-use llm_resilience::http::{check, HttpError, RequestBuilderExt};
+use llm_resilience::http::HttpError;
 use llm_resilience::shared::{Fleet, FleetOptions};
 use llm_resilience::{retry, AdaptiveLimiter, BreakerState, CircuitBreaker, RetryBudget};
 use serde_json::{json, Value};
@@ -165,12 +166,6 @@ async fn chat_guarded(
     body: &Value,
 ) -> Result<(), HttpError> {
     send(client, url, body).await
-}
-
-async fn send(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), HttpError> {
-    let response = client.post(url).json(body).retry_headers().send().await?;
-    check(response).await?.bytes().await?;
-    Ok(())
 }
 
 fn body(i: u64) -> Value {

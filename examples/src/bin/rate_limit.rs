@@ -55,8 +55,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use examples::chat::send;
 use examples::flaky::{request_tokens, Announce, FlakyProvider, Limits, Scenario};
-use llm_resilience::http::{check, HttpError, RequestBuilderExt};
+use llm_resilience::http::HttpError;
 use llm_resilience::{retry, AdaptiveLimiter};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -265,12 +266,6 @@ async fn chat_tokens(
     body: &Value,
 ) -> Result<(), HttpError> {
     send(client, url, body).await
-}
-
-async fn send(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), HttpError> {
-    let response = client.post(url).json(body).retry_headers().send().await?;
-    check(response).await?.bytes().await?;
-    Ok(())
 }
 
 async fn call(
