@@ -51,7 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
-use examples::chat::send;
+use examples::chat::{paced, send};
 use examples::flaky::{Fault, FlakyProvider, Limits, Scenario};
 use examples::redis_server::RedisServer;
 use llm_resilience::http::HttpError;
@@ -131,17 +131,6 @@ fn unix_ms() -> u64 {
 }
 
 // ---------------------------------------------------------------- workers
-
-/// Paced by `limiter`; every attempt waits for its slot.
-#[retry(max_attempts = 8, limiter = limiter)]
-async fn chat_paced(
-    client: &reqwest::Client,
-    url: &str,
-    limiter: &AdaptiveLimiter,
-    body: &Value,
-) -> Result<(), HttpError> {
-    send(client, url, body).await
-}
 
 /// Paced by `limiter`, under a breaker and a budget.
 #[retry(max_attempts = 8, limiter = limiter, breaker = breaker, budget = budget)]
@@ -374,7 +363,7 @@ async fn worker(job: Value) -> Value {
                     )
                     .await
                 } else {
-                    chat_paced(&client, &url, guards.limiter(), &body(i)).await
+                    paced(&client, &url, guards.limiter(), &body(i)).await
                 };
                 (began, ms(), outcome(&result))
             });

@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use examples::chat::send;
+use examples::chat::{paced, send};
 use examples::flaky::{request_tokens, Announce, FlakyProvider, Limits, Scenario};
 use llm_resilience::http::HttpError;
 use llm_resilience::{retry, AdaptiveLimiter};
@@ -244,18 +244,6 @@ async fn chat_default(client: &reqwest::Client, url: &str, body: &Value) -> Resu
     send(client, url, body).await
 }
 
-/// Paced by `limiter`: every attempt waits for its slot and reports its
-/// outcome.
-#[retry(max_attempts = 8, limiter = limiter)]
-async fn chat_limited(
-    client: &reqwest::Client,
-    url: &str,
-    limiter: &AdaptiveLimiter,
-    body: &Value,
-) -> Result<(), HttpError> {
-    send(client, url, body).await
-}
-
 /// Paced by `limiter` on requests and, stating what the call costs
 /// ([`request_tokens`] of `body`), on tokens.
 #[retry(max_attempts = 8, limiter = limiter, cost = request_tokens(body))]
@@ -280,7 +268,7 @@ async fn call(
             chat_no_limiter(client, url, body).await
         }
         (Caller::DefaultAttribute, _) => chat_default(client, url, body).await,
-        (Caller::Limited, Some(limiter)) => chat_limited(client, url, limiter, body).await,
+        (Caller::Limited, Some(limiter)) => paced(client, url, limiter, body).await,
         (Caller::Tokens, Some(limiter)) => chat_tokens(client, url, limiter, body).await,
     }
 }
