@@ -767,3 +767,31 @@ async fn a_window_that_stays_full_grows_with_time() {
     let waited = second_call_waits(Duration::from_secs(60)).await;
     assert!(waited <= Duration::from_millis(510), "{waited:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_refusals_alone_do_not_measure_a_rate() {
+    // A refusal, then 0.25 s in which the callers sent less than the
+    // provider admits (15 successes), then another: nothing shows that the
+    // provider stayed exhausted in between, so 60 a second is no limit,
+    // and the second refusal only cuts the rate by another 5 %.
+    let limiter = AdaptiveLimiter::new().initial_rate(100.0);
+    limiter.on_rate_limited(None);
+    advance(250 * MS).await;
+    for _ in 0..15 {
+        limiter.on_success();
+    }
+    limiter.on_rate_limited(None);
+    let rate = limiter.rate().unwrap();
+    assert!(close(rate, 90.25), "{rate}");
+    // Refusals that keep coming do measure it: 3 more, 0.1 s apart, with
+    // 10 successes each: 45 over 0.55 s.
+    for _ in 0..3 {
+        advance(100 * MS).await;
+        for _ in 0..10 {
+            limiter.on_success();
+        }
+        limiter.on_rate_limited(None);
+    }
+    let rate = limiter.rate().unwrap();
+    assert!(close(rate, 45.0 / 0.55 * 0.95), "{rate}");
+}

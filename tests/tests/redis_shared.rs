@@ -532,3 +532,71 @@ fn names_with_colons_keep_keys_of_their_own_and_huge_options_work() {
         assert!(ttl > 0, "{key}: PTTL {ttl}, every key expires");
     }
 }
+
+#[test]
+fn a_client_that_closes_or_stops_calling_hands_its_share_over_at_once() {
+    let redis = RedisServer::start();
+    // Clients count for their first `member_ttl` (here 400 ms) whether
+    // they call or not.
+    let options = FleetOptions::new()
+        .prefix("t-handover")
+        .member_ttl(Duration::from_millis(400));
+    let fleets: Vec<Fleet> = (0..3)
+        .map(|_| Fleet::with_options(&redis.url(), options).unwrap())
+        .collect();
+    let limiters: Vec<SharedLimiter> = fleets
+        .iter()
+        .map(|f| f.limiter("provider", AdaptiveLimiter::new()))
+        .collect();
+    // Clients 0 and 1 call all along; client 2 never does.
+    let calling = || {
+        limiters[0].on_success();
+        limiters[1].on_success();
+    };
+    let all_seen = within(Duration::from_secs(2), || {
+        calling();
+        limiters.iter().all(|l| l.members() == 3)
+    });
+    assert!(all_seen.is_some(), "every client sees the fleet");
+    // Past its first 400 ms, client 2 has no calls: it leaves the set and
+    // says so; the others take its share at its next sync (100 ms), not
+    // three syncs or a `member_ttl` later.
+    let took = within(Duration::from_secs(2), || {
+        calling();
+        limiters[..2].iter().all(|l| l.members() == 2)
+    })
+    .expect("the idle client's share goes to the others");
+    assert!(took <= Duration::from_millis(600), "{took:?}");
+    // Calling again, it is counted again as soon as it says so.
+    let back = within(Duration::from_secs(1), || {
+        calling();
+        limiters[2].on_success();
+        limiters.iter().all(|l| l.members() == 3)
+    })
+    .expect("the client that calls again is counted again");
+    assert!(back <= Duration::from_millis(250), "{back:?}");
+    // Closing its fleet, client 1 leaves at once: the others count it out
+    // within a round trip, where a client gone silent is counted out only
+    // `member_ttl` and three syncs later.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let closing = Instant::now();
+    runtime.block_on(fleets[1].close());
+    let took = within(Duration::from_secs(2), || {
+        limiters[0].on_success();
+        limiters[2].on_success();
+        limiters[0].members() == 2 && limiters[2].members() == 2
+    })
+    .expect("the others count the closed client out");
+    assert!(
+        closing.elapsed() <= PROPAGATION + Duration::from_millis(100),
+        "closing and counting it out took {:?} ({took:?} after close returned)",
+        closing.elapsed()
+    );
+    assert!(
+        !limiters[1].is_connected(),
+        "a closed fleet does not reconnect"
+    );
+}

@@ -286,11 +286,29 @@ async fn worker(job: Value) -> Value {
     // Redis.
     let opened = Arc::new(Mutex::new(None::<f64>));
     let windows = Arc::new(Mutex::new(Vec::<(f64, Option<f64>)>::new()));
+    // With FLEET_DEBUG: the fleet's rate as this process's limiter sees it,
+    // every 250 ms.
+    let rates = Arc::new(Mutex::new(Vec::<u32>::new()));
     let watching = {
-        let (guards, opened, windows) = (guards.clone(), opened.clone(), windows.clone());
+        let (guards, opened, windows, rates) = (
+            guards.clone(),
+            opened.clone(),
+            windows.clone(),
+            rates.clone(),
+        );
+        let debug = std::env::var_os("FLEET_DEBUG").is_some();
         tokio::spawn(async move {
             let mut connected = true;
             loop {
+                if debug {
+                    if let Some(limiter) = &guards.limiter {
+                        let mut rates = rates.lock().unwrap();
+                        if ms() >= rates.len() as f64 * 250.0 {
+                            let fleet = limiter.rate().unwrap_or(0.0) * limiter.members() as f64;
+                            rates.push(fleet.round() as u32);
+                        }
+                    }
+                }
                 if opened.lock().unwrap().is_none()
                     && matches!(guards.breaker().state(), BreakerState::Open { .. })
                 {
@@ -385,6 +403,10 @@ async fn worker(job: Value) -> Value {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     watching.abort();
+    // Done: the others take this process's share at once.
+    if let Some(fleet) = &fleet {
+        fleet.close().await;
+    }
     let opened = *opened.lock().unwrap();
     let windows: Vec<Value> = windows
         .lock()
@@ -399,6 +421,7 @@ async fn worker(job: Value) -> Value {
         "windows": windows,
         "fallbacks": [fallbacks.0, fallbacks.1],
         "members_at_start": ready,
+        "rates": *rates.lock().unwrap(),
     })
 }
 
@@ -417,6 +440,8 @@ struct Report {
     opened_ms: Vec<Option<f64>>,
     windows: Vec<Vec<(f64, Option<f64>)>>,
     members_at_start: Vec<u64>,
+    /// When each worker's last call ended (ms since the common start).
+    finished: Vec<f64>,
     /// The common start, in the provider's time (since it started).
     offset: Duration,
     provider: FlakyProvider,
@@ -456,6 +481,7 @@ fn run_fleet(
         opened_ms: Vec::new(),
         windows: Vec::new(),
         members_at_start: Vec::new(),
+        finished: Vec::new(),
         offset: start.saturating_duration_since(provider_started),
         provider,
     };
@@ -469,12 +495,18 @@ fn run_fleet(
             .last()
             .and_then(|line| serde_json::from_str(line).ok())
             .ok_or_else(|| format!("a worker said nothing readable ({})", output.status))?;
+        let mut finished = 0.0f64;
         for r in value["records"].as_array().into_iter().flatten() {
+            finished = finished.max(r[1].as_f64().unwrap_or(0.0));
             report.records.push(Record {
                 began: r[0].as_f64().unwrap_or(0.0),
                 ended: r[1].as_f64().unwrap_or(0.0),
                 outcome: r[2].as_str().unwrap_or("?").to_owned(),
             });
+        }
+        report.finished.push(finished);
+        if std::env::var_os("FLEET_DEBUG").is_some() {
+            eprintln!("a worker's fleet rate per 250 ms: {}", value["rates"]);
         }
         report.opened_ms.push(value["opened_ms"].as_f64());
         report.windows.push(
@@ -533,15 +565,15 @@ fn limit_table(options: &Options, redis: &str) -> Result<(), String> {
             );
             let log = report.provider.requests();
             let mut refused = vec![0u32; 20];
-            let mut early = vec![(0u32, 0u32); 50];
+            let mut early = vec![(0u32, 0u32); 40];
             for r in log.iter() {
                 let t = r.at.saturating_sub(report.offset).as_secs_f64();
                 let s = (t * 4.0) as usize;
                 if s < 20 && r.outcome == "429" {
                     refused[s] += 1;
                 }
-                let e = (t * 100.0) as usize;
-                if e < 50 {
+                let e = (t * 20.0) as usize;
+                if e < 40 {
                     if r.outcome == "429" {
                         early[e].1 += 1
                     } else {
@@ -550,7 +582,16 @@ fn limit_table(options: &Options, redis: &str) -> Result<(), String> {
                 }
             }
             eprintln!("refused per 250 ms: {refused:?}");
-            eprintln!("first 500 ms per 10 ms (ok, 429): {early:?}");
+            let mut admitted = vec![0u32; 40];
+            for r in log.iter().filter(|r| r.outcome != "429") {
+                let t = r.at.saturating_sub(report.offset).as_secs_f64();
+                if let Some(slot) = admitted.get_mut((t * 4.0) as usize) {
+                    *slot += 1;
+                }
+            }
+            eprintln!("admitted per 250 ms: {admitted:?}");
+            eprintln!("workers finished (ms): {:?}", report.finished);
+            eprintln!("first 2 s per 50 ms (ok, 429): {early:?}");
         }
         let ok = report.records.iter().filter(|r| r.outcome == "ok").count() as u64;
         let lost = report.records.len() as u64 - ok;

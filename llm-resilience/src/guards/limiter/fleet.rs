@@ -22,11 +22,13 @@ pub(crate) type Refusal = (Option<Duration>, bool);
 impl AdaptiveLimiter {
     /// Keep the refusals reported here for [`take_refusals`](Self::take_refusals),
     /// and call `wake` after each (under the limiter's lock: it must be
-    /// quick, and not call back into the limiter).
-    pub(crate) fn share_with_fleet(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+    /// quick, and not call back into the limiter). The other processes'
+    /// news arrives up to `lag` late.
+    pub(crate) fn share_with_fleet(&self, wake: Arc<dyn Fn() + Send + Sync>, lag: Duration) {
         self.lock().fleet_log = Some(super::FleetLog {
             refusals: Vec::new(),
             wake,
+            lag: crate::time::nanos_i64(lag),
         });
     }
 
@@ -44,6 +46,19 @@ impl AdaptiveLimiter {
             .as_mut()
             .map(|log| std::mem::take(&mut log.refusals))
             .unwrap_or_default()
+    }
+
+    /// The slots handed out so far, and whether a caller holds one not due
+    /// yet (it waits for its turn): for the exchange to tell a process
+    /// whose calls go on from one whose calls stopped.
+    pub(crate) fn demand(&self) -> (u64, bool) {
+        let now = since_epoch_ns();
+        let control = self.lock();
+        let schedule = &control.schedule;
+        let waiting = self.rate.load(Relaxed) != UNLIMITED
+            && schedule.issued > 0
+            && schedule.due(schedule.issued - 1) > now;
+        (schedule.issued, waiting)
     }
 
     /// The successes counted so far, here and elsewhere.
@@ -109,5 +124,46 @@ impl AdaptiveLimiter {
             let scaled = (f64::from(window) * scale).round() as u32;
             self.window.store(scaled.max(2), Relaxed);
         }
+    }
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::time::advance;
+
+    use crate::AdaptiveLimiter;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// The provider's burst, admitted before the first refusal but reported
+    /// by the other processes with their refusals, a publication later, is
+    /// not counted as admitted during the episode.
+    #[tokio::test(start_paused = true)]
+    async fn the_others_burst_reported_late_does_not_inflate_the_measurement() {
+        let limiter = AdaptiveLimiter::new();
+        limiter.share_with_fleet(Arc::new(|| {}), 40 * MS);
+        // This process's part of the burst, then its first refusal.
+        for _ in 0..5 {
+            limiter.on_success();
+        }
+        limiter.on_rate_limited(Some(Duration::from_secs(1)));
+        // 20 ms later the others' part of the burst arrives, with their
+        // refusals.
+        advance(20 * MS).await;
+        limiter.add_successes(15);
+        for _ in 0..3 {
+            limiter.refused_elsewhere(Some(Duration::from_secs(1)), false);
+        }
+        // Then the provider admits 100 a second, refusing all along.
+        for _ in 0..8 {
+            advance(50 * MS).await;
+            limiter.add_successes(5);
+            limiter.refused_elsewhere(Some(Duration::from_secs(1)), true);
+        }
+        let rate = limiter.rate().unwrap();
+        assert!((rate - 95.0).abs() < 1e-6, "{rate}");
     }
 }

@@ -232,6 +232,9 @@ pub struct AdaptiveLimiter {
 struct FleetLog {
     refusals: Vec<(Option<Duration>, bool)>,
     wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+    /// How late (ns) the other processes' successes and refusals can
+    /// arrive here.
+    lag: i64,
 }
 
 impl core::fmt::Debug for FleetLog {

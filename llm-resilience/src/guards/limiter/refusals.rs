@@ -19,9 +19,14 @@ const DEEPEST_BACKOFF: f64 = 0.5;
 /// this fraction (and to at most the headroom times the measurement).
 const SOFT_BACKOFF: f64 = 0.9;
 /// An episode is measured once it lasts this long (seconds) and
-/// `MIN_COUNT / rate`.
+/// `MIN_COUNT / rate`, ...
 const MIN_SPAN: f64 = 0.2;
 const MIN_COUNT: f64 = 10.0;
+/// ... and holds this many refusals after its first: two refusals alone
+/// do not show that the provider stayed exhausted between them (the
+/// callers may have sent less than it admits, and what it admitted says
+/// so, not what its limit is).
+const MIN_REFUSED: u32 = 3;
 /// Refusals further apart than this (seconds) and `GAP_COUNT / rate` start a
 /// new episode.
 const GAP: f64 = 0.5;
@@ -40,9 +45,14 @@ const MAX_PAUSE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Episode {
     /// When its first refusal was reported.
+    first: i64,
+    /// When its measurement began: at its first refusal, or (in a fleet)
+    /// its last one within the others' lag of it.
     began: i64,
     /// The successes reported by then.
     successes: u64,
+    /// The refusals reported since then.
+    refused: u32,
     /// The rate paced at when it began, before its first cut.
     rate: f64,
     /// Whether it began while the limiter did not pace: its refusals are of
@@ -90,6 +100,9 @@ impl AdaptiveLimiter {
         let mut control = self.lock();
         if paced || self.rate.load(Relaxed) == UNLIMITED {
             self.refused(&mut control, now, successes, retry_after);
+        } else {
+            // Not evidence about the pace, but it may bring news late.
+            Self::within_lag(&mut control, now, successes);
         }
         if here {
             if let Some(log) = &mut control.fleet_log {
@@ -120,8 +133,10 @@ impl AdaptiveLimiter {
         if bits == UNLIMITED {
             let guess = self.guess(control, now, successes) * GUESS_BACKOFF;
             control.episode = Some(Episode {
+                first: now,
                 began: now,
                 successes,
+                refused: 0,
                 rate: guess,
                 unpaced: true,
             });
@@ -135,8 +150,10 @@ impl AdaptiveLimiter {
             _ => {
                 // A new episode: cut now, measure if it goes on.
                 control.episode = Some(Episode {
+                    first: now,
                     began: now,
                     successes,
+                    refused: 0,
                     rate,
                     unpaced: false,
                 });
@@ -154,8 +171,19 @@ impl AdaptiveLimiter {
                 return;
             }
         };
+        let episode = match Self::within_lag(control, now, successes) {
+            Some(moved) => moved,
+            None => {
+                let counted = Episode {
+                    refused: episode.refused.saturating_add(1),
+                    ..episode
+                };
+                control.episode = Some(counted);
+                counted
+            }
+        };
         let span = nanos_to_secs(now.saturating_sub(episode.began));
-        if span >= MIN_SPAN.max(MIN_COUNT / rate) {
+        if span >= MIN_SPAN.max(MIN_COUNT / rate) && episode.refused >= MIN_REFUSED {
             let admitted = successes.saturating_sub(episode.successes) as f64 / span;
             if admitted > 0.0 {
                 control.measured = admitted;
@@ -182,6 +210,24 @@ impl AdaptiveLimiter {
             self.set_rate(control, cut, now, successes, fast);
             self.pause_at_floor(control, cut, now, retry_after);
         }
+    }
+
+    /// In a fleet, the other processes' successes from before an episode
+    /// (the provider's burst, at the start) arrive up to `lag` after it
+    /// began, with their refusals: counted from the episode's first
+    /// refusal, they would make the admitted rate look higher than it is.
+    /// So an episode is measured from its last refusal within `lag` of its
+    /// first: the episode as moved, if this is one.
+    fn within_lag(control: &mut Control, now: i64, successes: u64) -> Option<Episode> {
+        let lag = control.fleet_log.as_ref().map_or(0, |log| log.lag);
+        let episode = control.episode.as_mut()?;
+        if now.saturating_sub(episode.first) >= lag {
+            return None;
+        }
+        episode.began = now;
+        episode.successes = successes;
+        episode.refused = 0;
+        Some(*episode)
     }
 
     /// The rate to start pacing at when a limiter that did not pace learns

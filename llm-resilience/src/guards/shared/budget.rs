@@ -180,6 +180,7 @@ impl Exchange for BudgetExchange {
             self.leave
                 .key(&self.hash)
                 .arg(&*self.me)
+                .arg("")
                 .invoke_async::<i64>(con)
                 .await?;
             Ok(())

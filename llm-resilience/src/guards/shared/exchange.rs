@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, Instant, MissedTickBehavior};
 
 use super::health::Link;
@@ -135,28 +135,55 @@ async fn woken(wake: &Option<Arc<Notify>>) {
     }
 }
 
-/// The task of one shared guard, until its handle is dropped.
-pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOptions, mut x: X) {
+/// Resolves once [`Fleet::close`](super::Fleet::close) was called (or the
+/// `Fleet` is gone, which only happens as its runtime stops).
+async fn closed(closing: &mut watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// Runs a guard's exchange with Redis until the guard is dropped or its
+/// fleet closed: connects, resynchronises, then ticks, publishes and reads
+/// its channel; on a failure it goes local, and tries again with backoff.
+/// Dropping `closing` at the end tells [`Fleet::close`](super::Fleet::close)
+/// that this one has ended.
+pub(super) async fn drive<X: Exchange>(
+    client: redis::Client,
+    options: FleetOptions,
+    mut x: X,
+    mut closing: watch::Receiver<bool>,
+) {
     let mut backoff = options.reconnect_min;
     loop {
         if x.gone() {
             return;
         }
-        let mut connected = match connect(&client, &options, x.channel()).await {
+        if *closing.borrow() {
+            return close(&mut x);
+        }
+        let connected = tokio::select! {
+            connected = connect(&client, &options, x.channel()) => connected,
+            () = closed(&mut closing) => return close(&mut x),
+        };
+        let mut connected = match connected {
             Ok(connected) => connected,
             Err(e) => {
                 go_local(&mut x, &e);
-                // Full jitter on half the backoff: processes that lost
-                // Redis together do not all come back at once.
                 let half = backoff / 2;
-                offline(&mut x, half + half.mul_f64(fastrand::f64()), &options).await;
+                let wait = half + half.mul_f64(fastrand::f64());
+                tokio::select! {
+                    () = offline(&mut x, wait, &options) => {}
+                    () = closed(&mut closing) => return close(&mut x),
+                }
                 backoff = backoff.saturating_mul(2).min(options.reconnect_max);
                 continue;
             }
         };
         if let Err(e) = timed(options.timeout, x.resync(&mut connected.con)).await {
             go_local(&mut x, &e);
-            offline(&mut x, backoff, &options).await;
+            tokio::select! {
+                () = offline(&mut x, backoff, &options) => {}
+                () = closed(&mut closing) => return close(&mut x),
+            }
             continue;
         }
         x.link().up();
@@ -185,6 +212,13 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
                         break Box::new(e);
                     }
                 }
+                () = closed(&mut closing) => {
+                    // What this process saw since its last tick, then its
+                    // leaving, for the others.
+                    let _ = timed(options.timeout, x.tick(&mut connected.con, false)).await;
+                    let _ = timed(options.timeout, x.leave(&mut connected.con)).await;
+                    return close(&mut x);
+                }
                 message = next_message(&mut connected.events) => match message {
                     Some(message) => {
                         if let Ok(payload) = message.get_payload::<String>() {
@@ -197,6 +231,12 @@ pub(super) async fn drive<X: Exchange>(client: redis::Client, options: FleetOpti
         };
         go_local(&mut x, &*failure);
     }
+}
+
+/// The fleet was closed: the guard goes on with its local state alone.
+fn close<X: Exchange>(x: &mut X) {
+    x.fall_back();
+    x.link().closed();
 }
 
 /// Redis failed: the guard goes back to its local state, and only then

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::exchange::{drive, Exchange};
 use super::options::FleetOptions;
@@ -40,6 +40,9 @@ struct Inner {
     client: redis::Client,
     options: FleetOptions,
     runtime: tokio::runtime::Handle,
+    /// Set by [`Fleet::close`]; every exchange holds a receiver, so that
+    /// `closed()` on it resolves once they have all ended.
+    closing: watch::Sender<bool>,
     /// Dropped with the last `Fleet` or guard: the thread's runtime stops.
     _stop: oneshot::Sender<()>,
 }
@@ -79,9 +82,40 @@ impl Fleet {
                 client,
                 options,
                 runtime: handle,
+                closing: watch::Sender::new(false),
                 _stop: stop,
             }),
         })
+    }
+
+    /// Leave the fleet now, at the end of this process's work or before it
+    /// exits: every guard made from this `Fleet` takes its entry out of
+    /// Redis and tells the others, so that a shared limiter's share goes to
+    /// the processes still calling within a round trip, rather than after
+    /// [`member_ttl`](FleetOptions::member_ttl) (2 s) without news of this
+    /// one. Waits for that at most twice [`timeout`](FleetOptions::timeout)
+    /// (100 ms by default); Redis being down is not an error.
+    ///
+    /// The guards go on working afterwards, on their local state alone, as
+    /// when Redis is down, and never reconnect; guards made after it do not
+    /// connect at all.
+    ///
+    /// ```no_run
+    /// use llm_resilience::shared::Fleet;
+    /// use llm_resilience::AdaptiveLimiter;
+    ///
+    /// # async fn run() -> Result<(), redis::RedisError> {
+    /// let fleet = Fleet::new("redis://127.0.0.1:6379/")?;
+    /// let limiter = fleet.limiter("openai", AdaptiveLimiter::new());
+    /// // ... the process's calls ...
+    /// fleet.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn close(&self) {
+        self.inner.closing.send_replace(true);
+        let bound = self.inner.options.timeout.saturating_mul(2);
+        let _ = tokio::time::timeout(bound, self.inner.closing.closed()).await;
     }
 
     /// The options it was made with.
@@ -119,7 +153,10 @@ impl Fleet {
     pub(super) fn spawn(&self, exchange: impl Exchange) {
         let client = self.inner.client.clone();
         let options = self.inner.options;
-        self.inner.runtime.spawn(drive(client, options, exchange));
+        let closing = self.inner.closing.subscribe();
+        self.inner
+            .runtime
+            .spawn(drive(client, options, exchange, closing));
     }
 
     /// Keeps the thread running while a guard lives.

@@ -60,6 +60,24 @@ impl Link {
         self.connected.store(false, Release);
     }
 
+    /// The fleet was closed ([`Fleet::close`](super::Fleet::close)): the
+    /// guard runs on local state from now on. Not a fallback: said at
+    /// `INFO`, and not counted.
+    pub(super) fn closed(&self) {
+        self.connected.store(false, Release);
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: "llm_resilience",
+            guard = self.guard,
+            name = &*self.name,
+            "left the fleet: the shared {} runs on local state from now on",
+            self.guard
+        );
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("retry_shared_connected", "guard" => self.guard, "name" => self.name.to_string())
+            .set(0.0);
+    }
+
     fn say_down(&self, why: &dyn std::fmt::Display) {
         self.fallbacks.fetch_add(1, Relaxed);
         #[cfg(feature = "tracing")]

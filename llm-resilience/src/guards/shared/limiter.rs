@@ -35,13 +35,19 @@ use crate::AdaptiveLimiter;
 ///   the fleet's rate, and, before anything is known, keeps `1 / n` of the
 ///   initial window (so that `n` processes starting together send no
 ///   larger a herd than one). A token limit announced is shared the same
-///   way. A process counts from its start, and then while its calls keep
-///   coming (a success or a `429` within `member_ttl / 4`, 500 ms): an
-///   idle one leaves the set, and its share goes to the others. A smaller
-///   count is taken after three syncs (after a resynchronisation, after
-///   `member_ttl`, so that a restarted, empty Redis does not make the
-///   first process back pace for the whole fleet). A process that starts
-///   later takes the rate the fleet paces at (kept for `key_ttl`).
+///   way. A process counts from its start, and then while it has calls:
+///   one waiting for its turn, or a slot taken, a success or a `429`
+///   within the last `sync_every`. One whose calls stopped leaves the set
+///   and says so, as does one that [closes](Fleet::close) its fleet, and
+///   the others count again at once: its share goes to the processes
+///   still calling within about a round trip (a fleet whose processes
+///   finish unevenly is not held to the pace of the ones still running).
+///   One that comes back says so too. A smaller count that comes without
+///   such news (a process gone silent) is taken after three syncs (after a
+///   resynchronisation, after `member_ttl`, so that a restarted, empty
+///   Redis does not make the first process back pace for the whole
+///   fleet). A process that starts later takes the rate the fleet paces
+///   at (kept for `key_ttl`).
 ///
 /// Rates are the fleet's: [`initial_rate`](AdaptiveLimiter::initial_rate),
 /// [`min_rate`](AdaptiveLimiter::min_rate),
@@ -85,14 +91,18 @@ impl SharedLimiter {
     pub(super) fn start(fleet: &Fleet, name: &str, limiter: AdaptiveLimiter) -> Self {
         let wake = Arc::new(Notify::new());
         let waker = Arc::clone(&wake);
-        limiter.share_with_fleet(Arc::new(move || waker.notify_one()));
+        let options = fleet.options();
+        // The others' news comes at their next look, and a round trip later.
+        limiter.share_with_fleet(
+            Arc::new(move || waker.notify_one()),
+            options.watch_every.saturating_mul(2),
+        );
         let successes = limiter.successes();
         let shared = Arc::new(Shared {
             limiter,
             members: AtomicUsize::new(0),
         });
         let link = Arc::new(Link::new("limiter", name.into()));
-        let options = fleet.options();
         fleet.spawn(LimiterExchange {
             shared: Arc::downgrade(&shared),
             link: Arc::clone(&link),
@@ -110,6 +120,8 @@ impl SharedLimiter {
             sync_every: options.sync_every,
             born: Instant::now(),
             last_active: Instant::now(),
+            issued: 0,
+            recount: false,
             fewer_since: None,
             resynced_at: Instant::now(),
             wake,
@@ -158,8 +170,13 @@ struct LimiterExchange {
     /// When the guard was made: a process counts as calling for its first
     /// `member_ttl`, before its first call.
     born: Instant,
-    /// When a call here last succeeded or was refused.
+    /// When a call here last took a slot, succeeded or was refused.
     last_active: Instant,
+    /// The limiter's slots handed out when last looked at.
+    issued: u64,
+    /// Another process joined or left: count again at the next tick, and
+    /// take a smaller count at once.
+    recount: bool,
     /// Since when Redis has counted fewer processes than `members`.
     fewer_since: Option<Instant>,
     /// When it last resynchronised.
@@ -187,9 +204,13 @@ impl LimiterExchange {
         });
         // A process whose calls stopped leaves its share to the others.
         let now = Instant::now();
-        let idle_after = self.member_ttl / 4;
+        let (issued, waiting) = shared.limiter.demand();
+        if issued != self.issued || waiting {
+            self.issued = issued;
+            self.last_active = now;
+        }
         let active = now.duration_since(self.born) < self.member_ttl
-            || now.duration_since(self.last_active) < idle_after;
+            || now.duration_since(self.last_active) <= self.sync_every;
         let (calling, stored, stored_fast): (u64, String, String) = self
             .sync
             .key(&self.members_key)
@@ -200,6 +221,7 @@ impl LimiterExchange {
             .arg(rate)
             .arg(fast)
             .arg(if active { "1" } else { "0" })
+            .arg(&self.channel)
             .invoke_async(con)
             .await?;
         // Counted as calling itself, for the share it would take.
@@ -211,12 +233,16 @@ impl LimiterExchange {
         // fewer for a while: three syncs, or after a resynchronisation
         // (a restarted Redis that the others have not reached again yet)
         // a whole `member_ttl`.
-        let hold = if now.duration_since(self.resynced_at) < self.member_ttl {
+        let resyncing = now.duration_since(self.resynced_at) < self.member_ttl;
+        let hold = if resyncing {
             self.member_ttl
         } else {
             self.sync_every * 3
         };
+        // A process that said it left is gone for sure.
+        let announced = std::mem::take(&mut self.recount) && !resyncing;
         let take = counted >= self.members
+            || announced
             || now.duration_since(*self.fewer_since.get_or_insert(now)) >= hold;
         let members = if take {
             self.fewer_since = None;
@@ -308,7 +334,7 @@ impl Exchange for LimiterExchange {
     fn tick<'a>(&'a mut self, con: &'a mut MultiplexedConnection, sync: bool) -> Step<'a> {
         Box::pin(async move {
             self.publish(con).await?;
-            if sync {
+            if sync || self.recount {
                 self.heartbeat(con, false).await?;
             }
             Ok(())
@@ -320,7 +346,16 @@ impl Exchange for LimiterExchange {
             return;
         };
         let mut parts = payload.split(' ');
-        if parts.next() != Some("ev") || parts.next() == Some(&*self.me) {
+        let kind = parts.next();
+        if parts.next() == Some(&*self.me) {
+            return;
+        }
+        if matches!(kind, Some("joined" | "left")) {
+            self.recount = true;
+            self.wake.notify_one();
+            return;
+        }
+        if kind != Some("ev") {
             return;
         }
         let successes = parts
@@ -379,6 +414,7 @@ impl Exchange for LimiterExchange {
             self.leave
                 .key(&self.members_key)
                 .arg(&*self.me)
+                .arg(&self.channel)
                 .invoke_async::<i64>(con)
                 .await?;
             Ok(())

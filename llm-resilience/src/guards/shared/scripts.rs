@@ -61,12 +61,16 @@ return {calls, retries, n, rank}
 /// any (ARGV[4], '' if none, and ARGV[5] '1' if it grows fast), becomes the
 /// one a process that starts later takes. Returns the live processes that
 /// call, and the rate ('' if none) and growth stored. KEYS[1]: the members'
-/// sorted set; KEYS[2]: the limiter's hash. ARGV[3]: the TTL in ms.
+/// sorted set; KEYS[2]: the limiter's hash. ARGV[3]: the TTL in ms. A
+/// process that joins or leaves the set says so on ARGV[7] (`joined ID`,
+/// `left ID`), for the others to count again at once.
 const LIMITER_SYNC: &str = "
 if ARGV[6] == '1' then
-  redis.call('ZADD', KEYS[1], now, ARGV[1])
-else
-  redis.call('ZREM', KEYS[1], ARGV[1])
+  if redis.call('ZADD', KEYS[1], now, ARGV[1]) == 1 then
+    redis.call('PUBLISH', ARGV[7], 'joined ' .. ARGV[1])
+  end
+elseif redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[7], 'left ' .. ARGV[1])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -80,12 +84,19 @@ return {n, h[1] or '', h[2] or '0'}
 ";
 
 /// A process leaves: its member entry (ARGV[1]) goes from KEYS[1], a sorted
-/// set or a hash.
+/// set or a hash; if it was there and ARGV[2] names a channel, `left ID` is
+/// published on it.
 const LEAVE: &str = "
+local gone
 if redis.call('TYPE', KEYS[1]).ok == 'zset' then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
+  gone = redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  gone = redis.call('HDEL', KEYS[1], ARGV[1])
 end
-return redis.call('HDEL', KEYS[1], ARGV[1])
+if gone == 1 and ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[2], 'left ' .. ARGV[1])
+end
+return gone
 ";
 
 fn script(body: &str) -> redis::Script {
