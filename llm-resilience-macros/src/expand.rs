@@ -599,7 +599,12 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
         } else {
             quote!({ #(#clones)* #block })
         };
-        if light_path {
+        if light_path && !has_fallback {
+            // Its result at once: `end` returns it as it is.
+            quote! {
+                let #ending = #p::run_sync_light_result::<#ret, _, _>(#light, #make, || #body);
+            }
+        } else if light_path {
             quote! {
                 let #ending = #p::run_sync_light::<#ret, _, _>(#light, #make, || #body);
             }
@@ -612,6 +617,8 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
 
     let end = if config.stream.is_some() {
         TokenStream::new()
+    } else if !is_async && light_path && !has_fallback {
+        ending.to_token_stream()
     } else {
         end
     };

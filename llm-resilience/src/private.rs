@@ -159,6 +159,16 @@ pub fn run_sync_light<'p, R: IsResult, W, H>(
     crate::engine::first::run_sync(light, make, body)
 }
 
+/// [`run_sync_light`] for a function without a fallback: its result.
+#[inline(always)]
+pub fn run_sync_light_result<'p, R: IsResult, W, H>(
+    light: &'p Light<'p>,
+    make: impl FnOnce() -> Call<'p, R::Error, W, H>,
+    body: impl FnMut() -> R,
+) -> Result<R::Ok, R::Error> {
+    crate::engine::first::run_sync(light, make, body)
+}
+
 /// Run a sync call of a function returning `R`, made at once (it has a
 /// breaker or a budget), to its end.
 #[inline]

@@ -623,7 +623,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
                 false,
             )
         };
-        first::run_sync(&self.light(), make, op).into_result()
+        first::run_sync::<_, _, _, Result<T, E>>(&self.light(), make, op)
     }
 
     /// Run the future that `op` makes as [`Policy::call_async`] does, with

@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use crate::engine::attempt::Frame;
+use crate::engine::attempt::{Frame, KeyCell};
 use crate::engine::deadline::DeadlineReport;
 use crate::engine::state::{Refusals, Start, State};
 #[cfg(all(feature = "tokio", feature = "stream"))]
@@ -306,9 +306,9 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
 
     /// The call's first attempt ran in a frame of its own, from `started`
     /// (see [`crate::engine::first`]): the call takes over its idempotency
-    /// key and its start.
+    /// key (`first`, the frame's) and its start.
     #[inline]
-    pub(crate) fn took_over(&mut self, first: &Frame<'p>, started: crate::metrics::Started) {
+    pub(crate) fn took_over(&mut self, first: &KeyCell, started: crate::metrics::Started) {
         self.state.took_over(first, started);
     }
 
@@ -319,7 +319,7 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
     #[inline(never)]
     pub(crate) fn after_first_sync<R>(
         mut self,
-        first: &Frame<'p>,
+        first: &KeyCell,
         started: crate::metrics::Started,
         error: E,
         body: impl FnMut() -> R,

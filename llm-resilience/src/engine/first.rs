@@ -23,7 +23,7 @@ use core::mem;
 #[cfg(feature = "tokio")]
 use core::pin::Pin;
 
-use crate::engine::attempt::{inherited_deadline, Frame};
+use crate::engine::attempt::{inherited_deadline, Frame, KeyCell};
 use crate::engine::driver::{Call, Ending, IsResult};
 use crate::metrics::{self, MetricKeys, Outcome};
 use crate::time::Clock;
@@ -102,16 +102,52 @@ impl<'p> Light<'p> {
     }
 }
 
+/// What a sync call returns to its caller: its [`Ending`], for a function
+/// with a fallback, or at once its `Result`. The light path converts in
+/// each branch, so that a success is returned in registers rather than
+/// written out as an `Ending` and read back.
+pub trait SyncEnd<T, E>: Sized {
+    /// The value for a call that ended so.
+    fn from_ending(ending: Ending<T, E>) -> Self;
+    /// The value for a first attempt that succeeded with `value`.
+    fn from_ok(value: T) -> Self;
+}
+
+impl<T, E> SyncEnd<T, E> for Ending<T, E> {
+    #[inline(always)]
+    fn from_ending(ending: Ending<T, E>) -> Self {
+        ending
+    }
+
+    #[inline(always)]
+    fn from_ok(value: T) -> Self {
+        Ending::Return(Ok(value))
+    }
+}
+
+impl<T, E> SyncEnd<T, E> for Result<T, E> {
+    #[inline(always)]
+    fn from_ending(ending: Ending<T, E>) -> Self {
+        ending.into_result()
+    }
+
+    #[inline(always)]
+    fn from_ok(value: T) -> Self {
+        Ok(value)
+    }
+}
+
 /// Run a sync call to its end; `make` makes its [`Call`] only if its first
 /// attempt fails or has to be admitted.
 #[inline(always)]
-pub fn run_sync<'p, R, W, H>(
+pub fn run_sync<'p, R, W, H, O>(
     light: &'p Light<'p>,
     make: impl FnOnce() -> Call<'p, R::Error, W, H>,
     mut body: impl FnMut() -> R,
-) -> Ending<R::Ok, R::Error>
+) -> O
 where
     R: IsResult,
+    O: SyncEnd<R::Ok, R::Error>,
 {
     let Some(frame) = light.frame(Clock::Std, false) else {
         return made_sync(make, body);
@@ -121,39 +157,43 @@ where
     match frame.enter(&mut body).into_result() {
         Ok(value) => {
             light.succeeded(started);
-            Ending::Return(Ok(value))
+            O::from_ok(value)
         }
-        Err(error) => failed_first_sync(make, &frame, started, error, body),
+        // Only the frame's key is read after the attempt: the rest of it is
+        // not written at all when the body does not look at it.
+        Err(error) => failed_first_sync(make, &frame.key, started, error, body),
     }
 }
 
 /// [`run_sync`] for a call that has to be admitted: made at once. Out of
 /// line, so that the success path of the other calls stays small.
 #[inline(never)]
-fn made_sync<'p, R, W, H>(
+fn made_sync<'p, R, W, H, O>(
     make: impl FnOnce() -> Call<'p, R::Error, W, H>,
     body: impl FnMut() -> R,
-) -> Ending<R::Ok, R::Error>
+) -> O
 where
     R: IsResult,
+    O: SyncEnd<R::Ok, R::Error>,
 {
-    make().run_sync(body)
+    O::from_ending(make().run_sync(body))
 }
 
 /// [`run_sync`] after a failed first attempt: the call is made and goes on.
 #[cold]
 #[inline(never)]
-fn failed_first_sync<'p, R, W, H>(
+fn failed_first_sync<'p, R, W, H, O>(
     make: impl FnOnce() -> Call<'p, R::Error, W, H>,
-    first: &Frame<'p>,
+    first: &KeyCell,
     started: metrics::Started,
     error: R::Error,
     body: impl FnMut() -> R,
-) -> Ending<R::Ok, R::Error>
+) -> O
 where
     R: IsResult,
+    O: SyncEnd<R::Ok, R::Error>,
 {
-    make().after_first_sync(first, started, error, body)
+    O::from_ending(make().after_first_sync(first, started, error, body))
 }
 
 /// An async call: its [`Light`] and what makes its [`Call`], until the
@@ -249,7 +289,7 @@ where
     #[allow(clippy::unit_arg)] // the start is a unit without the `metrics` feature
     pub async fn first_failed<T>(&mut self, first: &First<'p>, error: E) -> Option<Ending<T, E>> {
         let call = self.made();
-        call.took_over(&first.frame, first.started);
+        call.took_over(&first.frame.key, first.started);
         call.failed_async(error).await
     }
 

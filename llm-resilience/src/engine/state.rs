@@ -3,9 +3,9 @@ use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::engine::admission::Held;
-use crate::engine::attempt::Frame;
 #[cfg(feature = "tokio")]
 use crate::engine::attempt::InFrame;
+use crate::engine::attempt::{Frame, KeyCell};
 use crate::guards::Guards;
 use crate::metrics::{self, MetricKeys, Outcome};
 use crate::observe::trace::{self, CallSpan};
@@ -218,8 +218,8 @@ impl<'p> State<'p> {
     /// `started` (see [`crate::engine::first`]): the call takes over its
     /// idempotency key and its start.
     #[cold]
-    pub(crate) fn took_over(&mut self, first: &Frame<'p>, started: metrics::Started) {
-        self.frame.key.take_over(&first.key);
+    pub(crate) fn took_over(&mut self, first: &KeyCell, started: metrics::Started) {
+        self.frame.key.take_over(first);
         self.started = started;
     }
 
