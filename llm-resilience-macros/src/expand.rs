@@ -567,8 +567,13 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> TokenStream {
         let block = typed_async_body(block, &ret, ret_span);
         let (lazy, turn) = if light_path {
             (
-                quote!(let mut #call = #p::Lazy::new(#light, #make);),
-                quote!(#krate::__lazy_turn!(#call, #body_ident)),
+                quote!(let mut #call = #p::Lazy::new(#make);),
+                if has_fallback {
+                    quote!(#krate::__lazy_turn!(#call, #light, #body_ident))
+                } else {
+                    // A first attempt that succeeds returns at once.
+                    quote!(#krate::__lazy_turn!(#call, #light, #body_ident, return))
+                },
             )
         } else {
             (

@@ -84,15 +84,14 @@ impl Policy {
         // only if its first attempt fails or has to be admitted.
         let hooks = self.hooks();
         let light = hooks.light();
-        let mut call = Lazy::new(&light, || {
-            hooks.driver(Start::tokio(self, &crate::metrics::POLICY_KEYS), false)
-        });
+        let mut call =
+            Lazy::new(|| hooks.driver(Start::tokio(self, &crate::metrics::POLICY_KEYS), false));
         loop {
             // `op` runs when the attempt is first polled: after admission (a
             // refused call never calls it) and inside the attempt, so that
             // `attempt()` in `op` sees it and the call's idempotency key.
             let body = core::pin::pin!(Deferred::new(&mut op));
-            if let Some(ending) = crate::__lazy_turn!(call, body) {
+            if let Some(ending) = crate::__lazy_turn!(call, &light, body, return) {
                 return ending.into_result();
             }
         }
@@ -673,7 +672,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
         R: Refuse<E>,
     {
         let light = self.light();
-        let mut call = Lazy::new(&light, || {
+        let mut call = Lazy::new(|| {
             self.driver(
                 Start::tokio(self.policy, &crate::metrics::POLICY_KEYS),
                 false,
@@ -684,7 +683,7 @@ impl<'p, W, H, R> Hooks<'p, W, H, R> {
             // refused call never calls it) and inside the attempt, so that
             // `attempt()` in `op` sees it and the call's idempotency key.
             let body = core::pin::pin!(Deferred::new(&mut op));
-            if let Some(ending) = crate::__lazy_turn!(call, body) {
+            if let Some(ending) = crate::__lazy_turn!(call, &light, body, return) {
                 return ending.into_result();
             }
         }

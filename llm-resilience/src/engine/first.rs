@@ -212,7 +212,7 @@ pub struct Lazy<'p, E, W, H, M> {
 #[allow(clippy::large_enum_variant)]
 enum Stage<'p, E, W, H, M> {
     /// Before the first attempt.
-    First(&'p Light<'p>, M),
+    First(M),
     /// The call is made.
     Made(Call<'p, E, W, H>),
     /// Only while the call is being made.
@@ -225,11 +225,13 @@ where
     M: FnOnce() -> Call<'p, E, W, H>,
 {
     /// An async call that `make` makes only if its first attempt fails or
-    /// has to be admitted.
+    /// has to be admitted. Its [`Light`] is handed to each turn
+    /// (`__lazy_turn!`) rather than kept: `#[retry]`'s is a `static`, whose
+    /// settings the compiler then reads as constants.
     #[inline(always)]
-    pub fn new(light: &'p Light<'p>, make: M) -> Self {
+    pub fn new(make: M) -> Self {
         Lazy {
-            stage: Stage::First(light, make),
+            stage: Stage::First(make),
         }
     }
 
@@ -237,7 +239,7 @@ where
     #[cold]
     fn made(&mut self) -> &mut Call<'p, E, W, H> {
         if matches!(self.stage, Stage::First(..)) {
-            if let Stage::First(_, make) = mem::replace(&mut self.stage, Stage::Making) {
+            if let Stage::First(make) = mem::replace(&mut self.stage, Stage::Making) {
                 self.stage = Stage::Made(make());
             }
         }
@@ -254,9 +256,9 @@ where
     /// (then [`attempt_async`](Self::attempt_async) makes the call and runs
     /// the turn).
     #[inline(always)]
-    pub fn first(&self) -> Option<First<'p>> {
+    pub fn first(&self, light: &'p Light<'p>) -> Option<First<'p>> {
         match &self.stage {
-            Stage::First(light, _) => light.frame(Clock::Tokio, true).map(|frame| First {
+            Stage::First(_) => light.frame(Clock::Tokio, true).map(|frame| First {
                 frame,
                 started: metrics::start(),
             }),
@@ -264,23 +266,25 @@ where
         }
     }
 
-    /// The first attempt ended with `outcome`: the call's end if it
-    /// succeeded, else its error, for [`first_failed`](Self::first_failed).
+    /// The first attempt ended with `outcome`: its result, counted as the
+    /// call's success if it succeeded; an error goes to
+    /// [`first_failed`](Self::first_failed).
     #[inline(always)]
     #[allow(clippy::unit_arg)] // the start is a unit without the `metrics` feature
-    pub fn first_ended<R>(&self, first: &First<'p>, outcome: R) -> Result<Ending<R::Ok, E>, E>
+    pub fn first_ended<R>(
+        &self,
+        light: &'p Light<'p>,
+        first: &First<'p>,
+        outcome: R,
+    ) -> Result<R::Ok, E>
     where
         R: IsResult<Error = E>,
     {
-        match outcome.into_result() {
-            Ok(value) => {
-                if let Stage::First(light, _) = &self.stage {
-                    light.succeeded(first.started);
-                }
-                Ok(Ending::Return(Ok(value)))
-            }
-            Err(error) => Err(error),
+        let result = outcome.into_result();
+        if result.is_ok() {
+            light.succeeded(first.started);
         }
+        result
     }
 
     /// The first attempt failed with `error`: the call is made, takes it
@@ -327,19 +331,30 @@ impl<'p> First<'p> {
     }
 }
 
-/// One turn of a [`Lazy`] async call with the attempt `$body` (pinned):
-/// its first attempt in a frame of its own when nothing has to admit it,
-/// else a turn of the made call. `Some` once the call has ended. Written
+/// One turn of a [`Lazy`] async call of `$light` with the attempt `$body`
+/// (pinned): its first attempt in a frame of its own when nothing has to
+/// admit it, else a turn of the made call. `Some` once the call has ended.
+/// With `return`, a first attempt that succeeds returns its `Ok` from the
+/// enclosing function at once (for a caller without a fallback): the value
+/// goes straight to the function's output, not through the turn's. Written
 /// once, for `#[retry]`'s expansion and [`Policy::call_async`].
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __lazy_turn {
-    ($call:ident, $body:ident) => {
-        match $call.first() {
+    ($call:ident, $light:expr, $body:ident) => {
+        $crate::__lazy_turn!(@ $call, $light, $body, |value| $crate::__private::Some(
+            $crate::__private::Ending::Return($crate::__private::Ok(value))
+        ))
+    };
+    ($call:ident, $light:expr, $body:ident, return) => {
+        $crate::__lazy_turn!(@ $call, $light, $body, |value| return $crate::__private::Ok(value))
+    };
+    (@ $call:ident, $light:expr, $body:ident, |$value:ident| $on_ok:expr) => {
+        match $call.first($light) {
             $crate::__private::Some(first) => {
                 let outcome = first.attempt($body).await;
-                match $call.first_ended(&first, outcome) {
-                    $crate::__private::Ok(ending) => $crate::__private::Some(ending),
+                match $call.first_ended($light, &first, outcome) {
+                    $crate::__private::Ok($value) => $on_ok,
                     $crate::__private::Err(error) => $call.first_failed(&first, error).await,
                 }
             }
