@@ -135,6 +135,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod chain;
 mod engine;
 mod guards;
 mod observe;

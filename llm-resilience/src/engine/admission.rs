@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::engine::state::{Cold, Refusals, State};
+use crate::engine::state::{Cold, Held, Refusals, State};
 use crate::guards::limiter::Slot;
 use crate::metrics::Outcome;
 use crate::observe::trace::{self, Failure, GiveUp};
@@ -15,27 +15,6 @@ use crate::{AdaptiveLimiter, CircuitBreaker, CircuitOpen, Classify, ErrorKind};
 /// How often a call waiting for its send slot looks at the schedule again:
 /// when the limiter's rate changes, the slot moves, earlier or later.
 pub(super) const RECHECK_PACING: Duration = Duration::from_millis(250);
-
-/// What the attempt in flight holds of its limiter, once it is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Held {
-    /// Nothing: it did not wait for the limiter.
-    Nothing,
-    /// It waited for a slot of the schedule.
-    Paced,
-    /// A place in the initial window, for a call of this many tokens.
-    Window(u64),
-}
-
-impl From<Slot> for Held {
-    fn from(slot: Slot) -> Self {
-        match slot {
-            Slot::Queued(..) => Held::Paced,
-            Slot::Window(cost) => Held::Window(cost),
-            Slot::Free | Slot::WindowFull(_) => Held::Nothing,
-        }
-    }
-}
 
 /// A limiter's send slot that its call has not used yet: given back when
 /// dropped (the call was dropped while it waited for it, or refused after),

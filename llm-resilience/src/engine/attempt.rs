@@ -412,14 +412,6 @@ pub(crate) trait Enter {
 }
 
 #[cfg(feature = "tokio")]
-impl Enter for &crate::engine::state::State<'_> {
-    #[inline]
-    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.run_attempt(f)
-    }
-}
-
-#[cfg(feature = "tokio")]
 impl Enter for Frame<'_> {
     #[inline]
     fn enter<R>(&self, f: impl FnOnce() -> R) -> R {

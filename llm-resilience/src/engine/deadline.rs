@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::engine::driver::FallBack;
 use crate::engine::state::{Refusals, State};
 use crate::Elapsed;
 
@@ -80,15 +79,5 @@ impl<'p> State<'p> {
     /// fallback, the next item of a chain) starts once it has passed.
     pub(crate) fn before_deadline(&self) -> bool {
         self.time_left() != Some(Duration::ZERO)
-    }
-
-    /// How this call's fallback runs: as a fresh call that inherits the
-    /// call's deadline, and is cut off there with the call's deadline error.
-    pub(crate) fn fallback<E>(&self, refusals: &Refusals<E>) -> FallBack<E> {
-        FallBack::new(
-            self.frame.deadline,
-            self.frame.clock,
-            self.deadline_error(refusals),
-        )
     }
 }

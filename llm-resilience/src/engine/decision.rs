@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::engine::admission::Held;
+use crate::engine::state::Held;
 use crate::engine::state::{Cold, State};
 use crate::metrics::{self, Outcome};
 use crate::observe::trace::{self, Failure, GiveUp, MakeSpan};

@@ -460,3 +460,15 @@ impl<'p, E, W, H> Call<'p, E, W, H> {
         }
     }
 }
+
+impl State<'_> {
+    /// How this call's fallback runs: as a fresh call that inherits the
+    /// call's deadline, and is cut off there with the call's deadline error.
+    pub(crate) fn fallback<E>(&self, refusals: &Refusals<E>) -> FallBack<E> {
+        FallBack::new(
+            self.frame.deadline,
+            self.frame.clock,
+            self.deadline_error(refusals),
+        )
+    }
+}

@@ -2,10 +2,10 @@
 use std::mem::ManuallyDrop;
 use std::time::Duration;
 
-use crate::engine::admission::Held;
 #[cfg(feature = "tokio")]
 use crate::engine::attempt::InFrame;
 use crate::engine::attempt::{Frame, KeyCell};
+use crate::guards::limiter::Slot;
 use crate::guards::Guards;
 use crate::metrics::{self, MetricKeys, Outcome};
 use crate::observe::trace::{self, CallSpan};
@@ -352,5 +352,36 @@ impl<'p> State<'p> {
     #[cold]
     pub(crate) fn call_finished(&self, outcome: Outcome) {
         metrics::call_finished(self.name, outcome, self.started);
+    }
+}
+
+/// What the attempt in flight holds of its limiter, once it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Nothing: it did not wait for the limiter.
+    Nothing,
+    /// It waited for a slot of the schedule.
+    Paced,
+    /// A place in the initial window, for a call of this many tokens.
+    Window(u64),
+}
+
+impl From<Slot> for Held {
+    fn from(slot: Slot) -> Self {
+        match slot {
+            Slot::Queued(..) => Held::Paced,
+            Slot::Window(cost) => Held::Window(cost),
+            Slot::Free | Slot::WindowFull(_) => Held::Nothing,
+        }
+    }
+}
+
+/// An attempt's future is polled inside its call's state: the call's span
+/// and the attempt's frame.
+#[cfg(feature = "tokio")]
+impl crate::engine::attempt::Enter for &State<'_> {
+    #[inline]
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.run_attempt(f)
     }
 }
