@@ -100,9 +100,10 @@ impl AdaptiveLimiter {
     }
 
     /// The share of the rate this process paces at: `1 / live processes`.
-    /// A change re-spaces the slots not yet due, and, before the limiter
-    /// has learnt anything, scales its initial window, so that `n`
-    /// processes starting together send no larger a herd than one.
+    /// A change re-spaces the slots not yet due, rescales the token limit
+    /// announced, if any, and, before the limiter has learnt anything,
+    /// scales its initial window, so that `n` processes starting together
+    /// send no larger a herd than one.
     pub(crate) fn set_share(&self, share: f64) {
         if !(share > 0.0 && share <= 1.0) {
             return;
@@ -119,6 +120,8 @@ impl AdaptiveLimiter {
             let interval = self.pacing_interval(self.clamp(f64::from_bits(bits)));
             control.schedule.respace(now, interval, self.credit());
         }
+        // A token limit announced is the fleet's too.
+        control.tokens.rescale(now, scale);
         let window = self.window.load(Relaxed);
         if window != 0 {
             let scaled = (f64::from(window) * scale).round() as u32;
@@ -165,5 +168,27 @@ mod tests {
         }
         let rate = limiter.rate().unwrap();
         assert!((rate - 95.0).abs() < 1e-6, "{rate}");
+    }
+
+    /// A token limit announced is split with the fleet's share, and split
+    /// again when the share changes: a call's tokens wait twice as long
+    /// once twice as many processes share the limit, and half as long once
+    /// half as many do.
+    #[tokio::test(start_paused = true)]
+    async fn a_token_limit_follows_the_share() {
+        let limiter = AdaptiveLimiter::new().headroom(1.0);
+        limiter.share_with_fleet(Arc::new(|| {}), 40 * MS);
+        // 600 000 a minute is 10 000 a second; none left now.
+        limiter.observe_token_limit(600_000, Some(0));
+        let wait = |cost| limiter.admit_within(Duration::MAX, cost).unwrap().0;
+        let whole = wait(10_000);
+        assert_eq!(whole, Duration::from_secs(1));
+        limiter.set_share(0.5);
+        // The next 10 000 tokens now take two seconds to refill.
+        let halved = wait(10_000);
+        assert_eq!(halved, Duration::from_secs(3));
+        limiter.set_share(1.0);
+        let back = wait(10_000);
+        assert_eq!(back, Duration::from_secs(4));
     }
 }

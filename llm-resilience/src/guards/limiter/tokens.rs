@@ -59,4 +59,27 @@ impl Tokens {
             self.anchor_t = at;
         }
     }
+
+    /// The limit changes by `scale` from `now` on (a fleet's share of it
+    /// changed): the tokens refilled by now, or handed out, keep their
+    /// times, the rest refill at the new rate, and the bucket holds `scale`
+    /// times as many.
+    pub(super) fn rescale(&mut self, now: i64, scale: f64) {
+        if self.per_second == 0.0 || !(scale > 0.0 && scale.is_finite()) {
+            return;
+        }
+        // The tokens handed out keep the times they were given; the next
+        // ones refill at the new rate from the last of those, or from now.
+        let due = self.due(self.issued);
+        if due > now {
+            self.anchor_tokens = self.issued as f64;
+            self.anchor_t = due;
+        } else if self.anchor_t < now {
+            let refilled = (now - self.anchor_t) as f64 / NANOS_PER_SEC * self.per_second;
+            self.anchor_tokens += refilled;
+            self.anchor_t = now;
+        }
+        self.per_second *= scale;
+        self.burst *= scale;
+    }
 }
