@@ -123,10 +123,17 @@ fn has_impl_trait(ty: &Type) -> bool {
     copy.to_token_stream().to_string() != ty.to_token_stream().to_string()
 }
 
-/// The `E` of a return type written `...Result<T, E>`, if written so.
+/// The `E` of a return type written `Result<T, E>` (any path to a type
+/// named `Result`: `std::result::Result`, `anyhow::Result`), if written so.
+/// An alias of another name is read through `IsResult` instead: its
+/// parameters need not be `Result`'s (`type Flip<E, T> = Result<T, E>`).
 fn error_type(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else { return None };
-    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
         return None;
     };
     let mut types = args.args.iter().filter_map(|a| match a {

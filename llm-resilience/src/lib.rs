@@ -232,6 +232,17 @@ pub use policy::{Policy, PolicyError};
 /// and every mistake is reported in one compile. The function is still
 /// emitted as written beside the errors, so that its callers add none.
 ///
+/// **Async functions and `Send`.** Each attempt of an `async` function is a
+/// future that borrows the function's arguments, so that the next attempt
+/// can borrow them again. A future that holds a `&T` across an `.await` is
+/// `Send` only if `T` is `Sync`: an argument that is `Send` but not `Sync`
+/// (a `Cell`, or a `Box<dyn Trait + Send>` reached through `&mut self`)
+/// makes the retried call's future not `Send`, and `tokio::spawn` refuses
+/// it where it accepts the same function without the attribute. Make the
+/// type `Sync` (`Box<dyn Trait + Send + Sync>`, a `Mutex` in place of a
+/// `Cell`), or pass what the body needs of it (the `u32` rather than the
+/// `Cell<u32>`).
+///
 /// # Arguments
 ///
 /// Every argument is optional and may be given once, in any order. Those

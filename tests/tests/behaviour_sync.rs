@@ -146,6 +146,35 @@ fn success_on_attempt_k_calls_exactly_k_times() {
     }
 }
 
+/// An alias whose parameters are not `Result`'s, in `Result`'s order.
+type Flipped<E, T> = Result<T, E>;
+
+#[retry(max_attempts = 4, wait = none)]
+fn four_flipped(script: &Script) -> Flipped<ApiError, u32> {
+    script.next()
+}
+
+/// An alias of another name than `Result` whose error is not its second
+/// parameter: the error type is read through the alias, not guessed from
+/// its parameters.
+type WithMeta<T, M> = Result<(T, M), ApiError>;
+
+#[retry(max_attempts = 4, wait = none)]
+fn four_with_meta(script: &Script) -> WithMeta<u32, &'static str> {
+    script.next().map(|n| (n, "meta"))
+}
+
+#[test]
+fn aliases_with_other_parameters_name_their_error_through_the_alias() {
+    let _sleeps = skip_sleeps();
+    let script = Script::succeed_on(3, ErrorKind::Server);
+    assert_eq!(four_flipped(&script), Ok(3));
+    let script = Script::succeed_on(2, ErrorKind::Server);
+    assert_eq!(four_with_meta(&script), Ok((2, "meta")));
+    let script = Script::always(ErrorKind::Server);
+    assert_eq!(four_with_meta(&script).unwrap_err().attempt, 4);
+}
+
 #[test]
 fn gives_up_after_max_attempts_with_the_last_error_unchanged() {
     let _sleeps = skip_sleeps();

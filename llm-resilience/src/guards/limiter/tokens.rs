@@ -64,6 +64,7 @@ impl Tokens {
     /// changed): the tokens refilled by now, or handed out, keep their
     /// times, the rest refill at the new rate, and the bucket holds `scale`
     /// times as many.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn rescale(&mut self, now: i64, scale: f64) {
         if self.per_second == 0.0 || !(scale > 0.0 && scale.is_finite()) {
             return;
