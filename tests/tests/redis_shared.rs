@@ -600,3 +600,101 @@ fn a_client_that_closes_or_stops_calling_hands_its_share_over_at_once() {
         "a closed fleet does not reconnect"
     );
 }
+
+/// Runs `fut` to its end on this thread, with no runtime of any kind: what
+/// a caller on another executor (or none) has.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn close_needs_no_runtime_of_the_callers() {
+    let redis = RedisServer::start();
+    let fleets: Vec<Fleet> = (0..2).map(|_| fleet(&redis, "t-close-anywhere")).collect();
+    let limiters: Vec<SharedLimiter> = fleets
+        .iter()
+        .map(|f| f.limiter("provider", AdaptiveLimiter::new()))
+        .collect();
+    assert!(
+        within(Duration::from_secs(2), || limiters
+            .iter()
+            .all(|l| l.members() == 2))
+        .is_some(),
+        "every client sees the fleet"
+    );
+    let started = Instant::now();
+    block_on(fleets[1].close());
+    assert!(
+        started.elapsed() <= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        within(PROPAGATION, || limiters[0].members() == 1).is_some(),
+        "the others count the closed client out"
+    );
+    // Twice is harmless, and so is Redis gone.
+    block_on(fleets[1].close());
+    drop(redis);
+    let started = Instant::now();
+    block_on(fleets[0].close());
+    assert!(
+        started.elapsed() <= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn fleets_on_two_databases_of_one_server_do_not_hear_each_other() {
+    let redis = RedisServer::start();
+    let on = |db: u32| {
+        Fleet::with_options(
+            &format!("{}{db}", redis.url()),
+            FleetOptions::new().prefix("t-databases"),
+        )
+        .unwrap()
+    };
+    let (one, two) = (on(1), on(2));
+    let breakers = [
+        one.breaker("provider", CircuitBreaker::new()),
+        two.breaker("provider", CircuitBreaker::new()),
+    ];
+    let also_one = on(1).breaker("provider", CircuitBreaker::new());
+    assert!(
+        within(Duration::from_secs(2), || breakers
+            .iter()
+            .all(SharedBreaker::is_connected)
+            && also_one.is_connected())
+        .is_some(),
+        "every client connects"
+    );
+    trip(&breakers[0]);
+    // The same database hears of the opening ...
+    assert!(
+        within(Duration::from_secs(1), || matches!(
+            also_one.state(),
+            BreakerState::Open { .. }
+        ))
+        .is_some(),
+        "a breaker on the same database opens too"
+    );
+    // ... the other does not.
+    std::thread::sleep(5 * PROPAGATION);
+    assert_eq!(breakers[1].state(), BreakerState::Closed);
+    assert!(breakers[1].try_acquire().is_ok());
+}

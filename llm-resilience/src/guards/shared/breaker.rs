@@ -84,7 +84,7 @@ impl SharedBreaker {
             shared: Arc::downgrade(&shared),
             link: Arc::clone(&link),
             hash: fleet.key("breaker", name, ""),
-            channel: fleet.key("breaker", name, ":events"),
+            channel: fleet.channel("breaker", name),
             me: member_id(),
             ttl_ms: millis(fleet.options().key_ttl),
             last: word,

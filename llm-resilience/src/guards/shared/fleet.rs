@@ -42,7 +42,7 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     /// Set by [`Fleet::close`]; every exchange holds a receiver, so that
     /// `closed()` on it resolves once they have all ended.
-    closing: watch::Sender<bool>,
+    closing: Arc<watch::Sender<bool>>,
     /// Dropped with the last `Fleet` or guard: the thread's runtime stops.
     _stop: oneshot::Sender<()>,
 }
@@ -82,13 +82,13 @@ impl Fleet {
                 client,
                 options,
                 runtime: handle,
-                closing: watch::Sender::new(false),
+                closing: Arc::new(watch::Sender::new(false)),
                 _stop: stop,
             }),
         })
     }
 
-    /// Leave the fleet now, at the end of this process's work or before it
+    /// Leave the fleet now, once this process's calls are done or before it
     /// exits: every guard made from this `Fleet` takes its entry out of
     /// Redis and tells the others, so that a shared limiter's share goes to
     /// the processes still calling within a round trip, rather than after
@@ -98,7 +98,13 @@ impl Fleet {
     ///
     /// The guards go on working afterwards, on their local state alone, as
     /// when Redis is down, and never reconnect; guards made after it do not
-    /// connect at all.
+    /// connect at all. A limiter goes on pacing at the share it had: a
+    /// process that keeps calling after `close` (draining its work) sends
+    /// that share on top of what the others now take, so close once the
+    /// calls are done.
+    ///
+    /// It needs no runtime of the caller's: the wait runs on the fleet's
+    /// own thread, so any executor can await it.
     ///
     /// ```no_run
     /// use llm_resilience::shared::Fleet;
@@ -114,8 +120,17 @@ impl Fleet {
     /// ```
     pub async fn close(&self) {
         self.inner.closing.send_replace(true);
+        // Waited for on the fleet's own runtime, whose timer is always on:
+        // the caller's executor needs none (any executor, or a plain
+        // `block_on`, will do).
+        let closing = Arc::clone(&self.inner.closing);
         let bound = self.inner.options.timeout.saturating_mul(2);
-        let _ = tokio::time::timeout(bound, self.inner.closing.closed()).await;
+        let (done, finished) = oneshot::channel::<()>();
+        self.inner.runtime.spawn(async move {
+            let _ = tokio::time::timeout(bound, closing.closed()).await;
+            let _ = done.send(());
+        });
+        let _ = finished.await;
     }
 
     /// The options it was made with.
@@ -144,9 +159,23 @@ impl Fleet {
         SharedLimiter::start(self, name, limiter)
     }
 
-    /// A key or channel of this fleet: `{prefix}:{kind}:{name}{suffix}`.
+    /// A key of this fleet: `{prefix}:{kind}:{name}{suffix}`.
     pub(super) fn key(&self, kind: &str, name: &str, suffix: &str) -> String {
         key_of(self.inner.options.prefix, kind, name, suffix)
+    }
+
+    /// A pub/sub channel of this fleet: `{prefix}:{kind}:{name}:events`,
+    /// and `@{db}` for a database other than 0. Keys are per database, but
+    /// channels are the server's: without the database in its name, fleets
+    /// on two databases of one server would hear each other.
+    pub(super) fn channel(&self, kind: &str, name: &str) -> String {
+        let db = self.inner.client.get_connection_info().redis.db;
+        let suffix = if db == 0 {
+            ":events".to_owned()
+        } else {
+            format!(":events@{db}")
+        };
+        key_of(self.inner.options.prefix, kind, name, &suffix)
     }
 
     /// Starts the exchange of a guard.

@@ -37,12 +37,13 @@ use crate::AdaptiveLimiter;
 ///   larger a herd than one). A token limit announced is shared the same
 ///   way. A process counts from its start, and then while it has calls:
 ///   one waiting for its turn, or a slot taken, a success or a `429`
-///   within the last `sync_every`. One whose calls stopped leaves the set
-///   and says so, as does one that [closes](Fleet::close) its fleet, and
-///   the others count again at once: its share goes to the processes
-///   still calling within about a round trip (a fleet whose processes
-///   finish unevenly is not held to the pace of the ones still running).
-///   One that comes back says so too. A smaller count that comes without
+///   within the last `member_ttl / 4` (500 ms; a process that calls less
+///   often than that is in and out of the count, and its calls, few, go
+///   at its share on top of the others'). One whose calls stopped leaves
+///   the set and says so, as does one that [closes](Fleet::close) its
+///   fleet, and the others count again at once: its share goes to the
+///   processes still calling within about a round trip. One that comes
+///   back says so too. A smaller count that comes without
 ///   such news (a process gone silent) is taken after three syncs (after a
 ///   resynchronisation, after `member_ttl`, so that a restarted, empty
 ///   Redis does not make the first process back pace for the whole
@@ -108,7 +109,7 @@ impl SharedLimiter {
             link: Arc::clone(&link),
             members_key: fleet.key("limiter", name, ":members"),
             hash: fleet.key("limiter", name, ""),
-            channel: fleet.key("limiter", name, ":events"),
+            channel: fleet.channel("limiter", name),
             me: member_id(),
             stale_ms: millis(options.member_ttl),
             ttl_ms: millis(options.key_ttl),
@@ -122,6 +123,7 @@ impl SharedLimiter {
             last_active: Instant::now(),
             issued: 0,
             recount: false,
+            left: 0,
             fewer_since: None,
             resynced_at: Instant::now(),
             wake,
@@ -177,6 +179,8 @@ struct LimiterExchange {
     /// Another process joined or left: count again at the next tick, and
     /// take a smaller count at once.
     recount: bool,
+    /// How many other processes said they left since the last count.
+    left: u64,
     /// Since when Redis has counted fewer processes than `members`.
     fewer_since: Option<Instant>,
     /// When it last resynchronised.
@@ -210,7 +214,7 @@ impl LimiterExchange {
             self.last_active = now;
         }
         let active = now.duration_since(self.born) < self.member_ttl
-            || now.duration_since(self.last_active) <= self.sync_every;
+            || now.duration_since(self.last_active) < self.member_ttl / 4;
         let (calling, stored, stored_fast): (u64, String, String) = self
             .sync
             .key(&self.members_key)
@@ -239,14 +243,19 @@ impl LimiterExchange {
         } else {
             self.sync_every * 3
         };
-        // A process that said it left is gone for sure.
-        let announced = std::mem::take(&mut self.recount) && !resyncing;
+        // A process that said it left is gone for sure: the smaller count
+        // is taken at once; while resynchronising, only the processes that
+        // said so are taken off (the others may not be back yet).
+        self.recount = false;
+        let left = std::mem::take(&mut self.left);
         let take = counted >= self.members
-            || announced
+            || (left > 0 && !resyncing)
             || now.duration_since(*self.fewer_since.get_or_insert(now)) >= hold;
         let members = if take {
             self.fewer_since = None;
             counted
+        } else if left > 0 {
+            self.members.saturating_sub(left).max(counted)
         } else {
             self.members
         };
@@ -351,6 +360,9 @@ impl Exchange for LimiterExchange {
             return;
         }
         if matches!(kind, Some("joined" | "left")) {
+            if kind == Some("left") {
+                self.left = self.left.saturating_add(1);
+            }
             self.recount = true;
             self.wake.notify_one();
             return;
