@@ -36,6 +36,29 @@ fn within(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
     }
 }
 
+/// `n` clients on `prefix`, each with a fleet of its own and a limiter
+/// named `provider` that `limiter` makes, once every one sees all `n`.
+fn limiter_fleet(
+    redis: &RedisServer,
+    prefix: &'static str,
+    n: usize,
+    limiter: impl Fn() -> AdaptiveLimiter,
+) -> (Vec<Fleet>, Vec<SharedLimiter>) {
+    let fleets: Vec<Fleet> = (0..n).map(|_| fleet(redis, prefix)).collect();
+    let limiters: Vec<SharedLimiter> = fleets
+        .iter()
+        .map(|f| f.limiter("provider", limiter()))
+        .collect();
+    assert!(
+        within(Duration::from_secs(2), || limiters
+            .iter()
+            .all(|l| l.members() == n))
+        .is_some(),
+        "every client sees the fleet"
+    );
+    (fleets, limiters)
+}
+
 fn trip(breaker: &CircuitBreaker) {
     while let Ok(permit) = breaker.try_acquire() {
         permit.failure(ErrorKind::Server);
@@ -130,18 +153,7 @@ fn the_budget_is_the_fleets_not_each_clients() {
 #[test]
 fn what_a_429_teaches_one_client_paces_the_others() {
     let redis = RedisServer::start();
-    let fleets: Vec<Fleet> = (0..2).map(|_| fleet(&redis, "t-limit")).collect();
-    let limiters: Vec<SharedLimiter> = fleets
-        .iter()
-        .map(|f| f.limiter("provider", AdaptiveLimiter::new()))
-        .collect();
-    assert!(
-        within(Duration::from_secs(2), || limiters
-            .iter()
-            .all(|l| l.members() == 2))
-        .is_some(),
-        "every client sees the fleet"
-    );
+    let (_fleets, limiters) = limiter_fleet(&redis, "t-limit", 2, AdaptiveLimiter::new);
     assert_eq!(limiters[1].rate(), None);
     for _ in 0..20 {
         limiters[0].on_success();
@@ -165,18 +177,7 @@ fn a_retry_after_pause_holds_back_every_client() {
     let redis = RedisServer::start();
     // At its floor, a refusal's Retry-After pauses the whole fleet.
     let template = || AdaptiveLimiter::new().initial_rate(50.0).min_rate(50.0);
-    let fleets: Vec<Fleet> = (0..2).map(|_| fleet(&redis, "t-pause")).collect();
-    let limiters: Vec<SharedLimiter> = fleets
-        .iter()
-        .map(|f| f.limiter("provider", template()))
-        .collect();
-    assert!(
-        within(Duration::from_secs(2), || limiters
-            .iter()
-            .all(|l| l.members() == 2))
-        .is_some(),
-        "every client sees the fleet"
-    );
+    let (_fleets, limiters) = limiter_fleet(&redis, "t-pause", 2, template);
     limiters[0].on_rate_limited(Some(Duration::from_secs(1)));
     assert!(limiters[0].acquire_delay() > Duration::from_millis(900));
     let mut delay = Duration::ZERO;
@@ -624,18 +625,7 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 #[test]
 fn close_needs_no_runtime_of_the_callers() {
     let redis = RedisServer::start();
-    let fleets: Vec<Fleet> = (0..2).map(|_| fleet(&redis, "t-close-anywhere")).collect();
-    let limiters: Vec<SharedLimiter> = fleets
-        .iter()
-        .map(|f| f.limiter("provider", AdaptiveLimiter::new()))
-        .collect();
-    assert!(
-        within(Duration::from_secs(2), || limiters
-            .iter()
-            .all(|l| l.members() == 2))
-        .is_some(),
-        "every client sees the fleet"
-    );
+    let (fleets, limiters) = limiter_fleet(&redis, "t-close-anywhere", 2, AdaptiveLimiter::new);
     let started = Instant::now();
     block_on(fleets[1].close());
     assert!(
