@@ -359,16 +359,17 @@ impl Exchange for LimiterExchange {
         if parts.next() == Some(&*self.me) {
             return;
         }
-        if matches!(kind, Some("joined" | "left")) {
-            if kind == Some("left") {
-                self.left = self.left.saturating_add(1);
+        match kind {
+            Some("ev") => {}
+            Some(change @ ("joined" | "left")) => {
+                if change == "left" {
+                    self.left = self.left.saturating_add(1);
+                }
+                self.recount = true;
+                self.wake.notify_one();
+                return;
             }
-            self.recount = true;
-            self.wake.notify_one();
-            return;
-        }
-        if kind != Some("ev") {
-            return;
+            _ => return,
         }
         let successes = parts
             .next()
